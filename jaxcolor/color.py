@@ -1,0 +1,212 @@
+"""Colour science: sRGB <-> CIELAB, the model's normalisation and the 8-bit storage encoding.
+
+Every conversion exists twice: in `jax.numpy` (batched, jit-able, differentiable; used on
+device for normalisation, metrics and the generator's gray input) and in numpy (host code:
+ingestion, inference pre/post-processing), written from the same constants so both agree.
+
+Conventions (the same as scikit-image's `rgb2lab` / `lab2rgb`):
+  * sRGB is gamma-encoded, float in [0, 1], D65 white point, channels last.
+  * Lab has L in [0, 100] and a, b roughly in [-110, 110] for sRGB colours.
+
+The model sees L in [-1, 1] and ab / 110 (`normalize_l`, `normalize_ab`).
+
+On disk, records use OpenCV's 8-bit Lab encoding, which is also the layout of the Kaggle
+"Image Colorization" dataset: L8 = L * 255 / 100, a8 = a + 128, b8 = b + 128, all rounded and
+clipped to uint8 (`encode_lab8` / `decode_lab8`).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+# D65 reference white (CIE 1931 2 degree observer), as scikit-image uses.
+D65_WHITE = (0.95047, 1.0, 1.08883)
+
+# Linear sRGB -> CIE XYZ (IEC 61966-2-1), and its inverse.
+_RGB_TO_XYZ = np.array(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ],
+    dtype=np.float64,
+)
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+
+_EPSILON = (6.0 / 29.0) ** 3  # CIE f(t) switches from linear to cube root here.
+_KAPPA_INV = 1.0 / (3.0 * (6.0 / 29.0) ** 2)  # slope of the linear piece of f(t).
+
+AB_SCALE = 110.0
+"""Divisor that maps a, b to roughly [-1, 1]; sRGB's gamut spans |a|, |b| <= ~108."""
+
+L8_SCALE = 255.0 / 100.0
+"""OpenCV 8-bit Lab: L8 = L * 255 / 100."""
+
+AB8_OFFSET = 128.0
+"""OpenCV 8-bit Lab: a8 = a + 128, b8 = b + 128."""
+
+
+# --------------------------------------------------------------------------------------
+# Shared formulas. `xp` is numpy or jax.numpy, so both twins share one implementation.
+# --------------------------------------------------------------------------------------
+
+
+def _srgb_to_linear(xp, c):
+    return xp.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+
+
+def _linear_to_srgb(xp, c):
+    # Clip before the power so negative (out-of-gamut) values do not produce NaN.
+    c_pos = xp.maximum(c, 0.0031308)
+    return xp.where(c > 0.0031308, 1.055 * c_pos ** (1.0 / 2.4) - 0.055, 12.92 * c)
+
+
+def _lab_f(xp, t):
+    t_safe = xp.maximum(t, _EPSILON)  # keeps cbrt's gradient finite at 0
+    return xp.where(t > _EPSILON, xp.cbrt(t_safe), t * _KAPPA_INV + 4.0 / 29.0)
+
+
+def _lab_f_inv(xp, f):
+    return xp.where(f > 6.0 / 29.0, f**3, (f - 4.0 / 29.0) / _KAPPA_INV)
+
+
+def _rgb_to_lab(xp, rgb, dtype):
+    rgb = xp.asarray(rgb, dtype=dtype)
+    linear = _srgb_to_linear(xp, rgb)
+    xyz = linear @ xp.asarray(_RGB_TO_XYZ.T, dtype=dtype)
+    xyz = xyz / xp.asarray(D65_WHITE, dtype=dtype)
+    fx, fy, fz = (_lab_f(xp, xyz[..., i]) for i in range(3))
+    L = 116.0 * fy - 16.0
+    a = 500.0 * (fx - fy)
+    b = 200.0 * (fy - fz)
+    return xp.stack([L, a, b], axis=-1)
+
+
+def _lab_to_rgb(xp, lab, dtype, clip):
+    lab = xp.asarray(lab, dtype=dtype)
+    L, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+    fy = (L + 16.0) / 116.0
+    fx = fy + a / 500.0
+    fz = fy - b / 200.0
+    # Like scikit-image, clamp f(z) at 0 (very blue, out-of-gamut colours) before inverting.
+    fz = xp.maximum(fz, 0.0)
+    xyz = xp.stack([_lab_f_inv(xp, fx), _lab_f_inv(xp, fy), _lab_f_inv(xp, fz)], axis=-1)
+    xyz = xyz * xp.asarray(D65_WHITE, dtype=dtype)
+    linear = xyz @ xp.asarray(_XYZ_TO_RGB.T, dtype=dtype)
+    rgb = _linear_to_srgb(xp, linear)
+    return xp.clip(rgb, 0.0, 1.0) if clip else rgb
+
+
+# --------------------------------------------------------------------------------------
+# jax.numpy: batched, jit-able, differentiable.
+# --------------------------------------------------------------------------------------
+
+
+def rgb_to_lab(rgb: jnp.ndarray) -> jnp.ndarray:
+    """sRGB in [0, 1] (..., 3) -> CIELAB (..., 3), L in [0, 100]. float32."""
+    return _rgb_to_lab(jnp, rgb, jnp.float32)
+
+
+def lab_to_rgb(lab: jnp.ndarray, clip: bool = True) -> jnp.ndarray:
+    """CIELAB (..., 3) -> sRGB (..., 3); clipped to [0, 1] unless `clip=False`. float32."""
+    return _lab_to_rgb(jnp, lab, jnp.float32, clip)
+
+
+def gray_rgb_from_l(L: jnp.ndarray) -> jnp.ndarray:
+    """The sRGB gray value in [0, 1] that lightness L (in [0, 100]) stands for.
+
+    Equal to `lab_to_rgb` with a = b = 0 (every channel gets the same value), but one value
+    per pixel: this is what an ImageNet-pretrained encoder should see for a gray photo.
+    """
+    L = jnp.asarray(L, jnp.float32)
+    y = _lab_f_inv(jnp, (L + 16.0) / 116.0)  # Y / Yn with Yn = 1
+    return jnp.clip(_linear_to_srgb(jnp, jnp.maximum(y, 0.0)), 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# numpy twins for host code.
+# --------------------------------------------------------------------------------------
+
+
+def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
+    """numpy version of `rgb_to_lab`. Accepts uint8 (0..255) or float in [0, 1]."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype == np.uint8:
+        rgb = rgb.astype(np.float32) / 255.0
+    return _rgb_to_lab(np, rgb, np.float32)
+
+
+def lab_to_rgb_np(lab: np.ndarray, clip: bool = True) -> np.ndarray:
+    """numpy version of `lab_to_rgb`; float32 sRGB in [0, 1]."""
+    return _lab_to_rgb(np, lab, np.float32, clip)
+
+
+def rgb01_to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Float sRGB in [0, 1] -> uint8 with rounding (not truncation)."""
+    return np.clip(np.rint(np.asarray(rgb) * 255.0), 0, 255).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------
+# The model's normalisation, defined once.
+# --------------------------------------------------------------------------------------
+
+
+def normalize_l(L):
+    """L in [0, 100] -> [-1, 1]."""
+    return L / 50.0 - 1.0
+
+
+def denormalize_l(l_norm):
+    """[-1, 1] -> L in [0, 100]."""
+    return (l_norm + 1.0) * 50.0
+
+
+def normalize_ab(ab):
+    """a, b -> a / 110, b / 110 (roughly [-1, 1]; the generator's tanh range)."""
+    return ab / AB_SCALE
+
+
+def denormalize_ab(ab_norm):
+    """a / 110, b / 110 -> a, b."""
+    return ab_norm * AB_SCALE
+
+
+# --------------------------------------------------------------------------------------
+# 8-bit storage encoding (OpenCV's 8-bit Lab; the Kaggle "Image Colorization" layout).
+# --------------------------------------------------------------------------------------
+
+
+def encode_lab8(lab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lab float (..., 3) -> (L8 uint8 (...), ab8 uint8 (..., 2)), OpenCV's 8-bit convention.
+
+    L8 = round(L * 255 / 100); a8 = round(a + 128); b8 = round(b + 128); clipped to 0..255.
+    The quantisation step is 0.39 in L and 1 in a, b: below what the eye sees in a photo.
+    """
+    lab = np.asarray(lab, dtype=np.float32)
+    L8 = np.clip(np.rint(lab[..., 0] * L8_SCALE), 0, 255).astype(np.uint8)
+    ab8 = np.clip(np.rint(lab[..., 1:] + AB8_OFFSET), 0, 255).astype(np.uint8)
+    return L8, ab8
+
+
+def decode_lab8(L8: np.ndarray, ab8: np.ndarray) -> np.ndarray:
+    """(L8 uint8 (...), ab8 uint8 (..., 2)) -> Lab float32 (..., 3). Inverse of `encode_lab8`."""
+    L = np.asarray(L8, dtype=np.float32) / L8_SCALE
+    ab = np.asarray(ab8, dtype=np.float32) - AB8_OFFSET
+    return np.concatenate([L[..., None], ab], axis=-1)
+
+
+def lab8_to_model(L8, ab8):
+    """uint8 storage -> model inputs, in jax.numpy so it runs on device after the transfer.
+
+    Returns (L in [-1, 1] with a trailing channel axis (..., H, W, 1), ab / 110 (..., H, W, 2)),
+    float32. Only uint8 crosses the host-device link: 4x less traffic than float32.
+    """
+    L = jnp.asarray(L8, jnp.float32)[..., None] / L8_SCALE
+    ab = jnp.asarray(ab8, jnp.float32) - AB8_OFFSET
+    return normalize_l(L), normalize_ab(ab)
+
+
+def model_to_lab(l_norm, ab_norm):
+    """Model outputs -> Lab (jnp): (L in [-1,1] (...,1), ab/110 (...,2)) -> Lab (...,3)."""
+    return jnp.concatenate([denormalize_l(l_norm), denormalize_ab(ab_norm)], axis=-1)

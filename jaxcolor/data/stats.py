@@ -1,0 +1,196 @@
+"""Per-record filter statistics and the device-parallel normalisation.
+
+Both are data-parallel functions over a `jax.sharding.Mesh` with one `data` axis: a
+`jax.shard_map` under `jax.jit`, which is what `jax.pmap` is built on today. Each device
+works on its slice of the batch; with one CPU device it is an ordinary jitted function.
+
+Statistics (one row per record, `STATS_DTYPE`):
+  colorfulness  Hasler & Suesstrunk CF on 0..255 sRGB: rg = |R - G|, yb = |(R + G)/2 - B|,
+                CF = sqrt(var rg + var yb) + 0.3 sqrt(mean rg^2 + mean yb^2)
+  a_std, b_std  spread of a and b (Lab units)
+  ab_max        max |a|, |b| (Lab units)
+  l_std         contrast: spread of L (Lab units, 0..100)
+  l_mean        mean lightness
+They drive the pipeline's filter (`select`): grayscale, sepia-like and flat images teach a
+colouriser nothing but dull colours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jaxcolor import color
+
+STATS_FIELDS = ("colorfulness", "a_std", "b_std", "ab_max", "l_std", "l_mean")
+STATS_DTYPE = np.dtype([(name, np.float32) for name in STATS_FIELDS])
+DATA_AXIS = "data"
+
+
+def data_mesh(devices=None) -> Mesh:
+    """A 1-D mesh named `data` over the given (default: all local) devices, Auto axes."""
+    devices = jax.local_devices() if devices is None else devices
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+# --------------------------------------------------------------------------------------
+# Statistics.
+# --------------------------------------------------------------------------------------
+
+
+def colorfulness(rgb255: jnp.ndarray, axes=(-3, -2)) -> jnp.ndarray:
+    """Hasler & Suesstrunk colourfulness of RGB images in 0..255 (absolute-value form)."""
+    r, g, b = rgb255[..., 0], rgb255[..., 1], rgb255[..., 2]
+    rg = jnp.abs(r - g)
+    yb = jnp.abs(0.5 * (r + g) - b)
+    axes = tuple(a + 1 if a < 0 else a for a in axes)  # channel axis is gone
+    std = jnp.sqrt(jnp.var(rg, axis=axes) + jnp.var(yb, axis=axes))
+    mean = jnp.sqrt(jnp.mean(rg, axis=axes) ** 2 + jnp.mean(yb, axis=axes) ** 2)
+    return std + 0.3 * mean
+
+
+def _record_stats(L8: jnp.ndarray, ab8: jnp.ndarray) -> jnp.ndarray:
+    """uint8 [n, H, W], [n, H, W, 2] -> float32 [n, len(STATS_FIELDS)]."""
+    L = L8.astype(jnp.float32) / color.L8_SCALE
+    ab = ab8.astype(jnp.float32) - color.AB8_OFFSET
+    rgb = color.lab_to_rgb(jnp.concatenate([L[..., None], ab], axis=-1)) * 255.0
+    cols = [
+        colorfulness(rgb),
+        jnp.std(ab[..., 0], axis=(1, 2)),
+        jnp.std(ab[..., 1], axis=(1, 2)),
+        jnp.max(jnp.abs(ab), axis=(1, 2, 3)),
+        jnp.std(L, axis=(1, 2)),
+        jnp.mean(L, axis=(1, 2)),
+    ]
+    return jnp.stack(cols, axis=-1)
+
+
+@functools.lru_cache(maxsize=8)
+def _stats_fn(mesh: Mesh):
+    fn = jax.shard_map(_record_stats, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)),
+                       out_specs=P(DATA_AXIS))
+    return jax.jit(fn)
+
+
+def compute_stats(L8: np.ndarray, ab8: np.ndarray, mesh: Mesh | None = None) -> np.ndarray:
+    """Statistics of a host batch, computed data-parallel on the devices of `mesh`.
+
+    The batch is padded to a multiple of the device count (padding rows are dropped from the
+    result), placed sharded over `data` and reduced per record on its own device.
+    """
+    mesh = mesh or data_mesh()
+    n = L8.shape[0]
+    n_dev = mesh.devices.size
+    pad = (-n) % n_dev
+    if pad:
+        L8 = np.concatenate([L8, np.zeros((pad, *L8.shape[1:]), L8.dtype)])
+        ab8 = np.concatenate([ab8, np.zeros((pad, *ab8.shape[1:]), ab8.dtype)])
+    sharding = NamedSharding(mesh, P(DATA_AXIS))
+    out = _stats_fn(mesh)(jax.device_put(L8, sharding), jax.device_put(ab8, sharding))
+    values = np.asarray(out)[:n]
+    stats = np.empty(n, STATS_DTYPE)
+    for i, name in enumerate(STATS_FIELDS):
+        stats[name] = values[:, i]
+    return stats
+
+
+def compute_stats_numpy(L8: np.ndarray, ab8: np.ndarray) -> np.ndarray:
+    """Single-threaded numpy reference of `compute_stats` (tests compare the two)."""
+    lab = color.decode_lab8(L8, ab8).astype(np.float64)
+    rgb = color.lab_to_rgb_np(lab).astype(np.float64) * 255.0
+    rg = np.abs(rgb[..., 0] - rgb[..., 1])
+    yb = np.abs(0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2])
+    ax = (1, 2)
+    cf = np.sqrt(rg.var(ax) + yb.var(ax)) + 0.3 * np.sqrt(rg.mean(ax) ** 2 + yb.mean(ax) ** 2)
+    stats = np.empty(len(L8), STATS_DTYPE)
+    stats["colorfulness"] = cf
+    stats["a_std"] = lab[..., 1].std(ax)
+    stats["b_std"] = lab[..., 2].std(ax)
+    stats["ab_max"] = np.abs(lab[..., 1:]).max((1, 2, 3))
+    stats["l_std"] = lab[..., 0].std(ax)
+    stats["l_mean"] = lab[..., 0].mean(ax)
+    return stats
+
+
+# --------------------------------------------------------------------------------------
+# Filtering: an index subset of the records whose statistics pass the thresholds.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterThresholds:
+    """Keep a record only if every statistic clears its threshold (None disables a rule).
+
+    Defaults drop grayscale and near-monochrome photos (CF < 5, where sepia prints and
+    tinted scans sit) and flat, low-contrast images (L std < 4).
+    """
+
+    min_colorfulness: float | None = 5.0
+    min_ab_std: float | None = None  # on max(a_std, b_std)
+    min_l_std: float | None = 4.0
+
+    @classmethod
+    def from_config(cls, cfg) -> "FilterThresholds":
+        return cls(**{f.name: cfg.get(f.name, f.default) for f in dataclasses.fields(cls)})
+
+
+class EmptyFilterError(ValueError):
+    """Every record was filtered out."""
+
+
+def select(stats: np.ndarray, thresholds: FilterThresholds,
+           candidates: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, int]]:
+    """Indices (sorted, int64) of the records that pass, and how many each rule removed.
+
+    Rules are applied in order; a record is counted against the first rule it fails.
+    `candidates` restricts the selection (e.g. to one split).
+    """
+    keep = np.ones(len(stats), bool) if candidates is None else np.zeros(len(stats), bool)
+    if candidates is not None:
+        keep[np.asarray(candidates, np.int64)] = True
+    rules = {
+        "min_colorfulness": (thresholds.min_colorfulness, stats["colorfulness"]),
+        "min_ab_std": (thresholds.min_ab_std, np.maximum(stats["a_std"], stats["b_std"])),
+        "min_l_std": (thresholds.min_l_std, stats["l_std"]),
+    }
+    removed = {}
+    for name, (threshold, values) in rules.items():
+        if threshold is None:
+            continue
+        fails = keep & ~(values >= threshold)
+        removed[name] = int(fails.sum())
+        keep &= ~fails
+    indices = np.flatnonzero(keep).astype(np.int64)
+    if indices.size == 0:
+        raise EmptyFilterError(
+            f"all {int(len(stats) if candidates is None else len(candidates))} records were "
+            f"filtered out by {dataclasses.asdict(thresholds)} (removed per rule: {removed}); "
+            "lower the thresholds in config.data.filter")
+    return indices, removed
+
+
+# --------------------------------------------------------------------------------------
+# Normalisation on the devices.
+# --------------------------------------------------------------------------------------
+
+
+def normalize(L8: jax.Array, ab8: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """uint8 records -> (L in [-1, 1] [n,H,W,1], ab/110 [n,H,W,2]) float32.
+
+    Elementwise, so under `jax.jit` it runs wherever the (sharded) batch lives; only uint8
+    crosses the host-device link. `make_normalize` gives the explicit shard_map form.
+    """
+    return color.lab8_to_model(L8, ab8)
+
+
+@functools.lru_cache(maxsize=8)
+def make_normalize(mesh: Mesh):
+    """`normalize` as an explicit per-device `shard_map` over `mesh`, jitted."""
+    fn = jax.shard_map(normalize, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)),
+                       out_specs=(P(DATA_AXIS), P(DATA_AXIS)))
+    return jax.jit(fn)
