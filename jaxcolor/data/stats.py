@@ -26,6 +26,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxcolor import color
+from jaxcolor.metrics import colorfulness
 
 STATS_FIELDS = ("colorfulness", "a_std", "b_std", "ab_max", "l_std", "l_mean")
 STATS_DTYPE = np.dtype([(name, np.float32) for name in STATS_FIELDS])
@@ -41,17 +42,6 @@ def data_mesh(devices=None) -> Mesh:
 # --------------------------------------------------------------------------------------
 # Statistics.
 # --------------------------------------------------------------------------------------
-
-
-def colorfulness(rgb255: jnp.ndarray, axes=(-3, -2)) -> jnp.ndarray:
-    """Hasler & Suesstrunk colourfulness of RGB images in 0..255 (absolute-value form)."""
-    r, g, b = rgb255[..., 0], rgb255[..., 1], rgb255[..., 2]
-    rg = jnp.abs(r - g)
-    yb = jnp.abs(0.5 * (r + g) - b)
-    axes = tuple(a + 1 if a < 0 else a for a in axes)  # channel axis is gone
-    std = jnp.sqrt(jnp.var(rg, axis=axes) + jnp.var(yb, axis=axes))
-    mean = jnp.sqrt(jnp.mean(rg, axis=axes) ** 2 + jnp.mean(yb, axis=axes) ** 2)
-    return std + 0.3 * mean
 
 
 def _record_stats(L8: jnp.ndarray, ab8: jnp.ndarray) -> jnp.ndarray:

@@ -1,0 +1,106 @@
+r"""The real recipe: ResNet-101 U-Net generator + conditional PatchGAN at 224x224.
+
+Run (from the repo root, after `pip install -e .`):
+
+  python experiments/run.py --config=experiments/configs/gan.py \
+      --config.data.train=/data/colorization_records --workdir=/runs/gan101
+
+Variants after a colon, as in big_vision:
+  gan.py            phase 1 L1 pretraining, NoGAN discriminator pretraining, phase 2 GAN
+  gan.py:pretrain   phase 1 only (an L1 generator; the usual first run)
+  gan.py:nogan      DeOldify's NoGAN schedule: long L1 pretraining, D pretrained on frozen-G
+                    outputs, then a short GAN phase
+
+Any field can be overridden on the command line: --config.batch_size=256 --config.g.lr=1e-4.
+"""
+
+import ml_collections
+
+
+def optimizer_config(lr: float) -> ml_collections.ConfigDict:
+    """Adam as pix2pix sets it (lr 2e-4, beta1 0.5); one per model."""
+    return ml_collections.ConfigDict({
+        "lr": lr,  # peak learning rate
+        "b1": 0.5,  # Adam beta1 (0.5 is the GAN-stable choice of DCGAN/pix2pix)
+        "b2": 0.999,  # Adam beta2
+        "weight_decay": 0.0,  # > 0 switches Adam to AdamW
+        "schedule": "constant",  # constant | linear_decay (to 0, pix2pix) | cosine
+        "warmup_steps": 0,  # linear warm-up from 0 over this many of this model's updates
+        "clip_grad_norm": 0.0,  # clip gradients to this global norm; 0 disables
+    })
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # model init and augmentation; the data order uses data.shuffle_seed
+    config.batch_size = 64  # global batch, split evenly over every device of every host
+
+    config.phases = ml_collections.ConfigDict()
+    config.phases.pretrain_steps = 20_000  # phase 1: G alone with L1 (MAE)
+    config.phases.d_pretrain_steps = 0  # NoGAN: D on frozen-G outputs before the GAN phase
+    config.phases.gan_steps = 20_000  # phase 2: adversarial training, D and G alternating
+
+    config.data = ml_collections.ConfigDict()
+    config.data.train = ml_collections.FieldReference(None, field_type=str)  # records dir
+    config.data.val = ml_collections.FieldReference(None, field_type=str)  # None: train's val split
+    config.data.crop_size = 224  # random crop for training, centre crop for validation
+    config.data.flip = True  # random horizontal flips (training only)
+    config.data.shuffle_seed = 0  # the order of records; same seed, same batches
+    config.data.num_workers = 0  # Grain worker processes (keep fixed across a resumed run)
+    config.data.prefetch = 2  # batches read ahead of the step
+    config.data.filter = ml_collections.ConfigDict()
+    config.data.filter.min_colorfulness = 5.0  # drop grayscale / near-monochrome records
+    config.data.filter.min_ab_std = ml_collections.FieldReference(None, field_type=float)  # off
+    config.data.filter.min_l_std = 4.0  # drop flat, low-contrast records
+    config.data.build_demo = False  # build a demo records set from scikit-image photos first
+    config.data.demo_image_size = 80  # demo records' stored size (only with build_demo)
+    config.data.demo_crops_per_photo = 48  # demo crops per bundled photo (only with build_demo)
+
+    config.model = ml_collections.ConfigDict()
+    config.model.depth = 101  # ResNet encoder depth: 18, 34, 50, 101, 152
+    config.model.decoder_widths = (256, 128, 64, 32, 16)  # U-Net decoder, 1/16 -> full scale
+    config.model.self_attention = False  # SAGAN block at 1/16 scale
+    config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)  # port.py output
+    config.model.compute_dtype = "auto"  # auto: bfloat16 on GPU/TPU, float32 on CPU
+    config.model.d_width = 64  # PatchGAN base width (64-128-256-512)
+    config.model.d_layers = 3  # 3 strided layers: 70x70 receptive field
+    config.model.d_norm = "batch"  # batch | instance | none
+    config.model.d_spectral_norm = False  # spectral normalisation of D's convolutions
+
+    config.g = optimizer_config(2e-4)
+    config.g.encoder_freeze_steps = 0  # no encoder updates before this global step
+    config.g.ema_decay = 0.0  # EMA of G's weights for eval/inference; 0 disables
+    config.d = optimizer_config(2e-4)
+
+    config.gan = ml_collections.ConfigDict()
+    config.gan.loss = "vanilla"  # vanilla | lsgan | hinge
+    config.gan.lambda_l1 = 100.0  # weight of L1 beside the adversarial term (pix2pix)
+
+    config.log_every = 100  # console line + TensorBoard scalars
+    config.eval_every = 2_000  # validation metrics + probe image grid
+    config.eval_max_images = 1_000  # validation images per evaluation
+    config.probe_images = 8  # fixed validation images shown in the grid
+    config.checkpoint_every = 2_000  # asynchronous Orbax save (always also at the end)
+    config.keep_checkpoints = 3  # latest checkpoints kept
+    config.keep_best = 1  # best checkpoints kept by validation L1
+    config.compilation_cache = "~/.cache/jaxcolor/xla"  # persistent XLA cache; "" disables
+
+    config.distributed = ml_collections.ConfigDict()
+    config.distributed.enabled = "auto"  # auto: on when a launcher/coordinator is detected
+    config.distributed.coordinator_address = ml_collections.FieldReference(None, field_type=str)
+    config.distributed.num_processes = ml_collections.FieldReference(None, field_type=int)
+    config.distributed.process_id = ml_collections.FieldReference(None, field_type=int)
+    config.distributed.cpu_collectives = "gloo"  # CPU-only multi-process collectives
+
+    if variant == "pretrain":
+        config.phases.d_pretrain_steps = 0
+        config.phases.gan_steps = 0
+    elif variant == "nogan":
+        config.phases.pretrain_steps = 40_000
+        config.phases.d_pretrain_steps = 2_000
+        config.phases.gan_steps = 2_000
+        config.g.lr = 1e-5  # DeOldify's GAN phase is short and gentle
+        config.d.lr = 1e-5
+    elif variant:
+        raise ValueError(f"gan.py: unknown variant {variant!r}; choose '', 'pretrain' or 'nogan'")
+    return config

@@ -1,0 +1,48 @@
+r"""Train the jaxcolor GAN.
+
+  python experiments/run.py --config=experiments/configs/gan.py --workdir=DIR \
+      [--config.data.train=/path/to/records --config.batch_size=256 --config.g.lr=1e-4]
+
+Running the same command again with the same workdir resumes from the newest checkpoint.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Training config file (a variant may follow a colon: gan.py:pretrain).",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    import jax
+
+    from jaxcolor.train import loop, mesh
+    from jaxcolor.train.errors import USER_ERRORS
+
+    config = _CONFIG.value
+    workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
+    if config.compilation_cache:  # compiled steps are reused across restarts
+        jax.config.update("jax_compilation_cache_dir", os.path.expanduser(config.compilation_cache))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    if config.data.build_demo and config.data.train and not os.path.isabs(config.data.train):
+        config.data.train = os.path.join(workdir, config.data.train)
+    try:
+        mesh.initialize_distributed(config.distributed)
+        logging.info("JAX %s on %d %s device(s), %d process(es)", jax.__version__,
+                     jax.device_count(), jax.devices()[0].platform, jax.process_count())
+        loop.train_and_evaluate(config, workdir)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)

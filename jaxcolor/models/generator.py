@@ -1,0 +1,242 @@
+"""U-Net generator: an ImageNet ResNet encoder and a light decoder that predicts ab from L.
+
+Input is lightness in model units, L / 50 - 1 in [-1, 1], NHWC [B, H, W, 1] with H and W
+multiples of 32 (the encoder's total stride). Output is float32 [B, H, W, 2]: a / 110 and
+b / 110, squashed into [-1, 1] by tanh.
+
+Encoder: a torchvision-layout ResNet (`resnet.py`, no fc head) that sees L as the gray RGB
+photo it stands for (`resnet.gray_input_from_l`), so ImageNet weights apply unchanged.
+Decoder: five blocks, each doubling the resolution (bilinear, not transposed convolutions,
+which leave checkerboard artefacts), concatenating the encoder feature of that scale
+(layer3 at /16, layer2 /8, layer1 /4, stem /2, and at full resolution L itself so the
+output can follow the exact edges of the input), then two 3x3 conv + BatchNorm + ReLU.
+
+Why the decoder stays light: the encoder carries the semantics and is usually pretrained.
+A 1x1 conv first narrows layer4 (2048 channels for ResNet-50+) to the first decoder width,
+and each encoder skip is narrowed to its block's width before the 3x3 convs; without these
+the 3x3 convs over 1024 + 2048 channels at /16 alone would cost ~20% of a ResNet-101.
+
+Freezing the encoder (DeOldify-style warm-up): `ENCODER_PARAMS` / `DECODER_PARAMS` are nnx
+filters and `is_encoder_path` a path predicate, e.g.
+`nnx.grad(loss, argnums=nnx.DiffState(0, DECODER_PARAMS))` to differentiate the decoder only,
+or `optax.multi_transform` with labels from `nnx.map_state(lambda p, _: is_encoder_path(p),
+params)`. Remember `model.encoder.eval()` to also freeze its BatchNorm statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxcolor.models import resnet
+
+ENCODER_STRIDE = 32
+"""H and W of the input must be multiples of this (5 stride-2 stages)."""
+
+
+def is_encoder_path(path: Sequence) -> bool:
+    """True for a variable of the generator's ResNet encoder.
+
+    `path` is an nnx path (("encoder", "layer1", 0, "conv1", "kernel")) or a jax key path
+    (DictKey / GetAttrKey entries), so it serves both nnx filters and optax label trees.
+    """
+    if not path:
+        return False
+    first = path[0]
+    return getattr(first, "key", getattr(first, "name", first)) == "encoder"
+
+
+ENCODER_PARAMS = nnx.All(nnx.Param, lambda path, _: is_encoder_path(path))
+"""nnx filter: the encoder's trainable parameters (those to freeze during a warm-up)."""
+
+DECODER_PARAMS = nnx.All(nnx.Param, nnx.Not(lambda path, _: is_encoder_path(path)))
+"""nnx filter: every trainable parameter outside the encoder (decoder, attention, head)."""
+
+_he_init = nnx.initializers.he_normal()  # the decoder's convs feed ReLUs.
+
+
+class ConvBNReLU(nnx.Module):
+    """k x k conv (no bias: BatchNorm shifts) + BatchNorm + ReLU, 'same' size output."""
+
+    def __init__(self, in_features: int, out_features: int, kernel: int, *, dtype, rngs):
+        pad = kernel // 2
+        self.conv = nnx.Conv(
+            in_features,
+            out_features,
+            kernel_size=(kernel, kernel),
+            padding=((pad, pad), (pad, pad)),
+            use_bias=False,
+            kernel_init=_he_init,
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            rngs=rngs,
+        )
+        self.bn = nnx.BatchNorm(out_features, momentum=0.9, epsilon=1e-5, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nnx.relu(self.bn(self.conv(x)))
+
+
+def _upsample2x_along(x: jax.Array, axis: int) -> jax.Array:
+    n = x.shape[axis]
+    pads = [(0, 0)] * x.ndim
+    pads[axis] = (1, 1)
+    padded = jnp.pad(x, pads, mode="edge")
+    before = jax.lax.slice_in_dim(padded, 0, n, axis=axis)
+    after = jax.lax.slice_in_dim(padded, 2, n + 2, axis=axis)
+    even = 0.75 * x + 0.25 * before  # output 2i samples input position i - 1/4
+    odd = 0.75 * x + 0.25 * after  # output 2i + 1 samples input position i + 1/4
+    out = jnp.stack([even, odd], axis=axis + 1)
+    return out.reshape(x.shape[:axis] + (2 * n,) + x.shape[axis + 1 :])
+
+
+def upsample2x(x: jax.Array) -> jax.Array:
+    """Bilinear x2 upsampling of NHWC maps, half-pixel centres and clamped edges.
+
+    Equal to `jax.image.resize(..., method="bilinear")` and torch's
+    `interpolate(scale_factor=2, mode="bilinear", align_corners=False)`, but as a fixed
+    two-tap stencil: jax.image.resize contracts with a dense [out, in] weight matrix per
+    axis, whose cost grows with the square of the side (at 224x224 it cost more than the
+    convolutions it feeds).
+    """
+    return _upsample2x_along(_upsample2x_along(x, 1), 2)
+
+
+class DecoderBlock(nnx.Module):
+    """x2 upsample, concat the skip (optionally narrowed by a 1x1 conv), two 3x3 ConvBNReLU."""
+
+    def __init__(
+        self,
+        in_features: int,
+        skip_features: int,
+        width: int,
+        *,
+        narrow_skip: bool,
+        dtype,
+        rngs: nnx.Rngs,
+    ):
+        if narrow_skip:
+            self.skip_proj = ConvBNReLU(skip_features, width, 1, dtype=dtype, rngs=rngs)
+            skip_features = width
+        else:
+            self.skip_proj = None
+        self.conv1 = ConvBNReLU(in_features + skip_features, width, 3, dtype=dtype, rngs=rngs)
+        self.conv2 = ConvBNReLU(width, width, 3, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x: jax.Array, skip: jax.Array) -> jax.Array:
+        x = upsample2x(x)
+        if self.skip_proj is not None:
+            skip = self.skip_proj(skip)
+        x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
+        return self.conv2(self.conv1(x))
+
+
+class SelfAttention(nnx.Module):
+    """SAGAN self-attention (Zhang et al., 2019): x + gamma * attend(x), gamma starting at 0.
+
+    Lets distant regions of the same object agree on a colour, which 3x3 convs at /16 only
+    see through the encoder. gamma = 0 makes the block the identity at initialisation, so
+    enabling it does not disturb a pretrained path. As in SAGAN, queries and keys are
+    narrowed to channels / 8 and the logits are not scaled by 1/sqrt(d); the softmax runs
+    in float32 whatever the compute dtype.
+    """
+
+    def __init__(self, channels: int, *, dtype, rngs: nnx.Rngs):
+        inner = max(channels // 8, 1)
+
+        def conv1x1(out_features):
+            return nnx.Conv(
+                channels, out_features, kernel_size=(1, 1), dtype=dtype, param_dtype=jnp.float32,
+                rngs=rngs,
+            )
+
+        self.query = conv1x1(inner)
+        self.key = conv1x1(inner)
+        self.value = conv1x1(channels)
+        self.gamma = nnx.Param(jnp.zeros((), jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        b, h, w, c = x.shape
+        q = self.query(x).reshape(b, h * w, -1)
+        k = self.key(x).reshape(b, h * w, -1)
+        v = self.value(x).reshape(b, h * w, c)
+        logits = jnp.einsum("bqd,bkd->bqk", q, k, preferred_element_type=jnp.float32)
+        weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+        attended = jnp.einsum("bqk,bkc->bqc", weights, v).reshape(b, h, w, c)
+        return x + self.gamma[...].astype(x.dtype) * attended
+
+
+class UNetGenerator(nnx.Module):
+    """ResNet U-Net: L [B, H, W, 1] in [-1, 1] -> ab / 110 [B, H, W, 2] in [-1, 1], float32.
+
+    Args:
+      depth: ResNet depth of the encoder (18, 34, 50, 101, 152).
+      decoder_widths: output channels of the five decoder blocks (/16, /8, /4, /2, /1).
+      self_attention: add a `SelfAttention` block after the /16 decoder block.
+      dtype: compute dtype (e.g. jnp.bfloat16); parameters are always float32.
+      rngs: parameter initialisation keys.
+    """
+
+    def __init__(
+        self,
+        depth: int = 101,
+        decoder_widths: Sequence[int] = (256, 128, 64, 32, 16),
+        self_attention: bool = False,
+        *,
+        dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
+        decoder_widths = tuple(decoder_widths)
+        if len(decoder_widths) != 5 or min(decoder_widths) < 1:
+            raise ValueError(
+                f"UNetGenerator: decoder_widths must be 5 positive ints, got {decoder_widths}"
+            )
+        self.dtype = dtype
+        self.encoder = resnet.resnet(depth, num_classes=None, dtype=dtype, rngs=rngs)
+        stem, layer1, layer2, layer3, layer4 = self.encoder.feature_channels
+        # Narrow layer4 at /32, where a 1x1 conv is cheapest.
+        self.bridge = ConvBNReLU(layer4, decoder_widths[0], 1, dtype=dtype, rngs=rngs)
+        skips = (layer3, layer2, layer1, stem, 1)  # the last skip is L itself, kept as is.
+        blocks = []
+        in_features = decoder_widths[0]
+        for i, (skip, width) in enumerate(zip(skips, decoder_widths)):
+            blocks.append(
+                DecoderBlock(in_features, skip, width, narrow_skip=i < 4, dtype=dtype, rngs=rngs)
+            )
+            in_features = width
+        self.decoder = nnx.List(blocks)
+        self.attention = (
+            SelfAttention(decoder_widths[0], dtype=dtype, rngs=rngs) if self_attention else None
+        )
+        self.head = nnx.Conv(
+            decoder_widths[-1],
+            2,
+            kernel_size=(3, 3),
+            padding=((1, 1), (1, 1)),
+            dtype=dtype,
+            param_dtype=jnp.float32,
+            rngs=rngs,
+        )
+
+    def __call__(self, l_norm: jax.Array) -> jax.Array:
+        shape = tuple(l_norm.shape)
+        if len(shape) != 4 or shape[-1] != 1:
+            raise ValueError(f"UNetGenerator: expected L as [B, H, W, 1], got shape {shape}")
+        if shape[1] % ENCODER_STRIDE or shape[2] % ENCODER_STRIDE:
+            raise ValueError(
+                f"UNetGenerator: H and W must be multiples of {ENCODER_STRIDE}, got shape {shape}; "
+                "pad or resize the input"
+            )
+        stem, layer1, layer2, layer3, layer4 = self.encoder(
+            resnet.gray_input_from_l(l_norm), return_features=True
+        )
+        x = self.bridge(layer4)
+        skips = (layer3, layer2, layer1, stem, l_norm)
+        for i, (block, skip) in enumerate(zip(self.decoder, skips)):
+            x = block(x, skip)
+            if i == 0 and self.attention is not None:
+                x = self.attention(x)
+        return jnp.tanh(self.head(x).astype(jnp.float32))

@@ -1,0 +1,394 @@
+"""torchvision / timm ResNet weights -> jaxcolor's Flax ResNet, and the encoder checkpoint.
+
+Porting is a strict, key-for-key rename because `resnet.py` mirrors torchvision's names:
+the nnx state path ('layer3', 0, 'downsample', 0, 'kernel') is torch's
+`layer3.0.downsample.0.weight`. Only the layouts differ:
+
+    conv weight  OIHW -> kernel HWIO  (transpose(2, 3, 1, 0))
+    fc weight    [out, in] -> kernel [in, out]
+    bn weight -> scale, bias -> bias, running_mean -> mean, running_var -> var (BatchStat)
+    num_batches_tracked: dropped (flax's BatchNorm has no counter)
+
+Strict means every mismatch is collected and reported at once in one `PortError`: a silently
+half-loaded encoder trains, but badly, and nobody notices for days.
+
+The generator does not read torch files: `python -m jaxcolor.models.port SRC OUT` converts
+once into an Orbax checkpoint (`save_encoder_checkpoint`), which the generator's
+`model.backbone_weights` points to and `load_encoder_checkpoint` restores. That checkpoint
+holds params and batch statistics as a pure dict (`nnx.to_pure_dict`), without the `fc`
+head unless asked for (`include_fc`): an encoder has no use for ImageNet's classifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import re
+import sys
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx, traverse_util
+
+from jaxcolor.models.resnet import STAGE_SIZES, Bottleneck, ResNet, resnet
+
+_TORCH_CPU_HINT = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
+_MAX_LISTED = 6  # keys named per category in an error message; the exception keeps them all
+
+
+class PortError(ValueError):
+    """A checkpoint cannot be read, or its keys/shapes do not fit the model.
+
+    `missing`, `unexpected` and `mismatched` hold the complete lists; the message names the
+    first few of each on one line.
+    """
+
+    def __init__(self, message, *, missing=(), unexpected=(), mismatched=()):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
+
+
+# --------------------------------------------------------------------------------------
+# Reading torch state dicts.
+# --------------------------------------------------------------------------------------
+
+
+def load_state_dict(path: str) -> dict[str, np.ndarray]:
+    """Reads a `.safetensors` (timm, or converted) or `.pth`/`.pt`/`.bin` (torch) state dict.
+
+    torch and safetensors are optional: each is imported only for its own format.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise PortError(f"{path}: no such file")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".safetensors":
+        try:
+            from safetensors.numpy import load_file
+        except ImportError:
+            raise PortError(
+                f"{path}: reading .safetensors needs `pip install safetensors`"
+            ) from None
+        try:
+            return dict(load_file(path))
+        except Exception as e:  # safetensors raises its own SafetensorError for bad headers
+            raise PortError(f"{path}: not a readable .safetensors file ({e})") from None
+    if suffix in (".pth", ".pt", ".bin"):
+        return _load_torch_file(path)
+    raise PortError(
+        f"{path}: unknown checkpoint format {suffix!r}; expected .safetensors, .pth or .pt"
+    )
+
+
+def _load_torch_file(path: str) -> dict[str, np.ndarray]:
+    try:
+        import torch
+    except ImportError:
+        raise PortError(
+            f"{path}: reading torch files needs torch; for CPU only: `{_TORCH_CPU_HINT}`"
+        ) from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:
+        first_line = str(e).strip().split("\n")[0]  # torch's messages run to paragraphs
+        raise PortError(f"{path}: not a readable torch file ({first_line})") from None
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]  # training checkpoints often wrap the weights
+    if not isinstance(obj, Mapping):
+        raise PortError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+    out = {}
+    for key, tensor in obj.items():
+        if not isinstance(tensor, torch.Tensor):
+            raise PortError(f"{path}: entry {key!r} is a {type(tensor).__name__}, not a tensor")
+        tensor = tensor.detach().cpu()
+        if tensor.is_floating_point():  # numpy has no bfloat16; float32 holds every float dtype
+            tensor = tensor.float()
+        out[key] = tensor.numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Name and layout mapping.
+# --------------------------------------------------------------------------------------
+
+# nnx leaf name -> torch leaf name. 'kernel' is a conv (rank 4) or a linear (rank 2) weight.
+_LEAF_NAMES = {
+    "kernel": "weight",
+    "scale": "weight",
+    "bias": "bias",
+    "mean": "running_mean",
+    "var": "running_var",
+}
+
+
+def torch_key(path: tuple) -> str:
+    """nnx state path -> torch state_dict key.
+
+    ('layer1', 0, 'bn1', 'mean') -> 'layer1.0.bn1.running_mean'.
+    """
+    *modules, leaf = path
+    if leaf not in _LEAF_NAMES:
+        raise PortError(f"state path {path}: no torch equivalent for a variable named {leaf!r}")
+    return ".".join([*map(str, modules), _LEAF_NAMES[leaf]])
+
+
+def _to_nnx_layout(leaf: str, array: np.ndarray) -> np.ndarray:
+    if leaf == "kernel" and array.ndim == 4:
+        return array.transpose(2, 3, 1, 0)  # OIHW -> HWIO
+    if leaf == "kernel" and array.ndim == 2:
+        return array.T  # [out, in] -> [in, out]
+    return array
+
+
+def _to_torch_shape(leaf: str, shape: tuple) -> tuple:
+    """The torch shape a model variable expects, for error messages in torch's terms."""
+    if leaf == "kernel" and len(shape) == 4:
+        h, w, i, o = shape
+        return (o, i, h, w)
+    if leaf == "kernel" and len(shape) == 2:
+        return tuple(reversed(shape))
+    return tuple(shape)
+
+
+def _fit_error(source: str, missing, unexpected, mismatched) -> PortError:
+    def listed(items):
+        head = ", ".join(items[:_MAX_LISTED])
+        return head + (
+            f", ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else ""
+        )
+
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s): {listed(missing)}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s): {listed(unexpected)}")
+    if mismatched:
+        parts.append(f"{len(mismatched)} shape mismatch(es): {listed(mismatched)}")
+    hint = ""
+    if unexpected and all(k.startswith("module.") for k in unexpected):
+        hint = " (keys start with 'module.': strip that DataParallel prefix first)"
+    return PortError(
+        f"{source} does not fit the model: " + "; ".join(parts) + hint,
+        missing=missing,
+        unexpected=unexpected,
+        mismatched=mismatched,
+    )
+
+
+def torchvision_to_nnx_state(
+    state_dict: Mapping[str, np.ndarray], model: nnx.Module, *, source: str = "state dict"
+) -> nnx.State:
+    """The nnx.State of `model` (params and batch stats) filled from a torch state dict.
+
+    `model` may be abstract (`nnx.eval_shape`): only its structure, shapes and dtypes are
+    read, and it is not modified. Raises one PortError listing every missing key,
+    unexpected key and shape mismatch. `num_batches_tracked` entries are ignored.
+    """
+    state = nnx.state(model)
+    values, expected, missing, mismatched = {}, set(), [], []
+    for path, var in nnx.to_flat_state(state):
+        key = torch_key(path)
+        expected.add(key)
+        target = var.get_value()
+        if key not in state_dict:
+            missing.append(key)
+            continue
+        array = np.asarray(state_dict[key])
+        value = _to_nnx_layout(path[-1], array)
+        if value.shape != tuple(target.shape):
+            want = _to_torch_shape(path[-1], tuple(target.shape))
+            mismatched.append(f"{key} {tuple(array.shape)} vs model {want}")
+            continue
+        values[path] = jnp.asarray(value, dtype=target.dtype)
+    unexpected = sorted(
+        k for k in state_dict if k not in expected and not k.endswith("num_batches_tracked")
+    )
+    if missing or unexpected or mismatched:
+        raise _fit_error(source, missing, unexpected, mismatched)
+    nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(values))
+    return state
+
+
+def port_into(
+    model: nnx.Module, state_dict: Mapping[str, np.ndarray], *, source: str = "state dict"
+) -> nnx.Module:
+    """Loads torch weights into `model` in place and returns it; strict as
+    `torchvision_to_nnx_state`."""
+    nnx.update(model, torchvision_to_nnx_state(state_dict, model, source=source))
+    return model
+
+
+# --------------------------------------------------------------------------------------
+# Whole networks.
+# --------------------------------------------------------------------------------------
+
+
+def infer_depth(state_dict: Mapping[str, np.ndarray]) -> int:
+    """The torchvision depth (18..152) whose block type and stage sizes the keys show."""
+    blocks = [set() for _ in range(4)]
+    for key in state_dict:
+        if m := re.match(r"layer([1-4])\.(\d+)\.", key):
+            blocks[int(m.group(1)) - 1].add(int(m.group(2)))
+    sizes = tuple(len(b) for b in blocks)
+    bottleneck = "layer1.0.conv3.weight" in state_dict
+    for depth, (block, stage_sizes) in STAGE_SIZES.items():
+        if stage_sizes == sizes and (block is Bottleneck) == bottleneck:
+            return depth
+    kind = "Bottleneck" if bottleneck else "BasicBlock"
+    raise PortError(
+        f"no torchvision ResNet has {kind} stages of {sizes} blocks; pass the depth explicitly"
+    )
+
+
+def resnet_from_state_dict(
+    state_dict: Mapping[str, np.ndarray],
+    depth: int | None = None,
+    *,
+    include_fc: bool = True,
+    source: str = "state dict",
+) -> ResNet:
+    """A ResNet holding the given torch weights, in eval mode.
+
+    depth None infers it from the keys. With `include_fc=False` the head is dropped (an
+    encoder); otherwise num_classes comes from `fc.weight`. The module is built abstractly
+    (`nnx.eval_shape`) and every variable is filled from the state dict, so no random
+    initialisation is spent on a 44M-parameter network.
+    """
+    depth = infer_depth(state_dict) if depth is None else depth
+    if include_fc and "fc.weight" in state_dict:
+        num_classes = int(np.shape(state_dict["fc.weight"])[0])
+    else:
+        num_classes = None
+        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+    model = nnx.eval_shape(lambda: resnet(depth, num_classes, rngs=nnx.Rngs(0)))
+    port_into(model, state_dict, source=source)
+    model.eval()
+    return model
+
+
+def load_torchvision_resnet(
+    path: str, depth: int | None = 101, *, include_fc: bool = True
+) -> ResNet:
+    """Reads a torchvision/timm ResNet checkpoint file into a Flax ResNet, in eval mode.
+
+    depth None infers it from the keys.
+    """
+    return resnet_from_state_dict(
+        load_state_dict(path), depth, include_fc=include_fc, source=os.fspath(path)
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The encoder checkpoint (Orbax).
+# --------------------------------------------------------------------------------------
+
+
+def save_encoder_checkpoint(model: nnx.Module, out_dir: str, *, include_fc: bool = False) -> str:
+    """Writes params and batch stats of `model` to a new Orbax checkpoint at `out_dir`.
+
+    The fc head is left out unless `include_fc`: the generator's encoder has none.
+    Returns the absolute path written. Refuses to overwrite an existing path.
+    """
+    import orbax.checkpoint as ocp
+
+    out_dir = os.path.abspath(os.fspath(out_dir))  # Orbax requires absolute paths
+    if os.path.exists(out_dir):
+        raise PortError(f"{out_dir}: already exists; choose a new output directory")
+    pure = nnx.to_pure_dict(nnx.state(model))
+    if not include_fc:
+        pure.pop("fc", None)
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(out_dir, pure)
+        checkpointer.wait_until_finished()
+    return out_dir
+
+
+def load_encoder_checkpoint(path: str, model: nnx.Module) -> nnx.Module:
+    """Restores a `save_encoder_checkpoint` checkpoint into `model` in place; returns it.
+
+    Every variable of `model` must be in the checkpoint with its shape. A checkpoint `fc`
+    head the model lacks is ignored (a classifier checkpoint can feed an encoder); anything
+    else extra is an error, so a checkpoint of the wrong depth never half-loads.
+    """
+    import orbax.checkpoint as ocp
+
+    path = os.path.abspath(os.fspath(path))
+    with ocp.StandardCheckpointer() as checkpointer:
+        metadata = checkpointer.metadata(path) if os.path.isdir(path) else None
+        if metadata is None or metadata.item_metadata is None:
+            raise PortError(
+                f"{path}: not an Orbax checkpoint; write one with `python -m jaxcolor.models.port`"
+            )
+        saved = metadata.item_metadata.tree
+        saved_flat = traverse_util.flatten_dict(saved)  # paths of str, ArrayMetadata leaves
+
+        state = nnx.state(model)
+        wanted = {tuple(map(str, p)): (p, v.get_value()) for p, v in nnx.to_flat_state(state)}
+        missing = sorted(".".join(k) for k in wanted if k not in saved_flat)
+        unexpected = sorted(".".join(k) for k in saved_flat if k not in wanted and k[0] != "fc")
+        mismatched = [
+            f"{'.'.join(k)} {tuple(saved_flat[k].shape)} vs model {tuple(t.shape)}"
+            for k, (_, t) in wanted.items()
+            if k in saved_flat and tuple(saved_flat[k].shape) != tuple(t.shape)
+        ]
+        if missing or unexpected or mismatched:
+            raise _fit_error(path, missing, unexpected, mismatched)
+
+        # Restore onto this host's default device: the saved sharding may name a device
+        # this machine lacks (a checkpoint converted on a GPU host, read on a CPU one).
+        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        target = jax.tree.map(
+            lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), saved
+        )
+        restored = traverse_util.flatten_dict(checkpointer.restore(path, target))
+    values = {p: jnp.asarray(restored[k], dtype=t.dtype) for k, (p, t) in wanted.items()}
+    nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(values))
+    nnx.update(model, state)
+    return model
+
+
+# --------------------------------------------------------------------------------------
+# CLI.
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m jaxcolor.models.port",
+        description="Convert a torchvision/timm ResNet checkpoint to an Orbax encoder checkpoint.",
+    )
+    parser.add_argument("src", help="torch .pth/.pt or .safetensors state dict")
+    parser.add_argument("out", help="new Orbax checkpoint directory (must not exist)")
+    parser.add_argument(
+        "--depth",
+        type=int,
+        choices=sorted(STAGE_SIZES),
+        help="ResNet depth (default: inferred from the keys)",
+    )
+    parser.add_argument(
+        "--include-fc", action="store_true", help="keep the classifier head (default: drop it)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        state_dict = load_state_dict(args.src)
+        depth = args.depth or infer_depth(state_dict)
+        model = resnet_from_state_dict(
+            state_dict, depth, include_fc=args.include_fc, source=args.src
+        )
+        out = save_encoder_checkpoint(model, args.out, include_fc=args.include_fc)
+    except PortError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    num_params = sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    head = "with fc head" if args.include_fc else "encoder only"
+    print(f"wrote {out}: ResNet-{depth}, {num_params:,} params ({head})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

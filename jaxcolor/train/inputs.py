@@ -1,0 +1,112 @@
+"""The trainer's view of the data: config -> validated records -> train and eval batches.
+
+Everything here runs before any compilation, so a missing path, corrupt records or an
+impossible batch size stop the run in seconds with one clear message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterator
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh
+
+from jaxcolor.data import pipeline, stats
+from jaxcolor.data.records import Records, RecordsError
+
+
+class DataConfigError(ValueError):
+    """config.data points at nothing usable."""
+
+
+@dataclasses.dataclass
+class Inputs:
+    """Training iterator (checkpointed with the state) and the validation source."""
+
+    mesh: Mesh
+    train_iter: "pipeline.grain.DatasetIterator"
+    train_info: pipeline.PipelineInfo
+    val_records: Records | None
+    val_split: str | None
+    global_batch: int
+    crop_size: int
+    thresholds: stats.FilterThresholds  # validation is filtered like training
+
+    @property
+    def has_val(self) -> bool:
+        return self.val_records is not None
+
+    def next_train_batch(self) -> dict[str, jax.Array]:
+        local = next(self.train_iter)
+        return pipeline.make_global_batch({"L": local["L"], "ab": local["ab"]}, self.mesh)
+
+    def val_batches(self, max_images: int) -> Iterator[tuple[dict[str, jax.Array], np.ndarray]]:
+        """(global batch, local mask) pairs over the validation split, in fixed order."""
+        ds, _ = pipeline.make_eval_dataset(
+            self.val_records, global_batch=self.global_batch, crop_size=self.crop_size,
+            split=self.val_split, thresholds=self.thresholds, shard_index=jax.process_index(),
+            shard_count=jax.process_count(), mesh=self.mesh)
+        seen = 0
+        for local in ds:
+            if seen >= max_images:
+                break
+            batch = pipeline.make_global_batch({"L": local["L"], "ab": local["ab"]}, self.mesh)
+            seen += self.global_batch
+            yield batch, np.asarray(local["mask"])
+
+    def close(self) -> None:
+        close = getattr(self.train_iter, "close", None)
+        if close is not None:
+            close()
+
+
+def _open(path, field: str) -> Records:
+    if not path:
+        raise DataConfigError(f"config.{field}: not set; point it at a records directory "
+                              "(make one with `python -m jaxcolor.data.ingest`)")
+    if not Path(path).exists():
+        raise DataConfigError(f"config.{field}={path}: no such directory")
+    return Records(path)  # RecordsError names the damaged file
+
+
+def make_inputs(config, mesh: Mesh) -> Inputs:
+    """Open and validate the records of `config.data`, then build the pipelines."""
+    data_cfg = config.data
+    if data_cfg.build_demo:
+        from jaxcolor.data import demo  # scikit-image's photos; only the demo needs them
+
+        demo.ensure_demo_records(data_cfg.train, size=int(data_cfg.demo_image_size),
+                                 crops_per_photo=int(data_cfg.demo_crops_per_photo),
+                                 seed=int(config.seed))
+    train = _open(data_cfg.train, "data.train")
+    train_iter, info = pipeline.make_train_iterator(
+        train, global_batch=int(config.batch_size), crop_size=int(data_cfg.crop_size),
+        flip=bool(data_cfg.flip), seed=int(data_cfg.shuffle_seed),
+        thresholds=stats.FilterThresholds.from_config(data_cfg.filter),
+        shard_index=jax.process_index(), shard_count=jax.process_count(),
+        num_workers=int(data_cfg.num_workers), prefetch=int(data_cfg.prefetch), mesh=mesh)
+    logging.info("training records: %d kept of %d (removed per filter rule: %s)",
+                 info.kept, info.split_records, info.removed)
+    try:
+        val_records, val_split = pipeline.validation_source(
+            train, _checked_val_path(data_cfg.val))
+    except pipeline.PipelineError as e:
+        logging.warning("no validation: %s", e)
+        val_records, val_split = None, None
+    return Inputs(mesh=mesh, train_iter=train_iter, train_info=info, val_records=val_records,
+                  val_split=val_split, global_batch=int(config.batch_size),
+                  crop_size=int(data_cfg.crop_size),
+                  thresholds=stats.FilterThresholds.from_config(data_cfg.filter))
+
+
+def _checked_val_path(path):
+    if path and not Path(path).exists():
+        raise DataConfigError(f"config.data.val={path}: no such directory")
+    return path
+
+
+__all__ = ["Inputs", "make_inputs", "DataConfigError", "RecordsError"]

@@ -1,0 +1,59 @@
+"""Device mesh, shardings and multi-host start-up.
+
+One mesh over every device of every process, with a single `data` axis (Auto axis type):
+batches are sharded over it, the train state is replicated. The same code runs on one CPU,
+eight GPUs or a TPU pod slice; JAX's own runtime does the communication.
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+class DistributionError(ValueError):
+    """The batch cannot be split over the devices/processes as configured."""
+
+
+def initialize_distributed(cfg) -> None:
+    """`jax.distributed.initialize` when the config or the environment asks for several hosts.
+
+    `cfg` is `config.distributed`: `enabled` (bool, or "auto": on when a coordinator address is
+    in the environment, as on Cloud TPU VMs or SLURM/Open MPI launches, which JAX detects),
+    and optional `coordinator_address`, `num_processes`, `process_id`. On CPU the gloo
+    collectives are selected so that processes can all-reduce over localhost.
+    """
+    enabled = cfg.enabled
+    if enabled == "auto":
+        enabled = any(k in os.environ for k in ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID",
+                                                "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"))
+    if not enabled:
+        return
+    if cfg.get("cpu_collectives", "gloo") and jax.config.jax_platforms in (None, "", "cpu"):
+        jax.config.update("jax_cpu_collectives_implementation", cfg.get("cpu_collectives", "gloo"))
+    kwargs = {k: cfg.get(k) for k in ("coordinator_address", "num_processes", "process_id")
+              if cfg.get(k) is not None}
+    jax.distributed.initialize(**kwargs)
+    logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
+                 jax.process_index(), jax.process_count(), jax.local_device_count(),
+                 jax.device_count())
+
+
+def make_mesh(devices=None) -> Mesh:
+    """A 1-D `data` mesh over all devices (all processes), Auto axes."""
+    devices = jax.devices() if devices is None else devices
+    return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P(DATA_AXIS))

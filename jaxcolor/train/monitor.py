@@ -1,0 +1,177 @@
+"""What a run reports: console progress, TensorBoard scalars and images, validation.
+
+TensorBoard (tensorboardX, under workdir/tb):
+  train/*   every loss term, D's mean logits on real and fake, learning rates, gradient norms
+  perf/*    images/s, step time, fraction of step time spent waiting for data
+  val/*     L1 on ab, mean |ab| error (Lab units), PSNR, colourfulness of predictions and of
+            ground truth and their gap (delta-CF); an image grid of a fixed probe set
+  config    the run config as text
+The console gets one line per `log_every` steps: phase, step/total, losses, images/s, ETA.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from absl import logging
+from PIL import Image
+
+from jaxcolor import color
+from jaxcolor.train.state import TrainState
+
+_CONSOLE_KEYS = ("g/l1", "g/adv", "d/loss")
+
+
+def _format_eta(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def image_grid(L8: np.ndarray, ab8_true: np.ndarray, ab_pred_norm: np.ndarray) -> np.ndarray:
+    """Rows of (gray | predicted | true) uint8 RGB tiles, one row per image: [n*H, 3*W, 3]."""
+    L = L8.astype(np.float32) / color.L8_SCALE
+    zeros = np.zeros(L.shape + (2,), np.float32)
+    true_ab = ab8_true.astype(np.float32) - color.AB8_OFFSET
+    pred_ab = color.denormalize_ab(np.asarray(ab_pred_norm, np.float32))
+    tiles = [color.rgb01_to_uint8(color.lab_to_rgb_np(np.concatenate([L[..., None], ab], -1)))
+             for ab in (zeros, pred_ab, true_ab)]
+    rows = np.concatenate(tiles, axis=2)  # [n, H, 3W, 3]
+    return rows.reshape(-1, rows.shape[2], 3)
+
+
+def evaluate(eval_fn, state: TrainState, data, mesh, config) -> dict:
+    """One pass over (up to `eval_max_images` of) the validation split.
+
+    Per-image metrics come back as [global batch] arrays; padding rows are dropped with the
+    pipeline's mask. The first batch's first `probe_images` form the fixed probe grid.
+    """
+    del mesh
+    per_image = collections.defaultdict(list)
+    grid = None
+    for batch, mask in data.val_batches(int(config.eval_max_images)):
+        out = eval_fn(state, batch)
+        # Each process keeps its own rows: fetch the addressable shards of every output.
+        local = {k: _local_rows(v) for k, v in out.items()}
+        for k, v in local.items():
+            if k != "ab_pred":
+                per_image[k].append(v[mask])
+        if grid is None:
+            n = min(int(config.probe_images), int(mask.sum()))
+            grid = image_grid(_local_rows(batch["L"])[:n], _local_rows(batch["ab"])[:n],
+                              local["ab_pred"][:n])
+    values = {k: np.concatenate(v) for k, v in per_image.items()}
+    metrics = {k: float(np.mean(v)) for k, v in values.items()}
+    metrics["delta_cf"] = abs(metrics["cf_pred"] - metrics["cf_true"])
+    metrics["images"] = float(len(values["l1"]))
+    return {"metrics": metrics, "grid": grid}
+
+
+def _local_rows(x: jax.Array) -> np.ndarray:
+    """The rows of a batch-sharded global array that live on this process, in order."""
+    shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+    seen, rows = set(), []
+    for s in shards:
+        start = s.index[0].start or 0
+        if start not in seen:  # replicated shards repeat; keep one copy
+            seen.add(start)
+            rows.append(np.asarray(s.data))
+    return np.concatenate(rows)
+
+
+class Monitor:
+    """Console + TensorBoard. Only process 0 writes; every process computes the same numbers."""
+
+    def __init__(self, workdir: Path, config, *, total_steps: int, start_step: int):
+        self.workdir = Path(workdir)
+        self.config = config
+        self.total = total_steps
+        self.log_every = max(int(config.log_every), 1)
+        self.is_writer = jax.process_index() == 0
+        self.writer = None
+        if self.is_writer:
+            from tensorboardX import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.workdir / "tb"))
+            if start_step == 0:
+                self.writer.add_text("config", f"```\n{config}\n```", 0)
+        self._window = collections.defaultdict(list)
+        self._step_seconds = 0.0
+        self._wait_seconds = 0.0
+        self._steps_in_window = 0
+        self._started = time.perf_counter()
+        self._start_step = start_step
+
+    def step_timing(self, seconds: float, waited: float) -> None:
+        self._step_seconds += seconds
+        self._wait_seconds += waited
+        self._steps_in_window += 1
+
+    def record(self, step: int, phase: str, metrics: dict[str, float]) -> None:
+        """Metrics of `step` (already fetched); logs the window mean every `log_every`."""
+        for k, v in metrics.items():
+            self._window[k].append(v)
+        done = step + 1
+        if done % self.log_every and done != self.total:
+            return
+        means = {k: float(np.mean(v)) for k, v in self._window.items()}
+        n = max(self._steps_in_window, 1)
+        step_time = self._step_seconds / n
+        perf = {"perf/images_per_sec": self.config.batch_size / max(step_time, 1e-9),
+                "perf/step_seconds": step_time,
+                "perf/data_wait_fraction": self._wait_seconds / max(self._step_seconds, 1e-9)}
+        if self.writer is not None:
+            for k, v in {**{f"train/{k}": v for k, v in means.items()}, **perf}.items():
+                self.writer.add_scalar(k, v, done)
+        elapsed = time.perf_counter() - self._started
+        rate = (done - self._start_step) / max(elapsed, 1e-9)
+        losses = "  ".join(f"{k} {means[k]:.4f}" for k in _CONSOLE_KEYS if k in means)
+        logging.info("[%s] step %d/%d  %s  %.1f img/s  ETA %s", phase, done, self.total, losses,
+                     perf["perf/images_per_sec"], _format_eta((self.total - done) / max(rate, 1e-9)))
+        self._window.clear()
+        self._step_seconds = self._wait_seconds = 0.0
+        self._steps_in_window = 0
+
+    def write_eval(self, step: int, results: dict) -> None:
+        m = results["metrics"]
+        logging.info("[eval] step %d  val L1 %.4f  |ab| err %.2f  PSNR %.2f  CF %.1f (true %.1f, "
+                     "delta %.1f) on %d images", step, m["l1"], m["ab_mae"], m["psnr"],
+                     m["cf_pred"], m["cf_true"], m["delta_cf"], int(m["images"]))
+        if self.writer is None:
+            return
+        for k, v in m.items():
+            self.writer.add_scalar(f"val/{k}", v, step)
+        if results["grid"] is not None:
+            self.writer.add_image("val/gray_pred_true", results["grid"], step, dataformats="HWC")
+        self.writer.flush()
+
+    def write_final_grid(self, eval_fn, state: TrainState, data, mesh) -> Path | None:
+        """Save the probe grid (gray | predicted | true) of the final state as a PNG."""
+        if not data.has_val:
+            return None
+        results = evaluate(eval_fn, state, data, mesh, _probe_only(self.config))
+        if not self.is_writer or results["grid"] is None:
+            return None
+        path = self.workdir / "samples.png"
+        Image.fromarray(results["grid"]).save(path)
+        logging.info("Wrote %s (gray | predicted | true)", path)
+        return path
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _probe_only(config):
+    """A view of the config that evaluates just one batch (enough for the probe grid)."""
+
+    class _View:
+        eval_max_images = 1
+        probe_images = config.probe_images
+
+    return _View()

@@ -1,0 +1,182 @@
+"""Pure training and evaluation steps, compiled with `jax.jit`.
+
+Every step is `(state, batch) -> (state, metrics)` with `batch = {"L": uint8 [B,H,W],
+"ab": uint8 [B,H,W,2]}` (a global `jax.Array` sharded over the mesh's `data` axis). The uint8
+records are normalised on the devices inside the step (`stats.normalize`), so only uint8
+crosses from host to accelerator. Metrics are returned as device arrays: the loop fetches them
+one step late, so dispatching step n+1 never waits for step n.
+
+Steps, by phase:
+  pretrain_step  phase 1: G alone with L1 (MAE) on ab
+  d_step         NoGAN: D learns to tell real from the output of the frozen G (G in eval mode)
+  gan_step       phase 2, fused: G update (adversarial + lambda_L1 * L1) against the current D,
+                 then a D update on the same real batch and G's (stop-gradient) output.
+                 Fusing lets both updates share one G forward pass; pix2pix updates D first,
+                 which is the same alternation shifted by half a step.
+  eval_step      G in eval mode (EMA parameters when enabled) -> predictions + per-image metrics
+
+Under `jax.jit` with a batch sharded over `data`, BatchNorm statistics are reduced over the
+global batch by XLA: no per-layer host work, no pmean to write by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxcolor import color, metrics
+from jaxcolor.data import stats
+from jaxcolor.train import losses
+from jaxcolor.train.optim import current_learning_rate
+from jaxcolor.train.state import ModelDefs, TrainState
+
+StepFn = Callable[[TrainState, dict], tuple[TrainState, dict]]
+_NOT_PARAM = nnx.Not(nnx.Param)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """The few numbers the steps need, read once from the run config."""
+
+    gan_loss: str = "vanilla"
+    lambda_l1: float = 100.0
+    encoder_freeze_steps: int = 0  # G's encoder gets no updates while state.step < this
+    ema_decay: float = 0.999
+
+    @classmethod
+    def from_config(cls, config) -> "StepConfig":
+        return cls(gan_loss=config.gan.loss, lambda_l1=float(config.gan.lambda_l1),
+                   encoder_freeze_steps=int(config.g.encoder_freeze_steps),
+                   ema_decay=float(config.g.ema_decay))
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    """The compiled steps of one run (state argument donated)."""
+
+    pretrain: StepFn
+    d_only: StepFn
+    gan: StepFn
+    evaluate: Callable[[TrainState, dict], dict]
+
+
+def encoder_mask(g_params: nnx.State) -> nnx.State:
+    """A tree of bools shaped like G's params: True for the encoder's (ResNet) leaves."""
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: bool(path) and getattr(path[0], "key", None) == "encoder", g_params)
+
+
+def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransformation,
+                d_tx: optax.GradientTransformation, *, g_encoder_mask: nnx.State,
+                state_sharding=None) -> Steps:
+    """Close the pure step functions over the static models/optimisers and jit them."""
+
+    def update_generator(state: TrainState, grads, g: nnx.Module) -> tuple[TrainState, dict]:
+        frozen = state.step < cfg.encoder_freeze_steps
+        grads = jax.tree.map(lambda gr, is_enc: jnp.where(is_enc & frozen, 0.0, gr),
+                             grads, g_encoder_mask)
+        updates, opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+        params = optax.apply_updates(state.g_params, updates)
+        ema = state.g_ema_params
+        if ema is not None:
+            decay = cfg.ema_decay
+            ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+        new = state.replace(g_params=params, g_batch_stats=nnx.state(g, _NOT_PARAM),
+                            g_opt_state=opt_state, g_ema_params=ema)
+        return new, {"g/grad_norm": optax.global_norm(grads),
+                     "g/lr": current_learning_rate(opt_state)}
+
+    def update_discriminator(state: TrainState, l_norm, ab_real, ab_fake):
+        d = defs.discriminator(state.d_params, state.d_batch_stats, train=True)
+
+        def loss_fn(d):
+            real, fake = d(l_norm, ab_real), d(l_norm, ab_fake)
+            return losses.discriminator_loss(real, fake, cfg.gan_loss), (real, fake)
+
+        (loss, (real, fake)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(d)
+        updates, opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
+        params = optax.apply_updates(state.d_params, updates)
+        new = state.replace(d_params=params, d_batch_stats=nnx.state(d, _NOT_PARAM),
+                            d_opt_state=opt_state)
+        return new, {"d/loss": loss, "d/real_logit": real.mean(), "d/fake_logit": fake.mean(),
+                     "d/grad_norm": optax.global_norm(grads),
+                     "d/lr": current_learning_rate(opt_state)}
+
+    # NNX note: each model is merged once per step and differentiated as a module
+    # (`nnx.value_and_grad` over its Params); BatchNorm statistics updated during the forward
+    # pass are read back with `nnx.state(model, Not(Param))`. Merging inside a function that
+    # `jax.grad` differentiates would mutate BatchStats across trace levels.
+
+    def pretrain_step(state: TrainState, batch: dict):
+        l_norm, ab_real = stats.normalize(batch["L"], batch["ab"])
+        g = defs.generator(state.g_params, state.g_batch_stats, train=True)
+
+        def loss_fn(g):
+            return losses.l1(g(l_norm), ab_real)
+
+        loss, grads = nnx.value_and_grad(loss_fn)(g)
+        state, m = update_generator(state, grads, g)
+        return state.replace(step=state.step + 1), {"g/l1": loss, **m}
+
+    def d_step(state: TrainState, batch: dict):
+        l_norm, ab_real = stats.normalize(batch["L"], batch["ab"])
+        g = defs.generator(state.g_params, state.g_batch_stats, train=False)
+        ab_fake = jax.lax.stop_gradient(g(l_norm).astype(jnp.float32))
+        state, m = update_discriminator(state, l_norm, ab_real, ab_fake)
+        return state.replace(step=state.step + 1), m
+
+    def gan_step(state: TrainState, batch: dict):
+        l_norm, ab_real = stats.normalize(batch["L"], batch["ab"])
+        g = defs.generator(state.g_params, state.g_batch_stats, train=True)
+        # D judges in train mode (batch statistics), as in pix2pix; its running-stat updates
+        # from this pass are dropped: only D's own step below moves them.
+        d = defs.discriminator(state.d_params, state.d_batch_stats, train=True)
+
+        def loss_fn(g, d):
+            ab = g(l_norm).astype(jnp.float32)
+            adv = losses.generator_adversarial_loss(d(l_norm, ab), cfg.gan_loss)
+            l1 = losses.l1(ab, ab_real)
+            return adv + cfg.lambda_l1 * l1, (ab, adv, l1)
+
+        (total, (ab_fake, adv, l1)), grads = nnx.value_and_grad(
+            loss_fn, argnums=0, has_aux=True)(g, d)
+        state, g_metrics = update_generator(state, grads, g)
+        state, d_metrics = update_discriminator(state, l_norm, ab_real,
+                                                jax.lax.stop_gradient(ab_fake))
+        metrics_ = {"g/loss": total, "g/adv": adv, "g/l1": l1, **g_metrics, **d_metrics}
+        return state.replace(step=state.step + 1), metrics_
+
+    def eval_step(state: TrainState, batch: dict) -> dict:
+        """Predictions and per-image metrics ([B] arrays) of G in eval mode."""
+        l_norm, ab_true = stats.normalize(batch["L"], batch["ab"])
+        params = state.g_ema_params if state.g_ema_params is not None else state.g_params
+        g = defs.generator(params, state.g_batch_stats, train=False)
+        ab_pred = g(l_norm).astype(jnp.float32)
+        lab_pred = color.model_to_lab(l_norm, ab_pred)
+        lab_true = color.model_to_lab(l_norm, ab_true)
+        rgb_pred, rgb_true = color.lab_to_rgb(lab_pred), color.lab_to_rgb(lab_true)
+        return {
+            "l1": jnp.mean(jnp.abs(ab_pred - ab_true), axis=(1, 2, 3)),
+            "ab_mae": metrics.ab_mae(lab_pred[..., 1:], lab_true[..., 1:]),
+            "psnr": metrics.psnr(rgb_pred, rgb_true),
+            "cf_pred": metrics.colorfulness(rgb_pred * 255.0),
+            "cf_true": metrics.colorfulness(rgb_true * 255.0),
+            "ab_pred": ab_pred,
+        }
+
+    def compile_step(fn):
+        def constrained(state, batch):
+            state, metrics_ = fn(state, batch)
+            if state_sharding is not None:  # keep the state replicated over the mesh
+                state = jax.lax.with_sharding_constraint(state, state_sharding)
+            return state, metrics_
+
+        return jax.jit(constrained, donate_argnums=(0,))
+
+    return Steps(pretrain=compile_step(pretrain_step), d_only=compile_step(d_step),
+                 gan=compile_step(gan_step), evaluate=jax.jit(eval_step))
