@@ -6,6 +6,7 @@ r"""Train the jaxcolor GAN.
 Running the same command again with the same workdir resumes from the newest checkpoint.
 """
 
+import logging as std_logging
 import os
 import sys
 
@@ -19,6 +20,14 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+class _QuietLibraries(std_logging.Filter):
+    """Keep Orbax's and Grain's per-save INFO chatter out of the console; warnings still show."""
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        noisy = any(f"{os.sep}{lib}{os.sep}" in record.pathname for lib in ("orbax", "grain"))
+        return record.levelno >= std_logging.WARNING or not noisy
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -27,6 +36,7 @@ def main(argv):
     from jaxcolor.train import loop, mesh
     from jaxcolor.train.errors import USER_ERRORS
 
+    logging.get_absl_handler().addFilter(_QuietLibraries())
     config = _CONFIG.value
     workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
     if config.compilation_cache:  # compiled steps are reused across restarts

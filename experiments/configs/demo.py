@@ -35,8 +35,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
     config.data.build_demo = True  # make the records from scikit-image's photos if missing
     config.data.train = "demo_records"  # relative paths are resolved inside the workdir
-    config.data.crop_size = 64  # training crops (multiple of 32)
-    config.data.demo_image_size = 80  # stored record size; crops are taken from it
+    config.data.crop_size = 96  # training crops (multiple of 32; 64 puts layer4 at 2x2, a slow XLA:CPU conv path)
+    config.data.demo_image_size = 112  # stored record size; crops are taken from it
     config.data.demo_crops_per_photo = 48  # random crops per bundled colour photo
 
     config.model.depth = 18  # ResNet-18 encoder

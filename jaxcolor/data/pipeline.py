@@ -4,10 +4,11 @@ One training step's data, per JAX process::
 
     split indices ──select──> filtered ──[p::P]──> this process's shard
       ──permutation per epoch (seed, process, epoch)──> endless stream ──cut──> index batch
-      ──Records.read(sorted)──> crop + flip (rng from (seed, process, step))──> uint8 dict
+      ──Records.read(sorted)──> crop (rng from (seed, process, step))──> uint8 dict + flip flags
       ──make_global_batch──> one jax.Array per key, sharded over the mesh's `data` axis
+      ──stats.prepare_batch (inside the jitted step)──> mirrored where flagged, normalised
 
-Why it is built this way (figures in /work/shared/API-NOTES.md and benchmarks/input_pipeline.py):
+Why it is built this way (figures measured with benchmarks/input_pipeline.py on 2 CPU cores):
 
 * Grain works on indices, never on records. Reading a record per `__getitem__` costs ~10x
   one sorted fancy-index read per batch, so an element of the Grain dataset is a whole batch:
@@ -25,6 +26,10 @@ Why it is built this way (figures in /work/shared/API-NOTES.md and benchmarks/in
   record is ever dropped by batching; a batch may hold the tail of one epoch and the head of
   the next. `PipelineInfo.batches_per_epoch` is therefore fractional.
 * Records stay uint8 until they are on the device (`stats.normalize` inside the jitted step).
+* The horizontal flip is the expensive part on the host: numpy mirrors an axis element by
+  element, so flipping half of a 224^2 batch costs about twice reading it. Worker processes
+  (`num_workers`) spread that over cores, but each ~10 MB batch then crosses a process
+  boundary; on 2 cores they are slower than the in-process read-ahead threads.
 
 Held-out validation (`make_eval_dataset`) reads a split once, in index order, centre-cropped,
 with the last batch padded (repeating the last record) and a boolean `mask` marking the real
@@ -131,36 +136,30 @@ class _EpochBatches:
 # --------------------------------------------------------------------------------------
 
 
-def crop_and_flip(L8: np.ndarray, ab8: np.ndarray, top: np.ndarray, left: np.ndarray,
-                  flip: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Square `size` windows at (top[i], left[i]), mirrored left-right where flip[i].
+def crop_windows(L8: np.ndarray, ab8: np.ndarray, top: np.ndarray, left: np.ndarray,
+                 size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Square `size` windows at (top[i], left[i]) of L8 [n, H, W] and ab8 [n, H, W, 2].
 
-    L8 uint8 [n, H, W], ab8 uint8 [n, H, W, 2] (C-contiguous) -> [n, size, size],
-    [n, size, size, 2]. When the window is the whole image the inputs are mirrored in place
-    and returned (the pipeline passes freshly read buffers it owns), which saves a copy of
-    the batch; otherwise new arrays are returned and the inputs are left untouched.
+    When the window is the whole image the inputs are returned as they are (the pipeline
+    passes freshly read buffers it owns), which saves a copy of the batch. One strided copy
+    per image otherwise: ~4x faster than a batched fancy-index gather at 224^2. The (a, b)
+    pairs are moved as one uint16 each, several times faster than a trailing axis of 2.
 
-    One strided copy per image: ~4x faster than a batched fancy-index gather at 224^2. The
-    (a, b) pairs are moved as one uint16 each, because numpy mirrors a trailing axis of 2
-    several times slower than the same bytes viewed as uint16.
+    Horizontal flips are not done here: mirroring costs numpy about twice the read itself
+    (it copies element by element), while on the device it is free. The pipeline emits a
+    per-image `flip` flag and `stats.prepare_batch` mirrors inside the jitted step.
     """
     n, h, w = L8.shape
     if size == h == w:
-        L_out, ab_out = L8, ab8
-        ab16 = _pairs_as_uint16(ab_out)
-        for i in np.flatnonzero(flip):
-            L_out[i] = L_out[i, :, ::-1]  # numpy copies the overlapping source first
-            ab16[i] = ab16[i, :, ::-1]
-        return L_out, ab_out
+        return L8, ab8
     L_out = np.empty((n, size, size), np.uint8)
     ab_out = np.empty((n, size, size, 2), np.uint8)
     ab16, ab16_out = _pairs_as_uint16(ab8), _pairs_as_uint16(ab_out)
     for i in range(n):
         rows = slice(int(top[i]), int(top[i]) + size)
         cols = slice(int(left[i]), int(left[i]) + size)
-        step = -1 if flip[i] else 1
-        L_out[i] = L8[i, rows, cols][:, ::step]
-        ab16_out[i] = ab16[i, rows, cols][:, ::step]
+        L_out[i] = L8[i, rows, cols]
+        ab16_out[i] = ab16[i, rows, cols]
     return L_out, ab_out
 
 
@@ -170,10 +169,11 @@ def _pairs_as_uint16(ab8: np.ndarray) -> np.ndarray:
 
 
 class _ReadBatch:
-    """(step, {"index"[, "mask"]}) -> {"L", "ab", "index"[, "mask"]}; picklable for workers.
+    """(step, {"index"[, "mask"]}) -> {"L", "ab", "flip", "index"[, "mask"]}; picklable.
 
     Training (`augment=True`): uniform random crop offsets and a fair coin per image for the
-    flip, drawn from a generator keyed by (seed, shard, step). Evaluation: centre crop.
+    flip, drawn from a generator keyed by (seed, shard, step). Evaluation: centre crop, no
+    flip. `flip` (bool [n]) is applied on the device by `stats.prepare_batch`.
     """
 
     def __init__(self, records: Records, crop_size: int, *, augment: bool, flip: bool,
@@ -194,8 +194,9 @@ class _ReadBatch:
             flip = rng.random(n) < 0.5 if self.flip else np.zeros(n, bool)
         else:
             top, left, flip = np.full(n, (h - c) // 2), np.full(n, (w - c) // 2), np.zeros(n, bool)
-        L8, ab8 = crop_and_flip(L8, ab8, top, left, flip, c)
-        return {**batch, "L": L8, "ab": ab8, "index": np.asarray(indices, np.int32)}
+        L8, ab8 = crop_windows(L8, ab8, top, left, c)
+        return {**batch, "L": L8, "ab": ab8, "flip": flip,
+                "index": np.asarray(indices, np.int32)}
 
     def __repr__(self) -> str:
         return f"_ReadBatch({self.records!r}, crop_size={self.crop_size}, augment={self.augment})"

@@ -178,6 +178,20 @@ def normalize(L8: jax.Array, ab8: jax.Array) -> tuple[jax.Array, jax.Array]:
     return color.lab8_to_model(L8, ab8)
 
 
+def prepare_batch(batch: dict) -> tuple[jax.Array, jax.Array]:
+    """A pipeline batch on the device -> model inputs, inside the jitted step.
+
+    Mirrors left-right the images whose `flip` flag is set (the pipeline's augmentation,
+    done here because it is free on the device and costly in numpy), then `normalize`.
+    """
+    l_norm, ab_norm = normalize(batch["L"], batch["ab"])
+    if "flip" in batch:
+        flip = batch["flip"][:, None, None, None]
+        l_norm = jnp.where(flip, l_norm[:, :, ::-1], l_norm)
+        ab_norm = jnp.where(flip, ab_norm[:, :, ::-1], ab_norm)
+    return l_norm, ab_norm
+
+
 @functools.lru_cache(maxsize=8)
 def make_normalize(mesh: Mesh):
     """`normalize` as an explicit per-device `shard_map` over `mesh`, jitted."""

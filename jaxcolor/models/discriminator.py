@@ -173,7 +173,9 @@ class PatchDiscriminator(nnx.Module):
       rngs: parameter initialisation keys.
 
     Biases follow pix2pix: the first and last convolutions always have one, the middle ones
-    only with instance norm (BatchNorm's shift makes a bias redundant). One deviation: with
+    only with instance norm (BatchNorm's shift makes a bias redundant; the mean subtraction of
+    pix2pix's affine-free instance norm makes it redundant too, but it is kept so that
+    parameter counts match). One deviation: with
     norm="none" pix2pix drops the middle biases too (its rule is `use_bias = norm_layer ==
     InstanceNorm2d`), leaving layers that cannot shift their output; here they keep one.
     """

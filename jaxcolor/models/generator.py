@@ -14,7 +14,9 @@ output can follow the exact edges of the input), then two 3x3 conv + BatchNorm +
 Why the decoder stays light: the encoder carries the semantics and is usually pretrained.
 A 1x1 conv first narrows layer4 (2048 channels for ResNet-50+) to the first decoder width,
 and each encoder skip is narrowed to its block's width before the 3x3 convs; without these
-the 3x3 convs over 1024 + 2048 channels at /16 alone would cost ~20% of a ResNet-101.
+the first block's 3x3 conv over 2048 + 1024 channels at /16 alone would cost ~18% of a
+ResNet-101. Measured with XLA's cost analysis at 224x224 (depth 101, default widths): encoder
+15.3 GFLOP, decoder 4.5 GFLOP; 42.5M encoder and 3.4M decoder parameters.
 
 Freezing the encoder (DeOldify-style warm-up): `ENCODER_PARAMS` / `DECODER_PARAMS` are nnx
 filters and `is_encoder_path` a path predicate, e.g.
@@ -99,8 +101,8 @@ def upsample2x(x: jax.Array) -> jax.Array:
     Equal to `jax.image.resize(..., method="bilinear")` and torch's
     `interpolate(scale_factor=2, mode="bilinear", align_corners=False)`, but as a fixed
     two-tap stencil: jax.image.resize contracts with a dense [out, in] weight matrix per
-    axis, whose cost grows with the square of the side (at 224x224 it cost more than the
-    convolutions it feeds).
+    axis, whose cost grows with the square of the side (in this decoder at 224x224 it added
+    0.7 GFLOP, a sixth of the decoder's total).
     """
     return _upsample2x_along(_upsample2x_along(x, 1), 2)
 
@@ -194,7 +196,6 @@ class UNetGenerator(nnx.Module):
             raise ValueError(
                 f"UNetGenerator: decoder_widths must be 5 positive ints, got {decoder_widths}"
             )
-        self.dtype = dtype
         self.encoder = resnet.resnet(depth, num_classes=None, dtype=dtype, rngs=rngs)
         stem, layer1, layer2, layer3, layer4 = self.encoder.feature_channels
         # Narrow layer4 at /32, where a 1x1 conv is cheapest.

@@ -42,7 +42,8 @@ class Inputs:
 
     def next_train_batch(self) -> dict[str, jax.Array]:
         local = next(self.train_iter)
-        return pipeline.make_global_batch({"L": local["L"], "ab": local["ab"]}, self.mesh)
+        return pipeline.make_global_batch(
+            {"L": local["L"], "ab": local["ab"], "flip": local["flip"]}, self.mesh)
 
     def val_batches(self, max_images: int) -> Iterator[tuple[dict[str, jax.Array], np.ndarray]]:
         """(global batch, local mask) pairs over the validation split, in fixed order."""

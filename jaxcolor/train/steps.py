@@ -1,9 +1,9 @@
 """Pure training and evaluation steps, compiled with `jax.jit`.
 
 Every step is `(state, batch) -> (state, metrics)` with `batch = {"L": uint8 [B,H,W],
-"ab": uint8 [B,H,W,2]}` (a global `jax.Array` sharded over the mesh's `data` axis). The uint8
-records are normalised on the devices inside the step (`stats.normalize`), so only uint8
-crosses from host to accelerator. Metrics are returned as device arrays: the loop fetches them
+"ab": uint8 [B,H,W,2], "flip": bool [B] (optional)}` (global `jax.Array`s sharded over the
+mesh's `data` axis). The uint8 records are flipped and normalised on the devices inside the
+step (`stats.prepare_batch`), so only uint8 crosses from host to accelerator. Metrics are returned as device arrays: the loop fetches them
 one step late, so dispatching step n+1 never waits for step n.
 
 Steps, by phase:
@@ -113,7 +113,7 @@ def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransforma
     # `jax.grad` differentiates would mutate BatchStats across trace levels.
 
     def pretrain_step(state: TrainState, batch: dict):
-        l_norm, ab_real = stats.normalize(batch["L"], batch["ab"])
+        l_norm, ab_real = stats.prepare_batch(batch)
         g = defs.generator(state.g_params, state.g_batch_stats, train=True)
 
         def loss_fn(g):
@@ -124,14 +124,14 @@ def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransforma
         return state.replace(step=state.step + 1), {"g/l1": loss, **m}
 
     def d_step(state: TrainState, batch: dict):
-        l_norm, ab_real = stats.normalize(batch["L"], batch["ab"])
+        l_norm, ab_real = stats.prepare_batch(batch)
         g = defs.generator(state.g_params, state.g_batch_stats, train=False)
         ab_fake = jax.lax.stop_gradient(g(l_norm).astype(jnp.float32))
         state, m = update_discriminator(state, l_norm, ab_real, ab_fake)
         return state.replace(step=state.step + 1), m
 
     def gan_step(state: TrainState, batch: dict):
-        l_norm, ab_real = stats.normalize(batch["L"], batch["ab"])
+        l_norm, ab_real = stats.prepare_batch(batch)
         g = defs.generator(state.g_params, state.g_batch_stats, train=True)
         # D judges in train mode (batch statistics), as in pix2pix; its running-stat updates
         # from this pass are dropped: only D's own step below moves them.
@@ -153,7 +153,7 @@ def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransforma
 
     def eval_step(state: TrainState, batch: dict) -> dict:
         """Predictions and per-image metrics ([B] arrays) of G in eval mode."""
-        l_norm, ab_true = stats.normalize(batch["L"], batch["ab"])
+        l_norm, ab_true = stats.prepare_batch(batch)
         params = state.g_ema_params if state.g_ema_params is not None else state.g_params
         g = defs.generator(params, state.g_batch_stats, train=False)
         ab_pred = g(l_norm).astype(jnp.float32)

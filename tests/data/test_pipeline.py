@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from jaxcolor import color
 from jaxcolor.data import pipeline, stats
 from jaxcolor.data.records import Records, RecordsWriter
 
@@ -192,21 +193,30 @@ def test_validation_source_prefers_a_separate_directory(records, tmp_path):
 # --------------------------------------------------------------------------------------
 
 
-def test_crop_and_flip_cut_the_requested_windows():
+def test_crop_windows_cut_the_requested_windows():
     rng = np.random.default_rng(1)
     L = rng.integers(0, 256, (3, 10, 10), np.uint8)
     ab = rng.integers(0, 256, (3, 10, 10, 2), np.uint8)
-    top, left, flip = np.array([0, 2, 4]), np.array([4, 1, 0]), np.array([False, True, True])
-    L_out, ab_out = pipeline.crop_and_flip(L, ab, top, left, flip, 6)
+    top, left = np.array([0, 2, 4]), np.array([4, 1, 0])
+    L_out, ab_out = pipeline.crop_windows(L, ab, top, left, 6)
     for i in range(3):
-        step = -1 if flip[i] else 1
         win = np.s_[i, top[i]:top[i] + 6, left[i]:left[i] + 6]
-        np.testing.assert_array_equal(L_out[i], L[win][:, ::step])
-        np.testing.assert_array_equal(ab_out[i], ab[win][:, ::step])  # a, b stay in order
-    full_L, full_ab = pipeline.crop_and_flip(L.copy(), ab.copy(), top * 0, left * 0, flip, 10)
-    np.testing.assert_array_equal(full_L[1], L[1, :, ::-1])
-    np.testing.assert_array_equal(full_ab[2], ab[2, :, ::-1])
-    np.testing.assert_array_equal(full_L[0], L[0])
+        np.testing.assert_array_equal(L_out[i], L[win])
+        np.testing.assert_array_equal(ab_out[i], ab[win])  # a, b stay in order
+    full_L, full_ab = pipeline.crop_windows(L, ab, top * 0, left * 0, 10)
+    np.testing.assert_array_equal(full_L, L)
+    np.testing.assert_array_equal(full_ab, ab)
+
+
+def _as_seen_by_the_model(batch):
+    """The batch after the device-side flip, back in host arrays (L8, ab8)."""
+    from jaxcolor.data import stats
+
+    l_norm, ab_norm = stats.prepare_batch({k: batch[k] for k in ("L", "ab", "flip")})
+    lab = np.concatenate([np.asarray(color.denormalize_l(l_norm)),
+                          np.asarray(color.denormalize_ab(ab_norm))], -1)
+    L8, ab8 = color.encode_lab8(lab)
+    return L8, ab8
 
 
 def test_training_batches_are_random_windows_of_their_records(records):
@@ -215,11 +225,14 @@ def test_training_batches_are_random_windows_of_their_records(records):
     for batch in batches:
         assert batch["L"].shape == (6, CROP, CROP) and batch["L"].dtype == np.uint8
         assert batch["ab"].shape == (6, CROP, CROP, 2) and batch["ab"].dtype == np.uint8
+        assert batch["flip"].shape == (6,) and batch["flip"].dtype == bool
+        seen_L, seen_ab = _as_seen_by_the_model(batch)
         L, ab = records.read(batch["index"])
         for i in range(6):
-            found = _windows(batch["L"][i], L[i], CROP) & _windows(batch["ab"][i], ab[i], CROP)
+            found = _windows(seen_L[i], L[i], CROP) & _windows(seen_ab[i], ab[i], CROP)
             assert len(found) == 1, f"record {batch['index'][i]}: no single matching window"
             (top, left, flipped), = found
+            assert flipped == bool(batch["flip"][i])
             flips.add(flipped)
             offsets.add((top, left))
     assert flips == {False, True} and len(offsets) > 5
@@ -227,6 +240,7 @@ def test_training_batches_are_random_windows_of_their_records(records):
 
 def test_flip_off_never_mirrors(records):
     for batch in _take(_train(records, flip=False)[0], 3):
+        assert not batch["flip"].any()
         L, _ = records.read(batch["index"])
         for i in range(6):
             assert {f for _, _, f in _windows(batch["L"][i], L[i], CROP)} == {False}

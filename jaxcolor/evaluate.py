@@ -1,0 +1,302 @@
+"""Measure a checkpoint: metrics beside the gray baseline, and a contact sheet to look at.
+
+    python -m jaxcolor.evaluate --workdir=/runs/gan101 --data=/data/kaggle_records --out=/runs/gan101/eval
+    python -m jaxcolor.evaluate --checkpoint=/runs/gan101/checkpoints --best \\
+        --data='/photos/test/*.jpg' --out=report --max_images=500 --sheet=16
+
+Each image goes through exactly what `jaxcolor.colorize` does (render size, guided
+upsampling, the image's own L), so the numbers describe what users get. Metrics, computed
+on the delivered 8-bit sRGB images against the true ones (`jaxcolor.metrics`):
+  psnr, ssim        on RGB in [0, 1]
+  ab_mae            mean |a - a'|, |b - b'| in Lab units;  ab_auc  Zhang et al.'s AuC (0..150)
+  cf_pred, cf_true  Hasler & Suesstrunk colourfulness;  delta_cf = |mean cf_pred - mean cf_true|
+The same metrics for the gray image (zero ab: the floor every number should beat, and the
+honest reference for "dull sepia" outputs) are reported beside them.
+
+Data: a records directory (its validation split when the manifest has one, else every
+record, at the stored size, without the records the training config's filter drops, as in
+training's validation; --no_filter keeps them) or photos (file, directory or glob; unreadable ones are listed
+and skipped; photos larger than --max_side are downscaled first, as ground truth too).
+
+Writes REPORT_DIR/metrics.json (per-image values, summary, baseline, checkpoint step, the
+training config; infinite PSNRs of exact matches are written as null) and
+REPORT_DIR/contact_sheet.png (gray | predicted | true for the first --sheet images, each
+captioned with its CF), and prints a short table. Exit status: 0, or 2 when nothing could be
+evaluated (bad flags, checkpoint or data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from jaxcolor import color, infer, metrics
+from jaxcolor.colorize import UsageError, add_checkpoint_flags, load_colorizer, user_errors
+from jaxcolor.data import images
+from jaxcolor.data import records as records_lib
+from jaxcolor.data import stats as stats_lib
+
+METRICS = ("psnr", "ssim", "ab_mae", "ab_auc", "cf_pred", "cf_true")
+TILE = 192  # contact-sheet tile box, pixels
+CAPTION = 16  # caption strip under each tile
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    name: str
+    photo: infer.Photo  # what the colouriser sees
+    lightness: np.ndarray  # float32 [H, W], L in [0, 100]
+    true_rgb: np.ndarray  # uint8 [H, W, 3]
+
+
+# --------------------------------------------------------------------------------------
+# Data.
+# --------------------------------------------------------------------------------------
+
+
+def record_samples(recs: records_lib.Records, max_images: int | None,
+                   thresholds: stats_lib.FilterThresholds | None) -> tuple[Iterator[Sample], dict]:
+    """Samples of a records set's validation split (every record if it has none), filtered
+    by the training config's rules (`thresholds`; None keeps all) as training validation is."""
+    split = "val" if recs.manifest.val_every else "all"
+    candidates = recs.split(split)
+    if thresholds is None:
+        indices, removed = candidates, {}
+    else:
+        indices, removed = stats_lib.select(recs.stats, thresholds, candidates)
+    indices = indices[:max_images]
+
+    def samples():
+        for start in range(0, len(indices), 64):
+            chunk = indices[start:start + 64]
+            L8, ab8 = recs.read(chunk)
+            lab = color.decode_lab8(L8, ab8)
+            true = color.rgb01_to_uint8(color.lab_to_rgb_np(lab))
+            for i, index in enumerate(chunk):
+                yield Sample(f"{recs.directory.name}[{index}]", infer.Photo(lab[i, ..., 0]),
+                             lab[i, ..., 0], true[i])
+
+    info = {"kind": "records", "split": split, "filter_removed": removed,
+            "count": int(len(indices))}
+    return samples(), info
+
+
+def image_samples(spec: str, max_images: int | None, max_side: int,
+                  failures: list[dict]) -> Iterator[Sample]:
+    """Samples of photo files; unreadable ones are appended to `failures` and skipped."""
+    taken = 0
+    for path in images.find_images(spec):
+        if max_images is not None and taken >= max_images:
+            return
+        try:
+            rgb = images.load_image_rgb(path, min_size=max_side)
+            h, w = rgb.shape[:2]
+            if max(h, w) > max_side:
+                scale = max_side / max(h, w)
+                size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
+            if min(rgb.shape[:2]) < 11:
+                raise infer.InputImageError(f"{rgb.shape[1]}x{rgb.shape[0]} is below SSIM's "
+                                            "11x11 window")
+            photo = infer.Photo(rgb)
+        except (images.ImageDecodeError, infer.InputImageError) as e:
+            failures.append({"path": str(path), "reason": getattr(e, "reason", str(e))})
+            continue
+        taken += 1
+        yield Sample(str(path), photo, infer.lightness(rgb), rgb)
+
+
+def gray_rgb(L: np.ndarray) -> np.ndarray:
+    """The zero-ab baseline: the gray sRGB image of lightness L (R = G = B exactly)."""
+    gray = color.rgb01_to_uint8(np.asarray(color.gray_rgb_from_l(L)))
+    return np.repeat(gray[..., None], 3, axis=-1)
+
+
+# --------------------------------------------------------------------------------------
+# Metrics.
+# --------------------------------------------------------------------------------------
+
+
+def image_metrics(pred_rgb8: np.ndarray, true_rgb8: np.ndarray) -> dict[str, float]:
+    """Every metric of one uint8 [H, W, 3] prediction against its truth."""
+    pred, true = pred_rgb8.astype(np.float32) / 255.0, true_rgb8.astype(np.float32) / 255.0
+    pred_ab = color.rgb_to_lab_np(pred_rgb8)[..., 1:]
+    true_ab = color.rgb_to_lab_np(true_rgb8)[..., 1:]
+    values = {
+        "psnr": metrics.psnr(pred, true), "ssim": metrics.ssim(pred, true),
+        "ab_mae": metrics.ab_mae(pred_ab, true_ab), "ab_auc": metrics.ab_auc(pred_ab, true_ab),
+        "cf_pred": metrics.colorfulness(pred_rgb8), "cf_true": metrics.colorfulness(true_rgb8),
+    }
+    return {k: float(v) for k, v in values.items()}
+
+
+@dataclasses.dataclass
+class Report:
+    per_image: list[dict] = dataclasses.field(default_factory=list)
+    sheet_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]] = dataclasses.field(
+        default_factory=list)
+
+    def summary(self, which: str) -> dict[str, float]:
+        return metrics.summarize({k: [r[which][k] for r in self.per_image] for k in METRICS})
+
+
+def evaluate(colorizer: infer.Colorizer, samples: Iterable[Sample], *, sheet: int,
+             progress=None) -> Report:
+    """Colourise every sample in batches; per-image metrics for the model and the baseline."""
+    report = Report()
+    batch: list[Sample] = []
+
+    def flush():
+        for sample, pred in zip(batch, colorizer.colorize_photos([s.photo for s in batch])):
+            gray = gray_rgb(sample.lightness)
+            model, base = image_metrics(pred, sample.true_rgb), image_metrics(gray, sample.true_rgb)
+            report.per_image.append({"name": sample.name, "height": int(pred.shape[0]),
+                                     "width": int(pred.shape[1]), "model": model,
+                                     "baseline": base})
+            if len(report.sheet_rows) < sheet:
+                report.sheet_rows.append((gray, pred, sample.true_rgb, model))
+            if progress is not None:
+                progress(len(report.per_image))
+        batch.clear()
+
+    for sample in samples:
+        batch.append(sample)
+        if len(batch) == colorizer.batch_size:
+            flush()
+    if batch:
+        flush()
+    return report
+
+
+# --------------------------------------------------------------------------------------
+# Outputs.
+# --------------------------------------------------------------------------------------
+
+
+def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]]) -> Image.Image:
+    """gray | predicted | true per row, each tile fitted in TILE x TILE and captioned with
+    its colourfulness (the gray tile's is 0 by construction)."""
+    sheet = Image.new("RGB", (3 * TILE, len(rows) * (TILE + CAPTION)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for r, (gray, pred, true, m) in enumerate(rows):
+        captions = ("gray  CF 0.0", f"predicted  CF {m['cf_pred']:.1f}", f"true  CF {m['cf_true']:.1f}")
+        for c, (tile, caption) in enumerate(zip((gray, pred, true), captions)):
+            h, w = tile.shape[:2]
+            scale = TILE / max(h, w)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            thumb = Image.fromarray(tile).resize(size, Image.Resampling.LANCZOS)
+            top = r * (TILE + CAPTION)
+            sheet.paste(thumb, (c * TILE + (TILE - size[0]) // 2, top + (TILE - size[1]) // 2))
+            draw.text((c * TILE + 4, top + TILE + 2), caption, fill=(0, 0, 0), font=font)
+    return sheet
+
+
+def _finite(x):
+    """JSON has no infinity: an exact match's PSNR (+inf) is written as null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+_ROWS = (("PSNR (dB)", "psnr", "{:8.2f}"), ("SSIM", "ssim", "{:8.4f}"),
+         ("|ab| error", "ab_mae", "{:8.2f}"), ("AuC", "ab_auc", "{:8.4f}"),
+         ("CF", "cf_pred", "{:8.1f}"), ("delta-CF", "delta_cf", "{:8.1f}"))
+
+
+def format_table(summary: dict, baseline: dict) -> str:
+    lines = [f"{'':12s}{'model':>8s}{'gray':>8s}"]
+    for title, key, fmt in _ROWS:
+        lines.append(f"{title:12s}{fmt.format(summary[key])}{fmt.format(baseline[key])}")
+    lines.append(f"{'CF (true)':12s}{summary['cf_true']:8.1f}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Command line.
+# --------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m jaxcolor.evaluate",
+                                     description=__doc__.split("\n\n")[0])
+    add_checkpoint_flags(parser)
+    parser.add_argument("--data", required=True, help="records directory, or photos "
+                        "(file, directory or glob)")
+    parser.add_argument("--out", required=True, help="report directory")
+    parser.add_argument("--max_images", type=int, default=None, help="evaluate at most this many")
+    parser.add_argument("--sheet", type=int, default=8, help="images on the contact sheet (0: none)")
+    parser.add_argument("--no_filter", action="store_true",
+                        help="records: keep the records the training filter drops (gray, flat)")
+    parser.add_argument("--max_side", type=int, default=512,
+                        help="photos are downscaled to this long side first (not records)")
+    return parser
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from jaxcolor.data.ingest import ProgressBar
+
+    bar = ProgressBar("evaluate")
+    failures: list[dict] = []
+    try:
+        if args.max_images is not None and args.max_images < 1:
+            raise UsageError(f"--max_images must be >= 1, got {args.max_images}")
+        data = Path(args.data).expanduser()
+        recs = records_lib.Records(data) if (data / records_lib.MANIFEST).is_file() else None
+        colorizer = load_colorizer(args)
+        if recs is not None:
+            thresholds = (None if args.no_filter
+                          else stats_lib.FilterThresholds.from_config(colorizer.config.data.filter))
+            samples, info = record_samples(recs, args.max_images, thresholds)
+            total = info["count"]
+        else:
+            samples = image_samples(args.data, args.max_images, args.max_side, failures)
+            info, total = {"kind": "images"}, args.max_images
+        report = evaluate(colorizer, samples, sheet=max(args.sheet, 0),
+                          progress=lambda n: bar(n, total or n))
+        if not report.per_image:
+            raise UsageError(f"--data {args.data}: no image could be evaluated "
+                             f"({len(failures)} unreadable)")
+    except user_errors() + (stats_lib.EmptyFilterError,) as e:
+        bar.close()
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    bar.close()
+    out = Path(args.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    summary, baseline = report.summary("model"), report.summary("baseline")
+    result = {
+        "checkpoint": {"directory": str(infer.checkpoint_dir(args.workdir or args.checkpoint)),
+                       "step": colorizer.step},
+        "render_size": colorizer.render_size, "upsample": colorizer.upsample,
+        "data": {"path": str(args.data), **info, "images": len(report.per_image),
+                 "unreadable": failures},
+        "summary": summary, "baseline": baseline, "per_image": report.per_image,
+        "config": colorizer.config.to_dict(),
+    }
+    (out / "metrics.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
+    if report.sheet_rows:
+        contact_sheet(report.sheet_rows).save(out / "contact_sheet.png")
+    for f in failures:
+        print(f"unreadable: {f['path']}: {f['reason']}")
+    print(format_table(summary, baseline))
+    print(f"{len(report.per_image)} images, checkpoint step {colorizer.step}, render size "
+          f"{colorizer.render_size}; report in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
