@@ -8,7 +8,9 @@ command, a configuration and the software and hardware that produced them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import platform
 import statistics
 import time
@@ -34,7 +36,9 @@ def environment() -> dict[str, Any]:
     return {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
             "device_kind": devices[0].device_kind, "device_count": len(devices),
             "process_count": jax.process_count(), "host": platform.node(),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            # Other processes on a small shared machine move CPU figures: record the load.
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def median_rate(run_window: Callable[[], int], windows: int) -> tuple[float, list[float]]:
@@ -71,3 +75,209 @@ def emit(result: dict[str, Any], out: str | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as f:
             f.write(line + "\n")
+
+
+# ---- configs -----------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+GAN_CONFIG = str(REPO / "experiments" / "configs" / "gan.py")
+DEMO_CONFIG = str(REPO / "experiments" / "configs" / "demo.py")
+
+
+class BenchmarkArgumentError(ValueError):
+    """A benchmark flag names a config, variant or field that does not exist."""
+
+
+def load_config(spec: str):
+    """`path/to/config.py[:variant]` -> the ConfigDict its `get_config(variant)` returns
+    (the `--config` convention of experiments/run.py, without absl flags)."""
+    import importlib.util
+
+    path, _, variant = spec.partition(":")
+    if not Path(path).is_file():
+        raise BenchmarkArgumentError(f"--config {spec}: no such file {path}")
+    module_spec = importlib.util.spec_from_file_location(f"_bench_config_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(variant) if variant else module.get_config()
+
+
+def apply_overrides(config, assignments: list[str]) -> None:
+    """`["model.depth=18", "model.decoder_widths=16,16,16,16,16"]` -> fields set in place.
+
+    Each value is parsed as a Python literal (a bare comma list becomes a tuple; anything
+    unparsable stays a string), like `--config.model.depth=18` of experiments/run.py.
+    """
+    import ast
+
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep:
+            raise BenchmarkArgumentError(f"--set {assignment}: expected FIELD=VALUE")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        *parents, leaf = key.split(".")
+        node = config
+        try:
+            for name in parents:
+                node = node[name]
+            if leaf not in node:
+                raise KeyError(leaf)
+            node[leaf] = value
+        except (KeyError, TypeError) as e:
+            raise BenchmarkArgumentError(f"--set {assignment}: the config has no field {key} "
+                                         f"({type(e).__name__}: {e})") from None
+
+
+def add_config_args(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--config", default=default,
+                        help="training config file, optionally :variant (default: %(default)s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="FIELD=VALUE", help="override a config field (repeatable), "
+                        "e.g. --set model.depth=18 --set model.compute_dtype=bfloat16")
+
+
+def model_summary(config) -> dict[str, Any]:
+    """The config fields that decide a step's cost, for the JSON line."""
+    m = config.model
+    return {"depth": int(m.depth), "decoder_widths": list(m.decoder_widths),
+            "self_attention": bool(m.self_attention), "d_width": int(m.d_width),
+            "d_layers": int(m.d_layers), "d_norm": m.d_norm,
+            "d_spectral_norm": bool(m.d_spectral_norm), "compute_dtype": m.compute_dtype}
+
+
+# ---- FLOPs and peak throughput ----------------------------------------------------------
+
+# Dense (no sparsity) peak FLOP/s of bf16 matrix units, from the vendors' data sheets, keyed
+# by a substring of `jax.Device.device_kind`. Longest match wins ("H100 PCIe" before "H100").
+# Only bf16 is listed: f32 runs on CUDA/TPU cores at other rates that vary with the
+# precision XLA picks (TF32 or not), so an f32 MFU would be a guess.
+PEAK_BF16_FLOPS = {
+    "H100 PCIe": 756e12,
+    "H100": 989e12,  # SXM; H100 NVL and PCIe differ
+    "H200": 989e12,
+    "GH200": 989e12,
+    "A100": 312e12,
+    "L4": 121e12,
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,  # v5e
+    "TPU v5p": 459e12,
+    "TPU v5": 459e12,
+    "TPU v6 lite": 918e12,  # Trillium (v6e)
+}
+
+
+def peak_flops(device_kind: str, dtype: str) -> float | None:
+    """Peak FLOP/s of one device for `dtype` compute, or None where unknown (CPUs, f32)."""
+    if dtype != "bfloat16":
+        return None
+    matches = [k for k in PEAK_BF16_FLOPS if k.lower() in device_kind.lower()]
+    return PEAK_BF16_FLOPS[max(matches, key=len)] if matches else None
+
+
+def compiled_flops(compiled) -> float | None:
+    """FLOPs of one call of a `jax.stages.Compiled`, from XLA's cost analysis (None when the
+    backend reports none). Counts a multiply-add as 2 FLOPs."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax: one dict per computation
+        analysis = analysis[0] if analysis else None
+    if not analysis or "flops" not in analysis:
+        return None
+    return float(analysis["flops"])
+
+
+def compute_dtype_name(config) -> str:
+    """The compute dtype a config resolves to on this backend ("float32"/"bfloat16")."""
+    import jax.numpy as jnp
+
+    from jaxcolor.train import build
+
+    return jnp.dtype(build.compute_dtype(config.model.compute_dtype)).name
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """(fn(), seconds)."""
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+# ---- the training setup, as the loop builds it -------------------------------------------
+
+
+@dataclasses.dataclass
+class TrainingSetup:
+    """Models, optimisers, state (or its abstract shape) and the compiled steps of a config."""
+
+    config: Any
+    mesh: Any
+    defs: Any  # jaxcolor.train.state.ModelDefs
+    state: Any  # TrainState of arrays, or of jax.ShapeDtypeStruct when abstract
+    steps: Any  # jaxcolor.train.steps.Steps
+    g_tx: Any
+    d_tx: Any
+
+    @property
+    def batch_sharding(self):
+        from jaxcolor.train import mesh as mesh_lib
+
+        return mesh_lib.batch_sharding(self.mesh)
+
+
+def training_setup(config, *, abstract: bool = False) -> TrainingSetup:
+    """What `jaxcolor.train.loop.train_and_evaluate` builds before its first step.
+
+    `abstract=True` traces the initialisation with `jax.eval_shape` instead of running it,
+    so a ResNet-101's state is described (shapes, dtypes, shardings) without allocating it:
+    enough to lower and compile the steps for their cost analysis.
+    """
+    import jax
+
+    from jaxcolor.train import build, mesh as mesh_lib, optim, state as state_lib
+    from jaxcolor.train import steps as steps_lib
+
+    mesh = mesh_lib.make_mesh()
+    replicated = mesh_lib.replicated(mesh)
+    # The schedule length only shapes the learning-rate curve, not the cost of a step.
+    g_tx = optim.make_optimizer(config.g, field="g", total_updates=10_000)
+    d_tx = optim.make_optimizer(config.d, field="d", total_updates=10_000)
+    if abstract:
+        captured = {}
+
+        def init():
+            captured["defs"], state = state_lib.create(
+                lambda: build.make_generator(config.model, seed=0),
+                lambda: build.make_discriminator(config.model, seed=1),
+                g_tx, d_tx, seed=0, ema=float(config.g.ema_decay) > 0)
+            return state
+
+        shapes = jax.eval_shape(init)
+        state = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
+        defs = captured["defs"]
+    else:
+        defs, state = build.create_state(config, g_tx, d_tx, sharding=replicated)
+    steps = steps_lib.build_steps(
+        defs, steps_lib.StepConfig.from_config(config), g_tx, d_tx,
+        g_encoder_mask=steps_lib.encoder_mask(state.g_params), state_sharding=replicated)
+    return TrainingSetup(config=config, mesh=mesh, defs=defs, state=state, steps=steps,
+                         g_tx=g_tx, d_tx=d_tx)
+
+
+def synthetic_batch(batch: int, size: int, sharding, *, abstract: bool = False,
+                    seed: int = 0) -> dict:
+    """A pipeline-shaped batch (uint8 L [B,S,S], ab [B,S,S,2], bool flip [B]) placed on the
+    devices with the batch sharding, or its abstract description."""
+    import jax
+    import numpy as np
+
+    shapes = {"L": ((batch, size, size), np.uint8), "ab": ((batch, size, size, 2), np.uint8),
+              "flip": ((batch,), np.bool_)}
+    if abstract:
+        return {k: jax.ShapeDtypeStruct(s, d, sharding=sharding) for k, (s, d) in shapes.items()}
+    rng = np.random.default_rng(seed)
+    host = {k: (rng.integers(0, 256, s, np.uint8) if d == np.uint8 else rng.random(s) < 0.5)
+            for k, (s, d) in shapes.items()}
+    return jax.device_put(host, sharding)

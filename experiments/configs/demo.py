@@ -28,10 +28,10 @@ gan = _load_gan_config()
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = gan.get_config()
-    config.batch_size = 16  # small batches: 2 CPU cores
-    config.phases.pretrain_steps = 400  # phase 1: L1
-    config.phases.d_pretrain_steps = 40  # NoGAN: D on the frozen generator's output
-    config.phases.gan_steps = 160  # phase 2: GAN
+    config.batch_size = 8  # small batches: 2 CPU cores
+    config.phases.pretrain_steps = 240  # phase 1: L1
+    config.phases.d_pretrain_steps = 20  # NoGAN: D on the frozen generator's output
+    config.phases.gan_steps = 100  # phase 2: GAN
 
     config.data.build_demo = True  # make the records from scikit-image's photos if missing
     config.data.train = "demo_records"  # relative paths are resolved inside the workdir
@@ -40,14 +40,14 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.data.demo_crops_per_photo = 48  # random crops per bundled colour photo
 
     config.model.depth = 18  # ResNet-18 encoder
-    config.model.decoder_widths = (128, 64, 32, 32, 16)
+    config.model.decoder_widths = (96, 48, 32, 16, 16)
     config.model.d_width = 32  # a narrower PatchGAN
     config.gan.lambda_l1 = 100.0
 
     config.log_every = 20
-    config.eval_every = 200
+    config.eval_every = 120
     config.eval_max_images = 64
-    config.checkpoint_every = 200
+    config.checkpoint_every = 120
     config.probe_images = 8
 
     if variant == "smoke":  # a few steps of each phase, for CI

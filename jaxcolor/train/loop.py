@@ -102,10 +102,12 @@ class _StopRequest:
 
 
 def _check_finite(step: int, metrics: dict[str, float]) -> None:
+    """`step` is 0-based, as the loop counts; messages number steps from 1, as the console
+    and the checkpoints do (checkpoint N holds the state after N steps)."""
     for name, value in metrics.items():
         if not math.isfinite(value):
             raise NonFiniteLossError(
-                f"step {step}: {name} is {value}; stopping. The newest checkpoint holds the "
+                f"step {step + 1}: {name} is {value}; stopping. The newest checkpoint holds the "
                 "last good state (lower the learning rate or enable config.g.clip_grad_norm)")
 
 
@@ -157,6 +159,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     mon = monitor.Monitor(workdir, config, total_steps=schedule.total, start_step=start)
     last_metrics: dict[str, float] = {}
     pending = None  # (step, phase, device metrics) of the previous step, fetched one late
+    stopped = False  # by SIGTERM/SIGINT: save and leave at once (a preemption's grace is short)
 
     def save(step_state, phase, metrics=None):
         checkpointer.save(step_state, data_iter=data.train_iter, config_json=config_json,
@@ -200,13 +203,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                                      "command to resume.", name, done, checkpointer.directory)
                         print(f"{name}: checkpoint of step {done} saved in "
                               f"{checkpointer.directory}", flush=True)
+                        stopped = True
                         break
             if pending is not None:
                 fetched = _fetch(pending[2])
                 _check_finite(pending[0], fetched)
                 mon.record(pending[0], pending[1], fetched)
         checkpointer.wait()
-        mon.write_final_grid(compiled.evaluate, state, data, mesh)
+        if not stopped:
+            mon.write_final_grid(compiled.evaluate, state, data, mesh)
     finally:
         checkpointer.close()
         mon.close()

@@ -78,17 +78,23 @@ def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransforma
 
     def update_generator(state: TrainState, grads, g: nnx.Module) -> tuple[TrainState, dict]:
         frozen = state.step < cfg.encoder_freeze_steps
-        grads = jax.tree.map(lambda gr, is_enc: jnp.where(is_enc & frozen, 0.0, gr),
-                             grads, g_encoder_mask)
+
+        def freeze_encoder(tree):
+            return jax.tree.map(lambda x, is_enc: jnp.where(is_enc & frozen, 0.0, x),
+                                tree, g_encoder_mask)
+
+        # Zero the encoder's gradients (its Adam moments stay clean) and its updates
+        # (AdamW's weight decay would otherwise still move a frozen encoder).
+        grads = freeze_encoder(grads)
         updates, opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
-        params = optax.apply_updates(state.g_params, updates)
+        params = optax.apply_updates(state.g_params, freeze_encoder(updates))
         ema = state.g_ema_params
         if ema is not None:
             decay = cfg.ema_decay
             ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
         new = state.replace(g_params=params, g_batch_stats=nnx.state(g, _NOT_PARAM),
                             g_opt_state=opt_state, g_ema_params=ema)
-        return new, {"g/grad_norm": optax.global_norm(grads),
+        return new, {"g/grad_norm": optax.tree.norm(grads),
                      "g/lr": current_learning_rate(opt_state)}
 
     def update_discriminator(state: TrainState, l_norm, ab_real, ab_fake):
@@ -104,7 +110,7 @@ def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransforma
         new = state.replace(d_params=params, d_batch_stats=nnx.state(d, _NOT_PARAM),
                             d_opt_state=opt_state)
         return new, {"d/loss": loss, "d/real_logit": real.mean(), "d/fake_logit": fake.mean(),
-                     "d/grad_norm": optax.global_norm(grads),
+                     "d/grad_norm": optax.tree.norm(grads),
                      "d/lr": current_learning_rate(opt_state)}
 
     # NNX note: each model is merged once per step and differentiated as a module

@@ -1,13 +1,16 @@
-"""Shared pieces of the training tests: tiny synthetic records, a tiny run config,
-subprocess and checkpoint helpers. Fixtures built on them live in conftest.py.
+"""Shared pieces of the training tests: tiny synthetic records, a tiny run config, the
+run's models/steps built as the loop builds them, and checkpoint/subprocess helpers.
+Fixtures built on them live in conftest.py.
 
 The tiny run: ResNet-18 encoder, a 16-wide decoder, an 8-wide PatchGAN, 32x32 crops of
-40x40 records, global batch 4. A whole three-phase run compiles in well under a minute on
-two CPU cores.
+40x40 records, global batch 4. Every test that trains uses this one config (or changes
+only what leaves the compiled programs alone: phase lengths that keep G's and D's update
+counts, cadences), so the persistent compilation cache compiles each step once per session.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import subprocess
@@ -17,24 +20,28 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
+import pytest
 from PIL import Image
 
 from jaxcolor import color
-from jaxcolor.data.records import RecordsWriter
+from jaxcolor.data.records import Records, RecordsWriter
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDS_COUNT, RECORDS_SIZE, VAL_EVERY = 40, 40, 5  # 32 training, 8 validation records
 CROP, BATCH = 32, 4
+PRETRAIN, D_PRETRAIN, GAN = 4, 2, 4  # G makes 8 updates, D 6
+ENCODER_FREEZE_STEPS, EMA_DECAY = 2, 0.9
 
 
 def colourful_images(count: int, size: int, seed: int = 0) -> np.ndarray:
     """uint8 RGB [count, size, size, 3]: smooth random colour fields plus a little noise,
-    so they have both colour (they pass the colourfulness filter) and structure to learn."""
+    so they have colour (they pass the colourfulness filter) and structure to learn."""
     rng = np.random.default_rng(seed)
     out = np.empty((count, size, size, 3), np.uint8)
     for i in range(count):
         coarse = rng.integers(0, 256, (4, 4, 3), np.uint8)
-        smooth = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BILINEAR))
+        smooth = np.asarray(Image.fromarray(coarse).resize((size, size),
+                                                           Image.Resampling.BILINEAR))
         noise = rng.integers(-12, 13, (size, size, 3))
         out[i] = np.clip(smooth.astype(np.int32) + noise, 0, 255).astype(np.uint8)
     return out
@@ -48,7 +55,8 @@ def write_records(directory: Path, count: int = RECORDS_COUNT, size: int = RECOR
     return directory
 
 
-def _gan_module():
+def _gan_config_module():
+    """experiments/configs/gan.py, loaded by path (config files are scripts, not a package)."""
     spec = importlib.util.spec_from_file_location(
         "jaxcolor_test_gan_config", REPO / "experiments" / "configs" / "gan.py")
     module = importlib.util.module_from_spec(spec)
@@ -57,53 +65,130 @@ def _gan_module():
 
 
 def tiny_config(train_dir, **phases) -> ml_collections.ConfigDict:
-    """The gan.py recipe shrunk to seconds per phase; `phases` overrides config.phases."""
-    config = _gan_module().get_config()
+    """The gan.py recipe shrunk to seconds per phase; `phases` overrides config.phases.
+
+    It turns on what a real run may use so the tests exercise it: the encoder freeze, an
+    EMA of G, and AdamW for G (weight decay must not move a frozen encoder either).
+    """
+    config = _gan_config_module().get_config()
+    config.seed = 0
     config.batch_size = BATCH
-    config.phases.pretrain_steps = 4
-    config.phases.d_pretrain_steps = 2
-    config.phases.gan_steps = 4
+    config.phases.pretrain_steps = PRETRAIN
+    config.phases.d_pretrain_steps = D_PRETRAIN
+    config.phases.gan_steps = GAN
     config.phases.update(phases)
-    config.data.train = str(train_dir) if train_dir is not None else None
+    config.data.train = None if train_dir is None else str(train_dir)
     config.data.crop_size = CROP
     config.data.prefetch = 2
     config.model.depth = 18
     config.model.decoder_widths = (16, 16, 16, 16, 8)
     config.model.d_width = 8
     config.model.compute_dtype = "float32"
-    config.log_every = 1  # one TensorBoard point per step: tests compare steps one by one
+    config.g.lr = 1e-3
+    config.g.weight_decay = 1e-4
+    config.g.encoder_freeze_steps = ENCODER_FREEZE_STEPS
+    config.g.ema_decay = EMA_DECAY
+    config.log_every = 1  # one point per step: tests compare runs step by step
     config.eval_every = 5
     config.eval_max_images = 8
     config.probe_images = 3
     config.checkpoint_every = 5
-    config.compilation_cache = ""  # tests manage the cache themselves (see fixture below)
+    config.compilation_cache = ""  # tests manage the cache (conftest.compile_cache)
     return config
 
 
-def run_python(code: str, *, env: dict | None = None, timeout: float = 300,
-               args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """Run `code` in a fresh interpreter from the repo root (own XLA flags, own devices)."""
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+def build_run(config, mesh=None):
+    """(defs, state, compiled steps) built exactly as `loop.train_and_evaluate` builds them,
+    so that tests driving the steps directly share its compiled programs."""
+    from jaxcolor.train import build, loop, optim
+    from jaxcolor.train import mesh as mesh_lib
+    from jaxcolor.train import steps as steps_lib
+
+    mesh = mesh_lib.make_mesh() if mesh is None else mesh
+    schedule = loop.Schedule.from_config(config)
+    g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates)
+    d_tx = optim.make_optimizer(config.d, field="d", total_updates=schedule.d_updates)
+    replicated = mesh_lib.replicated(mesh)
+    defs, state = build.create_state(config, g_tx, d_tx, sharding=replicated)
+    steps = steps_lib.build_steps(
+        defs, steps_lib.StepConfig.from_config(config), g_tx, d_tx,
+        g_encoder_mask=steps_lib.encoder_mask(state.g_params), state_sharding=replicated)
+    return defs, state, steps
 
 
-def restore_saved_state(workdir: Path, step: int) -> dict:
-    """The `state` item of a checkpoint as a plain tree of numpy arrays (no target needed)."""
+def fixed_batch(records_dir, n: int = BATCH) -> dict[str, np.ndarray]:
+    """The centre CROPxCROP windows of the first `n` training records (uint8)."""
+    records = Records(records_dir)
+    L8, ab8 = records.read(records.split("train")[:n])
+    lo = (RECORDS_SIZE - CROP) // 2
+    window = (slice(None), slice(lo, lo + CROP), slice(lo, lo + CROP))
+    return {"L": np.ascontiguousarray(L8[window]), "ab": np.ascontiguousarray(ab8[window])}
+
+
+def to_host(tree):
+    """A numpy copy of a tree of arrays (safe to keep after the arrays are donated)."""
+    return jax.tree.map(lambda x: np.array(x, copy=True), tree)
+
+
+def restore_saved_state(workdir, step: int) -> dict:
+    """The `state` item of a run's checkpoint as a plain tree of numpy arrays."""
     import orbax.checkpoint as ocp
 
-    with ocp.StandardCheckpointer() as ckptr:
-        restored = ckptr.restore(Path(workdir).absolute() / "checkpoints" / str(step) / "state")
-    return jax.tree.map(np.asarray, restored)
+    path = Path(workdir).absolute() / "checkpoints" / str(step) / "state"
+    with ocp.StandardCheckpointer() as checkpointer:
+        return to_host(checkpointer.restore(path))
 
 
 def assert_trees_equal(a, b, **tolerance) -> None:
-    """Same structure, and leaves equal (bitwise without tolerance, else allclose)."""
-    paths_a = jax.tree_util.tree_flatten_with_path(a)[0]
-    paths_b = jax.tree_util.tree_flatten_with_path(b)[0]
-    assert [p for p, _ in paths_a] == [p for p, _ in paths_b]
-    for (path, x), (_, y) in zip(paths_a, paths_b):
+    """Same structure, and every leaf equal: bitwise, or `assert_allclose(**tolerance)`."""
+    flat_a, tree_a = jax.tree_util.tree_flatten_with_path(a)
+    flat_b, tree_b = jax.tree_util.tree_flatten_with_path(b)
+    assert [p for p, _ in flat_a] == [p for p, _ in flat_b], (tree_a, tree_b)
+    for (path, x), (_, y) in zip(flat_a, flat_b):
         name = jax.tree_util.keystr(path)
         if tolerance:
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), err_msg=name, **tolerance)
         else:
             np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+
+
+@dataclasses.dataclass
+class RunRecord:
+    workdir: Path
+    recorded: list  # (step, phase, metrics) as the loop hands them to Monitor.record
+    returned: dict  # train_and_evaluate's return value
+
+
+def train_recording(config, workdir, *, after_step=None) -> RunRecord:
+    """`train_and_evaluate(config, workdir)`, keeping every step's metrics.
+
+    `after_step(n)`, if given, is called once the loop has dispatched its n-th step of this
+    call (n = 1, 2, ...), before it decides whether to evaluate, save or stop.
+    """
+    from jaxcolor.train import loop, monitor
+
+    recorded, dispatched = [], [0]
+    record, step_timing = monitor.Monitor.record, monitor.Monitor.step_timing
+
+    def recording(self, step, phase, metrics):
+        recorded.append((step, phase, dict(metrics)))
+        return record(self, step, phase, metrics)
+
+    def timing(self, seconds, waited):
+        step_timing(self, seconds, waited)
+        dispatched[0] += 1
+        if after_step is not None:
+            after_step(dispatched[0])
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(monitor.Monitor, "record", recording)
+        mp.setattr(monitor.Monitor, "step_timing", timing)
+        returned = loop.train_and_evaluate(config, workdir)
+    return RunRecord(Path(workdir), recorded, returned)
+
+
+def run_python(args: list[str], *, env: dict | None = None, timeout: float = 600,
+               **kwargs) -> subprocess.CompletedProcess:
+    """`python *args` from the repo root in a fresh interpreter (its own devices, flags)."""
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})}, **kwargs)

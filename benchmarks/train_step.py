@@ -1,0 +1,187 @@
+"""Device-only throughput of the training steps, compile time apart, with model-FLOPs use.
+
+    python -m benchmarks.train_step                                   # gan.py at 224, B 8,16,32
+    python -m benchmarks.train_step --batch 64,128,256 --windows 5    # on an accelerator
+    python -m benchmarks.train_step --config experiments/configs/demo.py --size 96 --batch 8
+    python -m benchmarks.train_step --kinds gan,separate --set model.compute_dtype=bfloat16
+
+For each step kind and batch size, one JSON line: images/s of the compiled step on a
+synthetic uint8 batch already on the devices (placed with the batch sharding, as the
+pipeline places real ones), the state donated and threaded from call to call as in training.
+Compilation (`lower()` then `compile()`) is timed and reported apart; warm-up calls are not
+timed; each timed window dispatches `--steps_per_window` steps back to back and blocks only
+at its end (no host synchronisation per step); the figure is the median window.
+
+Step kinds:
+  pretrain   phase 1, G alone with L1 (`steps.pretrain`)
+  gan        the fused GAN step: G update then D update sharing one G forward (`steps.gan`)
+  d_only     NoGAN's D step against the frozen G (`steps.d_only`)
+  separate   the unfused alternative: `steps.d_only` then a G-only update (adversarial + L1,
+             built here from the same models and losses as `steps.gan`), two programs per
+             iteration; images/s counts one batch per D+G pair, comparable with `gan`
+
+FLOPs per image come from XLA's cost analysis of the compiled step (multiply-add = 2) divided
+by the batch; MFU = FLOPs/image x images/s / the device's dense bf16 peak (null where the
+peak is unknown, e.g. CPUs, or the compute dtype is not bf16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from benchmarks import common
+
+KINDS = ("pretrain", "gan", "d_only", "separate")
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    common.add_config_args(p, default=common.GAN_CONFIG)
+    p.add_argument("--batch", default="8,16,32", help="global batch sizes to sweep, comma list")
+    p.add_argument("--size", type=int, default=None,
+                   help="square crop size (default: the config's data.crop_size)")
+    p.add_argument("--kinds", default="pretrain,gan",
+                   help=f"step kinds, comma list of {', '.join(KINDS)}")
+    p.add_argument("--depth", type=int, default=None, help="shorthand for --set model.depth=N")
+    p.add_argument("--steps_per_window", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls after compiling")
+    common.add_output_args(p)
+    p.set_defaults(windows=3)
+    args = p.parse_args(argv)
+    args.batches = [int(b) for b in args.batch.split(",") if b]
+    args.kinds = [k for k in args.kinds.split(",") if k]
+    unknown = sorted(set(args.kinds) - set(KINDS))
+    if unknown or not args.kinds:
+        p.error(f"--kinds: unknown {unknown}; choose from {', '.join(KINDS)}")
+    if args.steps_per_window < 1 or not args.batches or min(args.batches) < 1:
+        p.error("--steps_per_window and every --batch must be >= 1")
+    return args
+
+
+def make_g_only_step(setup: common.TrainingSetup):
+    """G's half of the fused GAN step as its own jitted, state-donating program.
+
+    Same forward, losses and optimiser as `steps.gan`'s G update; it leaves out the encoder
+    freeze mask and the EMA update (both off in gan.py: `encoder_freeze_steps=0`,
+    `ema_decay=0`), which cost a few elementwise passes over the parameters.
+    """
+    from jaxcolor.data import stats
+    from jaxcolor.train import losses, mesh as mesh_lib, steps as steps_lib
+
+    cfg = steps_lib.StepConfig.from_config(setup.config)
+    defs, g_tx = setup.defs, setup.g_tx
+    replicated = mesh_lib.replicated(setup.mesh)
+
+    def g_step(state, batch):
+        l_norm, ab_real = stats.prepare_batch(batch)
+        g = defs.generator(state.g_params, state.g_batch_stats, train=True)
+        d = defs.discriminator(state.d_params, state.d_batch_stats, train=True)
+
+        def loss_fn(g, d):
+            ab = g(l_norm).astype(jnp.float32)
+            adv = losses.generator_adversarial_loss(d(l_norm, ab), cfg.gan_loss)
+            return adv + cfg.lambda_l1 * losses.l1(ab, ab_real)
+
+        loss, grads = nnx.value_and_grad(loss_fn, argnums=0)(g, d)
+        updates, opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+        state = state.replace(g_params=optax.apply_updates(state.g_params, updates),
+                              g_batch_stats=nnx.state(g, nnx.Not(nnx.Param)),
+                              g_opt_state=opt_state, step=state.step + 1)
+        return jax.lax.with_sharding_constraint(state, replicated), {"g/loss": loss}
+
+    return jax.jit(g_step, donate_argnums=(0,))
+
+
+def _compile(fn, state, batch) -> tuple[object, dict]:
+    lowered, lower_s = common.timed(lambda: fn.lower(state, batch))
+    compiled, compile_s = common.timed(lowered.compile)
+    return compiled, {"lower_s": round(lower_s, 3), "compile_s": round(compile_s, 3),
+                      "flops": common.compiled_flops(compiled)}
+
+
+def measure(setup: common.TrainingSetup, state, kind: str, batch_size: int, size: int,
+            args) -> tuple[object, dict]:
+    """Compile `kind` for this batch, warm up, time the windows. Returns the threaded state
+    (the input state is donated) and the figures."""
+    batch = common.synthetic_batch(batch_size, size, setup.batch_sharding)
+    if kind == "separate":
+        programs = [setup.steps.d_only, make_g_only_step(setup)]
+    else:
+        programs = [getattr(setup.steps, kind)]
+    compiled, costs = [], []
+    for fn in programs:
+        c, cost = _compile(fn, state, batch)
+        compiled.append(c)
+        costs.append(cost)
+
+    def run(iterations: int):
+        nonlocal state
+        for _ in range(iterations):
+            for c in compiled:
+                state, _ = c(state, batch)
+        return state
+
+    jax.block_until_ready(run(args.warmup))
+
+    def window() -> int:
+        jax.block_until_ready(run(args.steps_per_window))
+        return args.steps_per_window * batch_size
+
+    rate, rates = common.median_rate(window, args.windows)
+    flops = [c["flops"] for c in costs]
+    flops_per_image = sum(flops) / batch_size if all(f is not None for f in flops) else None
+    return state, {
+        "rate": rate, "rates": rates,
+        "lower_s": round(sum(c["lower_s"] for c in costs), 3),
+        "compile_s": round(sum(c["compile_s"] for c in costs), 3),
+        "flops_per_image": flops_per_image,
+    }
+
+
+def main(argv=None) -> list[dict]:
+    args = _parse(argv)
+    config = common.load_config(args.config)
+    common.apply_overrides(config, args.overrides + (
+        [f"model.depth={args.depth}"] if args.depth is not None else []))
+    size = int(args.size or config.data.crop_size)
+    dtype = common.compute_dtype_name(config)
+    setup = common.training_setup(config)
+    device_kind = jax.devices()[0].device_kind
+    peak = common.peak_flops(device_kind, dtype)
+    devices = jax.device_count()
+    state, results = setup.state, []
+    for batch_size in args.batches:
+        for kind in args.kinds:
+            state, m = measure(setup, state, kind, batch_size, size, args)
+            achieved = (m["flops_per_image"] * m["rate"] if m["flops_per_image"] else None)
+            result = common.make_result(
+                f"train_step/{kind}", round(m["rate"], 2), "images/s", batch=batch_size,
+                resolution=size,
+                step_ms=round(1000 * batch_size / m["rate"], 2),
+                compile_s=m["compile_s"], lower_s=m["lower_s"],
+                gflops_per_image=(round(m["flops_per_image"] / 1e9, 3)
+                                  if m["flops_per_image"] else None),
+                achieved_tflops=round(achieved / 1e12, 4) if achieved else None,
+                peak_tflops_per_device=peak / 1e12 if peak else None,
+                mfu=round(achieved / (peak * devices), 4) if achieved and peak else None,
+                windows=[round(r, 2) for r in m["rates"]],
+                config={"config": args.config, "overrides": args.overrides, "kind": kind,
+                        **common.model_summary(config), "resolved_dtype": dtype,
+                        "steps_per_window": args.steps_per_window, "warmup": args.warmup,
+                        "window_spread": round(
+                            (max(m["rates"]) - min(m["rates"])) / statistics.median(m["rates"]),
+                            3)})
+            common.emit(result, args.out)
+            results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    main()

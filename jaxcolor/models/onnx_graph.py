@@ -1,0 +1,248 @@
+"""The generator as an ONNX graph, built node by node from a restored `UNetGenerator`.
+
+Why by hand and not with jax2onnx: jax2onnx 0.17 requires orbax-checkpoint < 0.11.37 while
+this package needs 0.12.x, and pip's fallback (jax2onnx 0.13) predates the pinned jax. The
+architecture is fixed and small in vocabulary (conv, BatchNorm, ReLU, max-pool, add, concat,
+bilinear x2, tanh, optionally one attention block), so walking the NNX modules and emitting
+standard ONNX operators needs only the `onnx` package and gives a graph ONNX Runtime
+optimises well:
+
+  * BatchNorm is folded into the preceding convolution with its running statistics (eval
+    mode), in float64 before the cast to float32: one Conv (+ Relu) per ConvBN(ReLU).
+  * Padding is explicit everywhere, as in the Flax modules (never SAME/auto_pad).
+  * `generator.upsample2x` (half-pixel bilinear, clamped edges) is ONNX `Resize` with
+    mode="linear" and coordinate_transformation_mode="half_pixel": the same two-tap stencil.
+  * The gray-input preprocessing (`resnet.gray_input_from_l`: L -> sRGB gray -> ImageNet
+    normalisation) is part of the graph, with the colour module's formulas and constants, so
+    the ONNX model has the generator's own interface: l_norm [B, H, W, 1] in [-1, 1] ->
+    ab / 110 [B, H, W, 2], both float32 NHWC. Inside, the graph is NCHW (ONNX's layout).
+
+The graph is always float32, whatever the generator's compute dtype.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from flax import nnx
+from onnx import TensorProto, helper, numpy_helper
+
+from jaxcolor import color
+from jaxcolor.models import generator as generator_lib
+from jaxcolor.models import resnet
+
+OPSET = 17
+"""ONNX opset of the exported graph (every operator used exists unchanged since opset 13)."""
+
+IR_VERSION = 8
+"""The IR version that goes with opset 17, so ONNX Runtime 1.13 and later can load the file
+(onnx's default would be its own newest IR, which older runtimes refuse)."""
+
+INPUT_NAME = "l_norm"
+OUTPUT_NAME = "ab_norm"
+
+
+class OnnxExportError(ValueError):
+    """The module cannot be expressed by this exporter (names the module and the problem)."""
+
+
+def _value(variable) -> np.ndarray:
+    return np.asarray(variable[...], np.float64)
+
+
+def fold_batchnorm(conv: nnx.Conv, bn: nnx.BatchNorm | None) -> tuple[np.ndarray, np.ndarray]:
+    """An ONNX Conv's (weight OIHW, bias [O]) equal to `bn(conv(x))` in eval mode.
+
+    bn(z) = (z - mean) * s + beta with s = scale / sqrt(var + eps), so the folded conv has
+    weight W * s (per output channel) and bias (b - mean) * s + beta.
+    """
+    weight = _value(conv.kernel).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    bias = _value(conv.bias) if conv.bias is not None else np.zeros(weight.shape[0])
+    if bn is not None:
+        s = _value(bn.scale) / np.sqrt(_value(bn.var) + bn.epsilon)
+        weight = weight * s[:, None, None, None]
+        bias = (bias - _value(bn.mean)) * s + _value(bn.bias)
+    return weight.astype(np.float32), bias.astype(np.float32)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else tuple(int(x) for x in v)
+
+
+class _Graph:
+    """Nodes and initializers under unique names; each method returns its output's name."""
+
+    def __init__(self):
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._names: set[str] = set()
+
+    def _unique(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._names:
+            name, i = f"{base}_{i}", i + 1
+        self._names.add(name)
+        return name
+
+    def const(self, name: str, array) -> str:
+        name = self._unique(name)
+        self.initializers.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], name: str, **attrs) -> str:
+        out = self._unique(name)
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def scalar(self, name: str, value: float) -> str:
+        return self.const(name, np.asarray(value, np.float32))
+
+    # -- layers ----------------------------------------------------------------------------
+
+    def conv(self, x: str, conv: nnx.Conv, bn: nnx.BatchNorm | None, name: str, *,
+             relu: bool = False) -> str:
+        """Conv with BatchNorm folded in, then optionally Relu."""
+        padding = conv.padding
+        if isinstance(padding, str) or _pair(conv.kernel_dilation) != (1, 1) \
+                or _pair(conv.input_dilation) != (1, 1) or conv.feature_group_count != 1:
+            raise OnnxExportError(f"{name}: only ungrouped, undilated convs with explicit "
+                                  f"padding are exported (padding={padding!r})")
+        (top, bottom), (left, right) = padding
+        weight, bias = fold_batchnorm(conv, bn)
+        y = self.op("Conv", [x, self.const(f"{name}.weight", weight),
+                             self.const(f"{name}.bias", bias)], name,
+                    kernel_shape=list(weight.shape[2:]), strides=list(_pair(conv.strides)),
+                    pads=[top, left, bottom, right])
+        return self.op("Relu", [y], f"{name}.relu") if relu else y
+
+    def conv_bn_relu(self, x: str, module: generator_lib.ConvBNReLU, name: str) -> str:
+        return self.conv(x, module.conv, module.bn, name, relu=True)
+
+    def upsample2x(self, x: str, name: str) -> str:
+        """`generator.upsample2x`: bilinear x2, half-pixel centres, edges clamped."""
+        scales = self.const(f"{name}.scales", np.array([1, 1, 2, 2], np.float32))
+        return self.op("Resize", [x, "", scales], name, mode="linear",
+                       coordinate_transformation_mode="half_pixel")
+
+
+def _gray_input(g: _Graph, l_nchw: str) -> str:
+    """`resnet.gray_input_from_l` as ONNX ops, same formulas and float32 constants:
+    l_norm [B, 1, H, W] -> ImageNet-normalised gray RGB [B, 3, H, W]."""
+    L = g.op("Mul", [g.op("Add", [l_nchw, g.scalar("one", 1.0)], "l_plus_1"),
+                     g.scalar("fifty", 50.0)], "L")  # color.denormalize_l
+    f = g.op("Div", [g.op("Add", [L, g.scalar("sixteen", 16.0)], "L_plus_16"),
+                     g.scalar("c116", 116.0)], "f_y")
+    # color._lab_f_inv: f**3 above 6/29, linear below (f**3 as two products, as jnp does).
+    cube = g.op("Mul", [g.op("Mul", [f, f], "f_sq"), f], "f_cube")
+    linear = g.op("Div", [g.op("Sub", [f, g.scalar("c4_29", 4.0 / 29.0)], "f_minus"),
+                          g.scalar("kappa_inv", color._KAPPA_INV)], "f_linear")
+    above = g.op("Greater", [f, g.scalar("c6_29", 6.0 / 29.0)], "f_above")
+    y = g.op("Max", [g.op("Where", [above, cube, linear], "Y"), g.scalar("zero", 0.0)], "Y_pos")
+    # color._linear_to_srgb, then clip to [0, 1] (color.gray_rgb_from_l).
+    knee = g.scalar("srgb_knee", 0.0031308)
+    gamma = g.op("Pow", [g.op("Max", [y, knee], "Y_safe"), g.scalar("inv_2_4", 1.0 / 2.4)],
+                 "Y_pow")
+    curve = g.op("Sub", [g.op("Mul", [gamma, g.scalar("c1_055", 1.055)], "srgb_scaled"),
+                         g.scalar("c0_055", 0.055)], "srgb_curve")
+    toe = g.op("Mul", [y, g.scalar("c12_92", 12.92)], "srgb_toe")
+    srgb = g.op("Where", [g.op("Greater", [y, knee], "Y_above"), curve, toe], "srgb")
+    gray = g.op("Clip", [srgb, g.scalar("clip_lo", 0.0), g.scalar("clip_hi", 1.0)], "gray")
+    # resnet.imagenet_normalize on three equal channels (broadcast over [1, 3, 1, 1]).
+    mean = g.const("imagenet_mean", np.asarray(resnet.IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1))
+    std = g.const("imagenet_std", np.asarray(resnet.IMAGENET_STD, np.float32).reshape(1, 3, 1, 1))
+    return g.op("Div", [g.op("Sub", [gray, mean], "rgb_centred"), std], "rgb_input")
+
+
+def _block(g: _Graph, x: str, block, name: str) -> str:
+    """A torchvision BasicBlock / Bottleneck (resnet.py): convs, shortcut, add, relu."""
+    if isinstance(block, resnet.Bottleneck):
+        y = g.conv(x, block.conv1, block.bn1, f"{name}.conv1", relu=True)
+        y = g.conv(y, block.conv2, block.bn2, f"{name}.conv2", relu=True)
+        y = g.conv(y, block.conv3, block.bn3, f"{name}.conv3")
+    elif isinstance(block, resnet.BasicBlock):
+        y = g.conv(x, block.conv1, block.bn1, f"{name}.conv1", relu=True)
+        y = g.conv(y, block.conv2, block.bn2, f"{name}.conv2")
+    else:
+        raise OnnxExportError(f"{name}: unsupported ResNet block {type(block).__name__}")
+    shortcut = x
+    if block.downsample is not None:
+        conv, bn = block.downsample
+        shortcut = g.conv(x, conv, bn, f"{name}.downsample")
+    return g.op("Relu", [g.op("Add", [y, shortcut], f"{name}.add")], f"{name}.relu")
+
+
+def _encoder(g: _Graph, x: str, encoder: resnet.ResNet) -> list[str]:
+    """resnet.ResNet(return_features=True): [stem, layer1, layer2, layer3, layer4]."""
+    stem = g.conv(x, encoder.conv1, encoder.bn1, "encoder.conv1", relu=True)
+    y = g.op("MaxPool", [stem], "encoder.maxpool", kernel_shape=[3, 3], strides=[2, 2],
+             pads=[1, 1, 1, 1])
+    features = [stem]
+    for s, stage in enumerate((encoder.layer1, encoder.layer2, encoder.layer3, encoder.layer4)):
+        for i, block in enumerate(stage):
+            y = _block(g, y, block, f"encoder.layer{s + 1}.{i}")
+        features.append(y)
+    return features
+
+
+def _attention(g: _Graph, x: str, att: generator_lib.SelfAttention, name: str) -> str:
+    """generator.SelfAttention in NCHW: x + gamma * (v @ softmax(q^T k)^T)."""
+    flat = g.const(f"{name}.flat_shape", np.array([0, 0, -1], np.int64))  # [B, C, H*W]
+    q = g.op("Reshape", [g.conv(x, att.query, None, f"{name}.query"), flat], f"{name}.q")
+    k = g.op("Reshape", [g.conv(x, att.key, None, f"{name}.key"), flat], f"{name}.k")
+    v = g.op("Reshape", [g.conv(x, att.value, None, f"{name}.value"), flat], f"{name}.v")
+    logits = g.op("MatMul", [g.op("Transpose", [q], f"{name}.qT", perm=[0, 2, 1]), k],
+                  f"{name}.logits")  # [B, Nq, Nk]
+    weights = g.op("Softmax", [logits], f"{name}.softmax", axis=-1)
+    attended = g.op("MatMul", [v, g.op("Transpose", [weights], f"{name}.wT", perm=[0, 2, 1])],
+                    f"{name}.attended")  # [B, C, Nq]
+    attended = g.op("Reshape", [attended, g.op("Shape", [x], f"{name}.shape")],
+                    f"{name}.unflat")
+    gamma = g.const(f"{name}.gamma", np.asarray(att.gamma[...], np.float32))
+    return g.op("Add", [x, g.op("Mul", [attended, gamma], f"{name}.scaled")], f"{name}.out")
+
+
+def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None = None,
+                      width: int | None = None, batch: int | None = None,
+                      metadata: dict[str, str] | None = None) -> onnx.ModelProto:
+    """The ONNX model of `model` in eval mode (BatchNorm running statistics).
+
+    `height`, `width`, `batch`: fixed input dimensions, or None for a symbolic one
+    (H and W must then still be multiples of 32 at run time). `metadata` goes into the
+    model's metadata_props (e.g. the checkpoint step and the run config).
+    """
+    for side in (height, width):
+        if side is not None and (side < 1 or side % generator_lib.ENCODER_STRIDE):
+            raise OnnxExportError(f"input height/width must be positive multiples of "
+                                  f"{generator_lib.ENCODER_STRIDE}, got {height}x{width}")
+    g = _Graph()
+    l_nchw = g.op("Transpose", [INPUT_NAME], "l_nchw", perm=[0, 3, 1, 2])
+    stem, layer1, layer2, layer3, layer4 = _encoder(g, _gray_input(g, l_nchw), model.encoder)
+    x = g.conv_bn_relu(layer4, model.bridge, "bridge")
+    skips = (layer3, layer2, layer1, stem, l_nchw)
+    for i, (block, skip) in enumerate(zip(model.decoder, skips)):
+        name = f"decoder.{i}"
+        up = g.upsample2x(x, f"{name}.upsample")
+        if block.skip_proj is not None:
+            skip = g.conv_bn_relu(skip, block.skip_proj, f"{name}.skip_proj")
+        x = g.op("Concat", [up, skip], f"{name}.concat", axis=1)
+        x = g.conv_bn_relu(x, block.conv1, f"{name}.conv1")
+        x = g.conv_bn_relu(x, block.conv2, f"{name}.conv2")
+        if i == 0 and model.attention is not None:
+            x = _attention(g, x, model.attention, "attention")
+    ab = g.op("Tanh", [g.conv(x, model.head, None, "head")], "tanh")
+    g.nodes.append(helper.make_node("Transpose", [ab], [OUTPUT_NAME], name=OUTPUT_NAME,
+                                    perm=[0, 2, 3, 1]))
+
+    dims = [batch or "batch", height or "height", width or "width"]
+    graph = helper.make_graph(
+        g.nodes, "jaxcolor_generator",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [*dims, 1])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [*dims, 2])],
+        initializer=g.initializers)
+    onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                   producer_name="jaxcolor", ir_version=IR_VERSION,
+                                   doc_string="jaxcolor U-Net generator: l_norm (L / 50 - 1) "
+                                              "[B, H, W, 1] -> ab / 110 [B, H, W, 2], NHWC")
+    helper.set_model_props(onnx_model, dict(metadata or {}))
+    onnx.checker.check_model(onnx_model)
+    return onnx_model

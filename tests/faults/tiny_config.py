@@ -1,0 +1,52 @@
+r"""The fault tests' run: the gan.py recipe shrunk to a few seconds on one CPU core.
+
+  python tests/faults/trainer.py --config=tests/faults/tiny_config.py \
+      --config.data.train=RECORDS --config.compilation_cache=CACHE --workdir=DIR
+
+ResNet-18 encoder, a 16-wide decoder, an 8-wide PatchGAN, 32x32 crops (layer4 is 1x1; a
+64 px crop puts it at 2x2, a slow XLA:CPU convolution path), global batch 4. All three
+phases run so that a resumed run crosses phase boundaries. Checkpoints every 2 steps and
+none deleted, so a test can see every checkpoint a run left behind.
+"""
+
+import importlib.util
+import pathlib
+
+import ml_collections
+
+
+def _gan_config():
+    """experiments/configs/gan.py, loaded by path (config files are scripts, not a package)."""
+    path = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs" / "gan.py"
+    spec = importlib.util.spec_from_file_location("jaxcolor_faults_gan_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    del variant
+    config = _gan_config().get_config()
+    config.seed = 0
+    config.batch_size = 4
+    config.phases.pretrain_steps = 12
+    config.phases.d_pretrain_steps = 4
+    config.phases.gan_steps = 8
+    config.data.crop_size = 32
+    config.data.prefetch = 2
+    config.model.depth = 18
+    config.model.decoder_widths = (16, 16, 16, 16, 8)
+    config.model.d_width = 8
+    config.model.compute_dtype = "float32"
+    config.g.lr = 1e-3
+    config.g.ema_decay = 0.9
+    config.log_every = 1
+    config.eval_every = 1_000_000  # only at the end: evaluation is not what these tests test
+    config.eval_max_images = 8
+    config.probe_images = 2
+    config.checkpoint_every = 2
+    config.keep_checkpoints = 1_000  # keep every checkpoint: tests inspect all of them
+    config.keep_best = 0
+    config.compilation_cache = ""  # tests pass a shared cache directory
+    config.distributed.enabled = False
+    return config

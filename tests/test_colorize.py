@@ -1,0 +1,139 @@
+"""`python -m jaxcolor.colorize` end to end on a checkpoint of a tiny real training run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxcolor import color, colorize
+from jaxcolor.data.records import RecordsWriter
+from test_infer import assert_keeps_lightness, photo_rgb, trained_workdir
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return trained_workdir(tmp_path_factory)
+
+
+def cli(workdir: Path, *args: str) -> int:
+    return colorize.main([f"--workdir={workdir}", "--batch_size=4", *map(str, args)])
+
+
+def odd_files(directory: Path) -> None:
+    """The foundation issue's odd-file list: four broken files, six valid ones, one ignored."""
+    (directory / "nested").mkdir(parents=True)
+    rgb = photo_rgb(333, 517)
+    Image.fromarray(rgb).save(directory / "odd_size.jpg", quality=98)
+    (directory / "empty.jpg").write_bytes(b"")
+    (directory / "truncated.jpg").write_bytes((directory / "odd_size.jpg").read_bytes()[:400])
+    (directory / "text.png").write_text("not an image")
+    Image.fromarray(rgb[:5, :40]).save(directory / "tiny.png")
+    Image.fromarray(rgb).convert("CMYK").save(directory / "cmyk.jpg")
+    Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).save(directory / "sixteen.png")
+    alpha = np.tile(np.linspace(0, 255, 517).astype(np.uint8), (333, 1))
+    Image.fromarray(np.dstack([rgb, alpha])).save(directory / "nested" / "rgba.png")
+    Image.fromarray(rgb).convert("P").save(directory / "palette.png")
+    Image.fromarray(rgb).convert("L").save(directory / "gray.webp")
+    (directory / "notes.txt").write_text("ignored: not an image suffix")
+
+
+def test_odd_files_broken_reported_valid_processed(workdir, tmp_path, capsys):
+    odd_files(tmp_path / "in")
+    out = tmp_path / "out"
+    assert cli(workdir, f"--input={tmp_path / 'in'}", f"--output={out}") == 1
+    report = capsys.readouterr().out
+    for name, reason in (("empty.jpg", "empty file"), ("truncated.jpg", "truncated"),
+                         ("text.png", "not an image"), ("tiny.png", "at least 8 pixels")):
+        assert any(name in line and reason in line for line in report.splitlines()), report
+    assert "done 6, failed 4" in report
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["cmyk.png", "gray.png", "nested/rgba.png", "odd_size.png",
+                       "palette.png", "sixteen.png"]
+    for name in ("odd_size", "cmyk", "gray", "palette", "sixteen"):
+        image = Image.open(out / f"{name}.png")
+        assert image.size == (517, 333) and image.mode == "RGB"
+    rgba = np.asarray(Image.open(out / "nested" / "rgba.png"))
+    source = np.asarray(Image.open(tmp_path / "in" / "nested" / "rgba.png"))
+    assert rgba.shape == (333, 517, 4)
+    np.testing.assert_array_equal(rgba[..., 3], source[..., 3])  # alpha kept
+    assert_keeps_lightness(source[..., :3], rgba)
+    gray_in = np.asarray(Image.open(tmp_path / "in" / "gray.webp").convert("RGB"))
+    assert_keeps_lightness(gray_in, np.asarray(Image.open(out / "gray.png")))
+
+
+def test_exit_codes_skip_existing_and_overwrite(workdir, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(photo_rgb(40 + i, 64, seed=i)).save(src / f"p{i}.png")
+    out = tmp_path / "out"
+    assert cli(workdir, f"--input={src}", f"--output={out}") == 0
+    assert "done 3, failed 0" in capsys.readouterr().out
+    marker = np.zeros((5, 5, 3), np.uint8)
+    Image.fromarray(marker).save(out / "p0.png")
+    assert cli(workdir, f"--input={src}", f"--output={out}") == 0
+    assert "done 0, failed 0, skipped 3 existing" in capsys.readouterr().out
+    assert Image.open(out / "p0.png").size == (5, 5)  # left alone
+    assert cli(workdir, f"--input={src}", f"--output={out}", "--overwrite",
+               "--format=jpg") == 0  # new names: nothing to overwrite yet
+    assert sorted(p.name for p in out.iterdir()) == [
+        "p0.jpg", "p0.png", "p1.jpg", "p1.png", "p2.jpg", "p2.png"]
+    assert cli(workdir, f"--input={src}/p0.png", f"--output={out}", "--overwrite") == 0
+    assert Image.open(out / "p0.png").size == (64, 40)  # replaced
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_never_writes_over_an_input(workdir, tmp_path, capsys):
+    src = tmp_path / "photos"
+    src.mkdir()
+    original = photo_rgb(30, 40)
+    Image.fromarray(original).save(src / "a.png")
+    before = (src / "a.png").read_bytes()
+    assert cli(workdir, f"--input={src / 'a.png'}", f"--output={src}", "--format=same",
+               "--overwrite") == 2
+    assert cli(workdir, f"--input={src}", f"--output={src}") == 2
+    err = capsys.readouterr().err
+    assert "refusing to write" in err and "is the input directory" in err
+    assert (src / "a.png").read_bytes() == before
+    assert sorted(p.name for p in src.iterdir()) == ["a.png"]
+
+
+def test_glob_npy_and_records_inputs(workdir, tmp_path, capsys):
+    src = tmp_path / "bulk"
+    (src / "deep").mkdir(parents=True)
+    rgb = photo_rgb(36, 52)
+    L = color.rgb_to_lab_np(rgb)[..., 0]
+    L8, ab8 = color.encode_lab8(color.rgb_to_lab_np(np.stack([rgb, rgb[::-1]])))
+    np.save(src / "deep" / "stack.npy", L8)  # [2, H, W] uint8 8-bit L
+    np.save(src / "single.npy", L.astype(np.float32))  # [H, W] float L
+    np.save(src / "bad.npy", np.zeros((2, 3, 4, 5), np.uint8))
+    with RecordsWriter(src / "recs", 36, 52) as writer:
+        writer.add(L8, ab8)
+    out = tmp_path / "out"
+    assert cli(workdir, f"--input={src}/**/*.npy", f"--output={out}") == 1
+    assert "bad.npy" in capsys.readouterr().out
+    assert Image.open(out / "deep" / "stack" / "000001.png").size == (52, 36)
+    assert_keeps_lightness(rgb, np.asarray(Image.open(out / "single.png")))
+    assert cli(workdir, f"--input={src / 'recs'}", f"--output={tmp_path / 'rec_out'}") == 0
+    assert sorted(p.name for p in (tmp_path / "rec_out").iterdir()) == ["000000.png",
+                                                                        "000001.png"]
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path):
+    src = tmp_path / "a.png"
+    Image.fromarray(photo_rgb(20, 20)).save(src)
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxcolor.colorize", f"--checkpoint={tmp_path / 'nope'}",
+         f"--input={src}", f"--output={tmp_path / 'out'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nope'}: no such " \
+                                                     "checkpoint directory"

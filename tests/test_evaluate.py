@@ -1,0 +1,83 @@
+"""`python -m jaxcolor.evaluate` end to end: metrics.json, the gray baseline, the contact sheet.
+
+The metric functions themselves are checked against references in test_metrics.py; these
+tests check what the report holds and that its numbers are consistent and sane.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxcolor import evaluate
+from test_infer import TINY_RUN_STEPS, photo_rgb, trained_workdir
+from train.helpers import write_records
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return trained_workdir(tmp_path_factory)
+
+
+def test_records_report_with_baseline_and_sheet(workdir, tmp_path, capsys):
+    records = write_records(tmp_path / "records", count=12, size=48, val_every=2)
+    out = tmp_path / "report"
+    assert evaluate.main([f"--workdir={workdir}", f"--data={records}", f"--out={out}",
+                          "--sheet=3", "--batch_size=4"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["checkpoint"]["step"] == TINY_RUN_STEPS
+    assert report["config"]["model"]["depth"] == 18
+    assert report["data"]["split"] == "val" and report["data"]["images"] == 6  # every 2nd
+    per_image = report["per_image"]
+    assert len(per_image) == 6 and all(r["height"] == r["width"] == 48 for r in per_image)
+    for which in ("summary", "baseline"):
+        summary = report[which]
+        for key in ("psnr", "ssim", "ab_mae", "ab_auc", "cf_pred", "cf_true"):
+            mean = np.mean([r["model" if which == "summary" else "baseline"][key]
+                            for r in per_image])
+            assert summary[key] == pytest.approx(mean)
+        assert summary["delta_cf"] == pytest.approx(abs(summary["cf_pred"] - summary["cf_true"]))
+        assert 5 < summary["psnr"] < 60 and -1 <= summary["ssim"] <= 1
+        assert 0 <= summary["ab_auc"] <= 1 and summary["ab_mae"] >= 0
+    baseline = report["baseline"]
+    assert all(r["baseline"]["cf_pred"] == 0.0 for r in per_image)  # gray has no colour
+    assert baseline["delta_cf"] == pytest.approx(baseline["cf_true"])
+    assert report["summary"]["cf_true"] == pytest.approx(baseline["cf_true"])
+    assert report["summary"]["cf_pred"] > 0  # the model does colour
+    sheet = Image.open(out / "contact_sheet.png")
+    assert sheet.size == (3 * evaluate.TILE, 3 * (evaluate.TILE + evaluate.CAPTION))
+    gray_tile = np.asarray(sheet)[:evaluate.TILE, :evaluate.TILE].astype(int)
+    assert np.all(gray_tile[..., 0] == gray_tile[..., 1])  # the first column is gray
+    caption = np.asarray(sheet)[evaluate.TILE:evaluate.TILE + evaluate.CAPTION]
+    assert (caption < 128).any()  # CF captions are drawn
+    printed = capsys.readouterr().out
+    assert "PSNR (dB)" in printed and "delta-CF" in printed and "model" in printed
+
+
+def test_photo_folder_lists_unreadable_files_and_respects_max_images(workdir, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(photo_rgb(60 + 10 * i, 900, seed=i)).save(photos / f"p{i}.jpg")
+    (photos / "broken.png").write_text("not an image")
+    out = tmp_path / "report"
+    assert evaluate.main([f"--checkpoint={workdir / 'checkpoints'}", "--step=2",
+                          f"--data={photos}", f"--out={out}", "--max_images=2",
+                          "--max_side=300", "--sheet=0"]) == 0
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["checkpoint"]["step"] == 2
+    assert [Path(r["path"]).name for r in report["data"]["unreadable"]] == ["broken.png"]
+    assert [Path(r["name"]).name for r in report["per_image"]] == ["p0.jpg", "p1.jpg"]
+    assert report["per_image"][0]["width"] == 300  # downscaled to --max_side first
+    assert not (out / "contact_sheet.png").exists()
+
+
+def test_missing_data_is_a_one_line_error(workdir, tmp_path, capsys):
+    assert evaluate.main([f"--workdir={workdir}", f"--data={tmp_path / 'none'}",
+                          f"--out={tmp_path / 'r'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "none" in err and "Traceback" not in err

@@ -1,0 +1,103 @@
+"""The compiled steps on one fixed batch: L1 falls, the encoder freeze holds, EMA follows,
+and each phase's step updates exactly the model it should."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from helpers import ENCODER_FREEZE_STEPS, EMA_DECAY, build_run, fixed_batch, tiny_config, to_host
+from jaxcolor.data import pipeline
+from jaxcolor.train import mesh as mesh_lib
+
+
+@pytest.fixture(scope="module")
+def run(records_dir, compile_cache):
+    """Steps compiled once for the module; tests start from copies of one initial state."""
+    mesh = mesh_lib.make_mesh()
+    _, state, steps = build_run(tiny_config(records_dir), mesh)
+    batch = pipeline.make_global_batch(fixed_batch(records_dir), mesh)
+    return {"initial": to_host(state), "steps": steps, "batch": batch,
+            "sharding": mesh_lib.replicated(mesh)}
+
+
+def _fresh(run):
+    return jax.device_put(run["initial"], run["sharding"])
+
+
+def _changed(before, after) -> list[bool]:
+    return [not np.array_equal(a, b) for a, b in
+            zip(jax.tree.leaves(before), jax.tree.leaves(after))]
+
+
+def test_l1_falls_when_pretraining_on_one_batch(run):
+    state, losses = _fresh(run), []
+    for _ in range(25):
+        state, metrics = run["steps"].pretrain(state, run["batch"])
+        losses.append(float(metrics["g/l1"]))
+    assert np.all(np.isfinite(losses))
+    assert min(losses[-3:]) < 0.5 * losses[0], losses
+    assert int(state.step) == 25
+
+
+def test_encoder_is_frozen_for_the_first_steps_and_decoder_trains(run):
+    initial = run["initial"]
+    state = _fresh(run)
+    for _ in range(ENCODER_FREEZE_STEPS):
+        state, _ = run["steps"].pretrain(state, run["batch"])
+    frozen = to_host(state.g_params)
+    # Bitwise unchanged, although G uses AdamW (weight decay) in the tiny config.
+    assert not any(_changed(initial.g_params["encoder"], frozen["encoder"]))
+    assert all(_changed(initial.g_params["decoder"], frozen["decoder"]))
+    state, _ = run["steps"].pretrain(state, run["batch"])  # step == freeze steps: thawed
+    assert any(_changed(frozen["encoder"], to_host(state.g_params)["encoder"]))
+
+
+def test_ema_moves_towards_the_parameters_with_the_configured_decay(run):
+    state = _fresh(run)
+    state, _ = run["steps"].pretrain(state, run["batch"])
+    params, ema = to_host(state.g_params), to_host(state.g_ema_params)
+    expected = jax.tree.map(lambda e0, p: EMA_DECAY * e0 + (1 - EMA_DECAY) * p,
+                            run["initial"].g_ema_params, params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7),
+                 ema, expected)
+    assert any(_changed(run["initial"].g_ema_params, ema))
+    assert any(_changed(ema, params))  # a lagging average, not a copy
+
+
+def test_d_step_trains_only_the_discriminator(run):
+    state = _fresh(run)
+    state, metrics = run["steps"].d_only(state, run["batch"])
+    after = to_host(state)
+    initial = run["initial"]
+    assert not any(_changed(initial.g_params, after.g_params))
+    assert not any(_changed(initial.g_batch_stats, after.g_batch_stats))  # G in eval mode
+    assert all(_changed(initial.d_params, after.d_params))
+    assert set(metrics) >= {"d/loss", "d/real_logit", "d/fake_logit", "d/grad_norm", "d/lr"}
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    assert int(after.step) == 1
+
+
+def test_gan_step_trains_both_models_and_reports_every_term(run):
+    state = _fresh(run)
+    state, metrics = run["steps"].gan(state, run["batch"])
+    after = to_host(state)
+    initial = run["initial"]
+    assert all(_changed(initial.d_params, after.d_params))
+    assert all(_changed(initial.g_params["decoder"], after.g_params["decoder"]))
+    assert set(metrics) >= {"g/loss", "g/adv", "g/l1", "g/lr", "g/grad_norm", "d/loss",
+                            "d/real_logit", "d/fake_logit"}
+    m = {k: float(v) for k, v in metrics.items()}
+    assert all(np.isfinite(list(m.values())))
+    lambda_l1 = tiny_config(None).gan.lambda_l1
+    assert m["g/loss"] == pytest.approx(m["g/adv"] + lambda_l1 * m["g/l1"], rel=1e-5)
+
+
+def test_eval_step_gives_per_image_metrics(run):
+    out = run["steps"].evaluate(_fresh(run), run["batch"])
+    batch = run["batch"]["L"].shape[0]
+    for key in ("l1", "ab_mae", "psnr", "cf_pred", "cf_true"):
+        assert out[key].shape == (batch,), key
+        assert np.all(np.isfinite(np.asarray(out[key]))), key
+    assert out["ab_pred"].shape == run["batch"]["ab"].shape
+    assert float(jnp.max(jnp.abs(out["ab_pred"]))) <= 1.0 + 1e-6  # normalised ab
