@@ -3,6 +3,11 @@
 Every benchmark prints exactly one JSON line per figure it measures and appends the same line
 to `benchmarks/results.jsonl` (or `--out`), so figures quoted in the docs can be traced to a
 command, a configuration and the software and hardware that produced them.
+
+Also here: loading a training config by path with `FIELD=VALUE` overrides (the benchmarks'
+`--config`/`--set`), the training setup exactly as the loop builds it (optionally abstract,
+for cost analysis without allocating), synthetic device batches, FLOPs from XLA's cost
+analysis, and a small table of accelerator peaks for model-FLOPs utilisation.
 """
 
 from __future__ import annotations

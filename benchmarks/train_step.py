@@ -166,9 +166,9 @@ def main(argv=None) -> list[dict]:
                 resolution=size,
                 step_ms=round(1000 * batch_size / m["rate"], 2),
                 compile_s=m["compile_s"], lower_s=m["lower_s"],
-                gflops_per_image=(round(m["flops_per_image"] / 1e9, 3)
+                gflops_per_image=(float(f'{m["flops_per_image"] / 1e9:.4g}')
                                   if m["flops_per_image"] else None),
-                achieved_tflops=round(achieved / 1e12, 4) if achieved else None,
+                achieved_tflops=float(f"{achieved / 1e12:.4g}") if achieved else None,
                 peak_tflops_per_device=peak / 1e12 if peak else None,
                 mfu=round(achieved / (peak * devices), 4) if achieved and peak else None,
                 windows=[round(r, 2) for r in m["rates"]],

@@ -1,6 +1,6 @@
 """Colourise photos with a trained checkpoint: files, folders, globs, records or .npy arrays.
 
-    python -m jaxcolor.colorize --workdir=/runs/gan101 --input=/archive/scans --output=/archive/colour
+    python -m jaxcolor.colorize --workdir=/runs/gan101 --input=/scans --output=/scans-colour
     python -m jaxcolor.colorize --checkpoint=/runs/gan101/checkpoints --best \\
         --input='/scans/**/*.tif' --output=out --format=same
 
@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from jaxcolor import infer
+from jaxcolor import photo as photo_lib
 from jaxcolor.data import images
 from jaxcolor.data import records as records_lib
 
@@ -49,10 +50,9 @@ _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
                  ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 _SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95},
                  "PNG": {"compress_level": 4}}
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 DEFAULT_MAX_PIXELS = 2**28  # ~16k x 16k: archive scans are large; still refuses bombs
 CHUNK_PIXELS = 2**27  # decoded pixels held at once (plus lookahead), whatever --batch_size
-_READ_ERRORS = (images.ImageDecodeError, infer.InputImageError, records_lib.RecordsError,
+_READ_ERRORS = (images.ImageDecodeError, photo_lib.InputImageError, records_lib.RecordsError,
                 OSError, ValueError)
 _COLORIZE_ERRORS = (ValueError, MemoryError, RuntimeError)  # RuntimeError: XLA out of memory
 
@@ -73,7 +73,7 @@ class Item:
     label: str  # the input as reported: a path, or path[index] inside a stack
     rel: Path  # output path relative to --output, without suffix
     suffix: str  # output suffix for --format=same
-    load: Callable[[], infer.Photo]
+    load: Callable[[], photo_lib.Photo]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,31 +82,32 @@ class Failure:
     reason: str
 
 
-def load_photo_file(path: Path, max_pixels: int) -> infer.Photo:
+def load_photo_file(path: Path, max_pixels: int) -> photo_lib.Photo:
     """Decode a photo; an alpha channel (RGBA, LA, transparent palette) is kept beside it."""
     rgb = images.load_image_rgb(path, max_pixels=max_pixels)  # validates; uniform errors
     with Image.open(path) as image:
-        if not (image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)):
-            return infer.Photo(rgb)
+        if not photo_lib.has_alpha(image):
+            return photo_lib.Photo(rgb)
         # Keep the un-composited colours with their alpha, so viewers composite exactly once.
         rgba = np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
-    return infer.Photo(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]))
+    return photo_lib.Photo(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]))
 
 
-def _lightness_photo(array: np.ndarray, label: str) -> infer.Photo:
+def _lightness_photo(array: np.ndarray, label: str) -> photo_lib.Photo:
     if array.dtype == np.uint8:
-        return infer.Photo.from_lightness8(array)
+        return photo_lib.Photo.from_lightness8(array)
     if np.issubdtype(array.dtype, np.floating):
-        return infer.Photo(np.asarray(array, np.float32))
-    raise infer.InputImageError(f"{label}: dtype {array.dtype}; expected uint8 8-bit L or float "
-                                "L in [0, 100]")
+        return photo_lib.Photo(np.asarray(array, np.float32))
+    raise photo_lib.InputImageError(f"{label}: dtype {array.dtype}; expected uint8 8-bit L "
+                                    "or float L in [0, 100]")
 
 
 def _npy_items(path: Path, rel: Path) -> list[Item]:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # numpy raises several types for damaged files
-        raise infer.InputImageError(f"unreadable .npy file ({type(e).__name__}: {e})") from None
+        raise photo_lib.InputImageError(
+            f"unreadable .npy file ({type(e).__name__}: {e})") from None
     if array.ndim == 2:
         return [Item(str(path), rel.with_suffix(""), ".png",
                      functools.partial(_lightness_photo, array, str(path)))]
@@ -114,14 +115,14 @@ def _npy_items(path: Path, rel: Path) -> list[Item]:
         return [Item(f"{path}[{i}]", rel.with_suffix("") / f"{i:06d}", ".png",
                      functools.partial(_lightness_photo, array[i], f"{path}[{i}]"))
                 for i in range(array.shape[0])]
-    raise infer.InputImageError(f"array of shape {array.shape}; expected lightness [H, W] or "
-                                "[N, H, W]")
+    raise photo_lib.InputImageError(f"array of shape {array.shape}; expected lightness [H, W] "
+                                    "or [N, H, W]")
 
 
 def _records_items(directory: Path, rel: Path) -> list[Item]:
     recs = records_lib.Records(directory)
     return [Item(f"{directory}[{i}]", rel / f"{i:06d}", ".png",
-                 functools.partial(lambda i: infer.Photo.from_lightness8(recs[i][0]), i))
+                 functools.partial(lambda i: photo_lib.Photo.from_lightness8(recs[i][0]), i))
             for i in range(len(recs))]
 
 
@@ -144,7 +145,8 @@ def _glob_base(pattern: str) -> Path:
     return Path(*base).expanduser() if base else Path(".")
 
 
-def discover(spec: str, output: Path, max_pixels: int) -> tuple[list[Item], list[Failure], set[Path]]:
+def discover(spec: str, output: Path,
+             max_pixels: int) -> tuple[list[Item], list[Failure], set[Path]]:
     """Expand --input into work items, unreadable inputs, and every input file's real path."""
     path = Path(spec).expanduser()
     output = output.resolve()
@@ -352,7 +354,7 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--render_size", type=int, default=None,
                         help="side the network sees (multiple of 32; default: training crop)")
     parser.add_argument("--batch_size", type=int, default=8, help="photos per forward pass")
-    parser.add_argument("--upsample", choices=("guided", "bilinear"), default="guided",
+    parser.add_argument("--upsample", choices=photo_lib.UPSAMPLING, default="bilateral",
                         help="how predicted colour reaches full resolution")
 
 

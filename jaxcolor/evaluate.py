@@ -1,10 +1,10 @@
 """Measure a checkpoint: metrics beside the gray baseline, and a contact sheet to look at.
 
-    python -m jaxcolor.evaluate --workdir=/runs/gan101 --data=/data/kaggle_records --out=/runs/gan101/eval
+    python -m jaxcolor.evaluate --workdir=/runs/gan101 --data=/data/val_records --out=/runs/eval
     python -m jaxcolor.evaluate --checkpoint=/runs/gan101/checkpoints --best \\
         --data='/photos/test/*.jpg' --out=report --max_images=500 --sheet=16
 
-Each image goes through exactly what `jaxcolor.colorize` does (render size, guided
+Each image goes through exactly what `jaxcolor.colorize` does (render size, edge-aware
 upsampling, the image's own L), so the numbers describe what users get. Metrics, computed
 on the delivered 8-bit sRGB images against the true ones (`jaxcolor.metrics`):
   psnr, ssim        on RGB in [0, 1]
@@ -14,9 +14,9 @@ The same metrics for the gray image (zero ab: the floor every number should beat
 honest reference for "dull sepia" outputs) are reported beside them.
 
 Data: a records directory (its validation split when the manifest has one, else every
-record, at the stored size, without the records the training config's filter drops, as in
-training's validation; --no_filter keeps them) or photos (file, directory or glob; unreadable ones are listed
-and skipped; photos larger than --max_side are downscaled first, as ground truth too).
+record; at the stored size; without the records the training config's filter drops, as in
+training's validation, unless --no_filter), or photos (file, directory or glob; unreadable
+ones are listed and skipped; photos larger than --max_side are first downscaled, truth too).
 
 Writes REPORT_DIR/metrics.json (per-image values, summary, baseline, checkpoint step, the
 training config; infinite PSNRs of exact matches are written as null) and
@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from jaxcolor import color, infer, metrics
+from jaxcolor import photo as photo_lib
 from jaxcolor.colorize import UsageError, add_checkpoint_flags, load_colorizer, user_errors
 from jaxcolor.data import images
 from jaxcolor.data import records as records_lib
@@ -52,7 +53,7 @@ CAPTION = 16  # caption strip under each tile
 @dataclasses.dataclass(frozen=True)
 class Sample:
     name: str
-    photo: infer.Photo  # what the colouriser sees
+    photo: photo_lib.Photo  # what the colouriser sees
     lightness: np.ndarray  # float32 [H, W], L in [0, 100]
     true_rgb: np.ndarray  # uint8 [H, W, 3]
 
@@ -81,7 +82,7 @@ def record_samples(recs: records_lib.Records, max_images: int | None,
             lab = color.decode_lab8(L8, ab8)
             true = color.rgb01_to_uint8(color.lab_to_rgb_np(lab))
             for i, index in enumerate(chunk):
-                yield Sample(f"{recs.directory.name}[{index}]", infer.Photo(lab[i, ..., 0]),
+                yield Sample(f"{recs.directory.name}[{index}]", photo_lib.Photo(lab[i, ..., 0]),
                              lab[i, ..., 0], true[i])
 
     info = {"kind": "records", "split": split, "filter_removed": removed,
@@ -104,14 +105,14 @@ def image_samples(spec: str, max_images: int | None, max_side: int,
                 size = (max(1, round(w * scale)), max(1, round(h * scale)))
                 rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.LANCZOS))
             if min(rgb.shape[:2]) < 11:
-                raise infer.InputImageError(f"{rgb.shape[1]}x{rgb.shape[0]} is below SSIM's "
-                                            "11x11 window")
-            photo = infer.Photo(rgb)
-        except (images.ImageDecodeError, infer.InputImageError) as e:
+                raise photo_lib.InputImageError(f"{rgb.shape[1]}x{rgb.shape[0]} is below "
+                                                "SSIM's 11x11 window")
+            photo = photo_lib.Photo(rgb)
+        except (images.ImageDecodeError, photo_lib.InputImageError) as e:
             failures.append({"path": str(path), "reason": getattr(e, "reason", str(e))})
             continue
         taken += 1
-        yield Sample(str(path), photo, infer.lightness(rgb), rgb)
+        yield Sample(str(path), photo, photo_lib.lightness(rgb), rgb)
 
 
 def gray_rgb(L: np.ndarray) -> np.ndarray:
@@ -188,7 +189,8 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]]) -
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     for r, (gray, pred, true, m) in enumerate(rows):
-        captions = ("gray  CF 0.0", f"predicted  CF {m['cf_pred']:.1f}", f"true  CF {m['cf_true']:.1f}")
+        captions = ("gray  CF 0.0", f"predicted  CF {m['cf_pred']:.1f}",
+                    f"true  CF {m['cf_true']:.1f}")
         for c, (tile, caption) in enumerate(zip((gray, pred, true), captions)):
             h, w = tile.shape[:2]
             scale = TILE / max(h, w)
@@ -237,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(file, directory or glob)")
     parser.add_argument("--out", required=True, help="report directory")
     parser.add_argument("--max_images", type=int, default=None, help="evaluate at most this many")
-    parser.add_argument("--sheet", type=int, default=8, help="images on the contact sheet (0: none)")
+    parser.add_argument("--sheet", type=int, default=8,
+                        help="images on the contact sheet (0: none)")
     parser.add_argument("--no_filter", action="store_true",
                         help="records: keep the records the training filter drops (gray, flat)")
     parser.add_argument("--max_side", type=int, default=512,

@@ -1,5 +1,5 @@
-"""The Python inference API (`jaxcolor.infer`): geometry, upsampling, colour handling, and
-`Colorizer` on a checkpoint from a tiny real training run.
+"""Inference: the full-resolution pixel work (`jaxcolor.photo`: geometry, edge-aware upsampling,
+colour handling) and `jaxcolor.infer.Colorizer` on a checkpoint of a tiny real training run.
 
 `trained_workdir` is shared with test_colorize.py and test_evaluate.py: the run is made once
 per pytest session (cached under the session's base temp directory).
@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from jaxcolor import color, infer
+from jaxcolor import photo as photo_lib
 from train.helpers import colourful_images, tiny_config, write_records
 
 TINY_RUN_STEPS = 3  # checkpoints at steps 2 and 3; validation (hence a "best") at step 3
@@ -58,11 +59,11 @@ def assert_keeps_lightness(inp_rgb: np.ndarray, out_rgb: np.ndarray, step: int =
 
 
 def test_render_keeps_aspect_and_pads_instead_of_stretching():
-    photo = infer.Photo(photo_rgb(333, 517))
-    square, inner = infer.render_lightness(photo, 64)
+    photo = photo_lib.Photo(photo_rgb(333, 517))
+    square, inner = photo_lib.render_lightness(photo, 64)
     assert square.shape == (64, 64)
     assert inner == (41, 64)  # 333 / 517 * 64 = 41.2: the long side fills the square
-    cropped = infer.crop_render(square, inner)
+    cropped = photo_lib.crop_render(square, inner)
     assert cropped.shape == inner
     # The padding mirrors the photo (reflect), it is not a constant or a stretched copy.
     top = (64 - 41) // 2
@@ -71,13 +72,14 @@ def test_render_keeps_aspect_and_pads_instead_of_stretching():
 
 def test_lightness_matches_the_colour_module():
     rgb = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
-    np.testing.assert_allclose(infer.lightness(rgb), color.rgb_to_lab_np(rgb)[..., 0], atol=1e-3)
+    np.testing.assert_allclose(photo_lib.lightness(rgb), color.rgb_to_lab_np(rgb)[..., 0],
+                               atol=1e-3)
     gray = rgb[..., 0]
-    np.testing.assert_allclose(infer.lightness(gray),
+    np.testing.assert_allclose(photo_lib.lightness(gray),
                                color.rgb_to_lab_np(np.stack([gray] * 3, -1))[..., 0], atol=1e-3)
 
 
-def test_guided_upsampling_follows_full_resolution_edges():
+def test_edge_aware_upsampling_keeps_colour_on_its_side_of_an_edge():
     # Truth: colour tied to lightness, with an edge that falls between low-res pixels.
     h, w, factor = 64, 256, 8
     L_full = np.where(np.arange(w) < 101, 30.0, 70.0).astype(np.float32)[None].repeat(h, 0)
@@ -85,20 +87,22 @@ def test_guided_upsampling_follows_full_resolution_edges():
     L_low = np.asarray(Image.fromarray(L_full).resize((w // factor, h // factor),
                                                       Image.Resampling.BOX))
     ab_low = ab_of(L_low)
-    photo = infer.Photo(L_full)
+    photo = photo_lib.Photo(L_full)
     errors = {}
-    for mode in ("guided", "bilinear"):
-        out = infer.compose(photo, ab_low, L_low, upsample=mode)
+    for mode in ("bilateral", "bilinear"):
+        out = photo_lib.compose(photo, ab_low, L_low, upsample=mode)
         ab_out = color.rgb_to_lab_np(out)[..., 1:]
-        errors[mode] = np.abs(ab_out - ab_of(L_full)).mean()
-    assert errors["guided"] < 1.0  # within 8-bit rounding of the truth
-    assert errors["bilinear"] > 2 * errors["guided"]  # bilinear smears the edge
+        error = np.abs(ab_out - ab_of(L_full)).max(-1)
+        errors[mode] = error[:, 101 - 12:101 + 12].mean()  # the band around the edge
+        assert error[:, :80].max() < 1.0 and error[:, 124:].max() < 1.0  # exact away from it
+    assert errors["bilinear"] > 8  # bilinear smears colour across the edge
+    assert errors["bilateral"] < errors["bilinear"] / 2  # the edge-aware one much less
 
 
 def test_out_of_gamut_colour_loses_chroma_not_lightness():
     L = np.array([[20.0, 50.0, 90.0, 97.0]], np.float32)
     ab = np.array([[[100.0, -100.0], [-100.0, 100.0], [80.0, 80.0], [-90.0, 60.0]]], np.float32)
-    kept = infer.lab_to_rgb8_keep_l(L, ab)
+    kept = photo_lib.lab_to_rgb8_keep_l(L, ab)
     clipped = color.rgb01_to_uint8(color.lab_to_rgb_np(np.concatenate([L[..., None], ab], -1)))
     L_kept = color.rgb_to_lab_np(kept)[..., 0]
     L_clipped = color.rgb_to_lab_np(clipped)[..., 0]
@@ -114,13 +118,13 @@ def test_out_of_gamut_colour_loses_chroma_not_lightness():
     (np.zeros((20, 20, 2), np.uint8), "unsupported array"),
 ])
 def test_unusable_arrays_are_refused_with_the_reason(array, message):
-    with pytest.raises(infer.InputImageError, match=message):
-        infer.Photo.from_array(array)
+    with pytest.raises(photo_lib.InputImageError, match=message):
+        photo_lib.Photo.from_array(array)
 
 
 def test_float_lightness_out_of_range_is_refused():
-    with pytest.raises(infer.InputImageError, match=r"\[0, 100\]"):
-        infer.Photo(np.full((16, 16), 255.0, np.float32))
+    with pytest.raises(photo_lib.InputImageError, match=r"\[0, 100\]"):
+        photo_lib.Photo(np.full((16, 16), 255.0, np.float32))
 
 
 # --------------------------------------------------------------------------------------
@@ -174,9 +178,9 @@ def test_numpy_in_numpy_out(colorizer):
     assert out_gray.shape == out_rgb.shape == (40, 70, 3)
     assert out_rgba.shape == (40, 70, 4) and np.all(out_rgba[..., 3] == 9)
     assert_keeps_lightness(np.stack([gray] * 3, -1), out_gray)
-    with pytest.raises(infer.InputImageError, match="at least 8 pixels"):
+    with pytest.raises(photo_lib.InputImageError, match="at least 8 pixels"):
         colorizer.colorize(rgb[:7])
-    with pytest.raises(infer.InputImageError, match="PIL image or a numpy array"):
+    with pytest.raises(photo_lib.InputImageError, match="PIL image or a numpy array"):
         colorizer.colorize("photo.jpg")
 
 

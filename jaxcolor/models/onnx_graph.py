@@ -69,6 +69,21 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, int) else tuple(int(x) for x in v)
 
 
+def _onnx_pads(conv: nnx.Conv, name: str) -> list[int]:
+    """Flax padding -> ONNX pads [top, left, bottom, right]. String padding only where it
+    means none: a 1x1 kernel at stride 1 (the attention's convs)."""
+    padding = conv.padding
+    if isinstance(padding, str):
+        if tuple(conv.kernel_size) == (1, 1) and _pair(conv.strides) == (1, 1):
+            return [0, 0, 0, 0]
+        raise OnnxExportError(f"{name}: padding {padding!r} on a {conv.kernel_size} conv; "
+                              "only explicit padding is exported")
+    if isinstance(padding, int):
+        return [padding] * 4
+    (top, bottom), (left, right) = (_pair(p) for p in padding)
+    return [top, left, bottom, right]
+
+
 class _Graph:
     """Nodes and initializers under unique names; each method returns its output's name."""
 
@@ -102,17 +117,14 @@ class _Graph:
     def conv(self, x: str, conv: nnx.Conv, bn: nnx.BatchNorm | None, name: str, *,
              relu: bool = False) -> str:
         """Conv with BatchNorm folded in, then optionally Relu."""
-        padding = conv.padding
-        if isinstance(padding, str) or _pair(conv.kernel_dilation) != (1, 1) \
-                or _pair(conv.input_dilation) != (1, 1) or conv.feature_group_count != 1:
-            raise OnnxExportError(f"{name}: only ungrouped, undilated convs with explicit "
-                                  f"padding are exported (padding={padding!r})")
-        (top, bottom), (left, right) = padding
+        if _pair(conv.kernel_dilation) != (1, 1) or _pair(conv.input_dilation) != (1, 1) \
+                or conv.feature_group_count != 1:
+            raise OnnxExportError(f"{name}: only ungrouped, undilated convs are exported")
         weight, bias = fold_batchnorm(conv, bn)
         y = self.op("Conv", [x, self.const(f"{name}.weight", weight),
                              self.const(f"{name}.bias", bias)], name,
                     kernel_shape=list(weight.shape[2:]), strides=list(_pair(conv.strides)),
-                    pads=[top, left, bottom, right])
+                    pads=_onnx_pads(conv, name))
         return self.op("Relu", [y], f"{name}.relu") if relu else y
 
     def conv_bn_relu(self, x: str, module: generator_lib.ConvBNReLU, name: str) -> str:

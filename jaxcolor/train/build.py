@@ -53,12 +53,9 @@ def count_params(params) -> int:
     return int(sum(np.size(x) for x in jax.tree.leaves(params)))
 
 
-def create_state(config, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
-                 *, sharding) -> tuple[state_lib.ModelDefs, state_lib.TrainState]:
-    """Initialise both models inside `jax.jit`, placing the state straight onto `sharding`
-    (no host round trip of a ResNet-101's weights). The static graph definitions are
-    captured while tracing."""
-    captured = {}
+def _state_initializer(config, g_tx, d_tx, captured: dict):
+    """A function of no arguments that builds the initial state; records the models' static
+    graph definitions in `captured["defs"]` while it is traced."""
 
     def init():
         defs, state = state_lib.create(
@@ -68,7 +65,26 @@ def create_state(config, g_tx: optax.GradientTransformation, d_tx: optax.Gradien
         captured["defs"] = defs
         return state
 
-    state = jax.jit(init, out_shardings=sharding)()
+    return init
+
+
+def create_state(config, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
+                 *, sharding) -> tuple[state_lib.ModelDefs, state_lib.TrainState]:
+    """Initialise both models inside `jax.jit`, placing the state straight onto `sharding`
+    (no host round trip of a ResNet-101's weights)."""
+    captured = {}
+    state = jax.jit(_state_initializer(config, g_tx, d_tx, captured), out_shardings=sharding)()
+    return captured["defs"], state
+
+
+def abstract_state(config, g_tx: optax.GradientTransformation,
+                   d_tx: optax.GradientTransformation, *,
+                   sharding) -> tuple[state_lib.ModelDefs, state_lib.TrainState]:
+    """The models' definitions and the state's shapes, dtypes and shardings, computing and
+    compiling nothing: the target of a restore (`jax.ShapeDtypeStruct` leaves)."""
+    captured = {}
+    state = jax.eval_shape(
+        jax.jit(_state_initializer(config, g_tx, d_tx, captured), out_shardings=sharding))
     return captured["defs"], state
 
 

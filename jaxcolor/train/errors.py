@@ -9,7 +9,8 @@ from jaxcolor.data.stats import EmptyFilterError
 from jaxcolor.models.port import PortError
 from jaxcolor.train.checkpoint import CheckpointError
 from jaxcolor.train.inputs import DataConfigError
+from jaxcolor.train.mesh import DistributionError
 from jaxcolor.train.loop import NonFiniteLossError
 
 USER_ERRORS = (PipelineError, RecordsError, EmptyFilterError, PortError, CheckpointError,
-               DataConfigError, NonFiniteLossError)
+               DataConfigError, DistributionError, NonFiniteLossError)

@@ -2,8 +2,9 @@
 
 `train_and_evaluate(config, workdir)` is the whole job. Its sections, in order:
   input pipeline   records opened and validated, filtered, sharded per process
-  mesh & models    one `data` mesh; G and D built, state created replicated (jitted init)
-  checkpoints      resume from the newest complete checkpoint in workdir/checkpoints
+  mesh & models    one `data` mesh; G and D defined, the state's shapes traced (nothing run)
+  checkpoints      resume from the newest complete checkpoint in workdir/checkpoints, or
+                   initialise the state replicated (jitted init)
   steps            the jit-compiled pure steps of `steps.py`
   loop             dispatch step n, then fetch step n-1's metrics (never waits on the device);
                    log, evaluate, checkpoint; SIGTERM/SIGINT save and exit cleanly
@@ -128,23 +129,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates)
     d_tx = optim.make_optimizer(config.d, field="d", total_updates=schedule.d_updates)
     replicated = mesh_lib.replicated(mesh)
-    defs, state = build.create_state(config, g_tx, d_tx, sharding=replicated)
+    defs, abstract = build.abstract_state(config, g_tx, d_tx, sharding=replicated)
     logging.info("G: %s parameters; D: %s parameters",
-                 f"{build.count_params(state.g_params):,}",
-                 f"{build.count_params(state.d_params):,}")
+                 f"{build.count_params(abstract.g_params):,}",
+                 f"{build.count_params(abstract.d_params):,}")
 
-    # ---- checkpoints: resume from the newest complete one --------------------------------
+    # ---- checkpoints: resume from the newest complete one, else initialise ---------------
     workdir.mkdir(parents=True, exist_ok=True)
     checkpointer = checkpoint_lib.Checkpointer(
         workdir / "checkpoints", keep=config.keep_checkpoints, keep_best=config.keep_best)
     latest = checkpointer.latest_step()
-    if latest is not None:
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
+    if latest is not None:  # restored straight onto the shardings: no initialisation to run
         state, meta = checkpointer.restore(latest, abstract, data_iter=data.train_iter)
         logging.info("Resumed from %s/%d (phase %s)", checkpointer.directory, latest,
                      meta.get("phase"))
     else:
+        _, state = build.create_state(config, g_tx, d_tx, sharding=replicated)
         state = build.maybe_load_backbone(config, state, sharding=replicated)
     start = int(jax.device_get(state.step))
 

@@ -21,6 +21,17 @@ class DistributionError(ValueError):
     """The batch cannot be split over the devices/processes as configured."""
 
 
+def _enabled(value) -> bool | str:
+    """`config.distributed.enabled` as True, False or "auto". The field holds a string, so a
+    command-line `--config.distributed.enabled=False` arrives as the (truthy) text "False"."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("auto", "true", "false"):
+        return {"true": True, "false": False}.get(text, "auto")
+    raise DistributionError(f"config.distributed.enabled={value!r}: choose auto, True or False")
+
+
 def initialize_distributed(cfg) -> None:
     """`jax.distributed.initialize` when the config or the environment asks for several hosts.
 
@@ -29,7 +40,7 @@ def initialize_distributed(cfg) -> None:
     and optional `coordinator_address`, `num_processes`, `process_id`. On CPU the gloo
     collectives are selected so that processes can all-reduce over localhost.
     """
-    enabled = cfg.enabled
+    enabled = _enabled(cfg.enabled)
     if enabled == "auto":
         enabled = any(k in os.environ for k in ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID",
                                                 "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"))

@@ -49,18 +49,23 @@ def evaluate(eval_fn, state: TrainState, data, mesh, config) -> dict:
     """One pass over (up to `eval_max_images` of) the validation split.
 
     Per-image metrics come back as [global batch] arrays; padding rows are dropped with the
-    pipeline's mask. The first batch's first `probe_images` form the fixed probe grid.
+    pipeline's mask. Every process averages over the whole split (the rows of all processes
+    are gathered), so all report, and checkpoint, the same numbers. The first batch's first
+    `probe_images` (of this process) form the fixed probe grid.
     """
     del mesh
     per_image = collections.defaultdict(list)
     grid = None
     for batch, mask in data.val_batches(int(config.eval_max_images)):
         out = eval_fn(state, batch)
-        # Each process keeps its own rows: fetch the addressable shards of every output.
+        # Each process fetches its own rows (the addressable shards of every output) ...
         local = {k: _local_rows(v) for k, v in out.items()}
-        for k, v in local.items():
-            if k != "ab_pred":
-                per_image[k].append(v[mask])
+        # ... then the per-image numbers and padding masks of all processes, in process order.
+        scores = _from_all_processes(
+            {**{k: v for k, v in local.items() if k != "ab_pred"}, "mask": mask})
+        keep = scores.pop("mask")
+        for k, v in scores.items():
+            per_image[k].append(v[keep])
         if grid is None:
             n = min(int(config.probe_images), int(mask.sum()))
             grid = image_grid(_local_rows(batch["L"])[:n], _local_rows(batch["ab"])[:n],
@@ -70,6 +75,16 @@ def evaluate(eval_fn, state: TrainState, data, mesh, config) -> dict:
     metrics["delta_cf"] = abs(metrics["cf_pred"] - metrics["cf_true"])
     metrics["images"] = float(len(values["l1"]))
     return {"metrics": metrics, "grid": grid}
+
+
+def _from_all_processes(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Host arrays of equal shapes on every process -> their concatenation in process order."""
+    if jax.process_count() == 1:
+        return local
+    from jax.experimental import multihost_utils
+
+    return {k: np.asarray(v) for k, v in
+            multihost_utils.process_allgather(local, tiled=True).items()}
 
 
 def _local_rows(x: jax.Array) -> np.ndarray:

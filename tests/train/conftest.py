@@ -3,6 +3,7 @@ and one finished tiny run that several modules inspect."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
@@ -22,7 +23,9 @@ def compile_cache(tmp_path_factory) -> Path:
     """A persistent XLA cache for the training tests. Every run jits fresh closures, which
     the in-memory cache cannot match; this one is keyed on the program, so each step of the
     tiny run compiles once per session, here and in the subprocesses handed its path."""
-    directory = tmp_path_factory.mktemp("xla_cache")
+    # JAXCOLOR_TEST_XLA_CACHE keeps the cache between sessions while working on the tests.
+    directory = Path(os.environ.get("JAXCOLOR_TEST_XLA_CACHE")
+                     or tmp_path_factory.mktemp("xla_cache"))
     previous = jax.config.jax_compilation_cache_dir
     compilation_cache.set_cache_dir(str(directory))
     compilation_cache.reset_cache()  # the cache is otherwise fixed at the first compile

@@ -1,0 +1,72 @@
+"""XLA:CPU's slow path for a 3x3 convolution whose input is smaller than its kernel.
+
+    python -m benchmarks.cpu_conv                      # ResNet layer4: 512 -> 512, batch 16
+    XLA_FLAGS=--xla_cpu_use_xnnpack=false python -m benchmarks.cpu_conv --sizes 2,4
+
+One JSON line per input side s: milliseconds of one jitted forward of a 3x3, stride 1,
+padding 1 convolution over [batch, s, s, channels] (median of `--repeats` calls), and
+`operands_swapped`: whether XLA rewrote it with the kernel, now the larger operand, as its
+"input" (`dim_labels=01fb_o01i->f01b` in the optimised HLO). It does so for s <= 2, and that
+form runs at a small fraction of the FLOP rate of the ordinary path (s >= 3): at s = 2 (a
+ResNet's layer4 at 64 px input) one such convolution takes longer than at s = 7. Keep CPU
+training crops at multiples of 32 of at least 96 px, so layer4 is at least 3x3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from benchmarks import common
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", default="1,2,3,4,7", help="input sides, comma list")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--channels", type=int, default=512)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--out", default=str(common.DEFAULT_OUT),
+                   help="JSON-lines file the results are appended to ('' to only print)")
+    return p.parse_args(argv)
+
+
+def conv3x3(x, w):
+    import jax
+
+    return jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def main(argv=None) -> list[dict]:
+    args = _parse(argv)
+    import os
+
+    import jax
+
+    results = []
+    w = jax.random.normal(jax.random.key(1), (3, 3, args.channels, args.channels)) * 0.01
+    for side in [int(s) for s in args.sizes.split(",") if s]:
+        x = jax.random.normal(jax.random.key(0), (args.batch, side, side, args.channels))
+        compiled = jax.jit(conv3x3).lower(x, w).compile()
+        swapped = "01fb_o01i->f01b" in compiled.as_text()
+        jax.block_until_ready(compiled(x, w))
+        times = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            jax.block_until_ready(compiled(x, w))
+            times.append(time.perf_counter() - start)
+        result = common.make_result(
+            "cpu_conv/3x3_forward", round(1000 * statistics.median(times), 2), "ms",
+            batch=args.batch, resolution=side, operands_swapped=swapped,
+            windows=[round(1000 * t, 2) for t in times],
+            config={"channels": args.channels, "xla_flags": os.environ.get("XLA_FLAGS", "")})
+        common.emit(result, args.out)
+        results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""FLOPs per image of G and D, forward and per training step, from XLA's cost analysis.
+
+    python -m benchmarks.flops                       # gan.py (ResNet-101 U-Net, 224) and demo.py
+    python -m benchmarks.flops --config experiments/configs/gan.py --size 512 --steps ''
+
+Everything is lowered and compiled from abstract values (`jax.eval_shape` of the model and
+state initialisation, `jax.ShapeDtypeStruct` inputs), so nothing of a ResNet-101 is allocated:
+the compiled programs are only asked for `cost_analysis()["flops"]` (a multiply-add counts
+as 2 FLOPs). One JSON line per (config, figure):
+
+  flops/g_forward   G in eval mode, L -> ab (what inference runs)
+  flops/d_forward   D on (L, ab) -> patch logits
+  flops/<kind>_step a whole training step (pretrain, gan, d_only), optimiser included
+
+`value` is GFLOP per image (the program's FLOPs divided by `--batch`). Multiply by a
+throughput in images/s for the FLOP/s a step needs, and divide by a device's peak for the
+model-FLOPs utilisation that throughput implies (`implied_tflops` at `--target` images/s).
+The count is XLA's after its optimisations on the backend that compiled it, so it can
+differ slightly between CPU and GPU (different fusion and algebraic simplification).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+
+from benchmarks import common
+
+STEP_KINDS = ("pretrain", "gan", "d_only")
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", action="append", default=None,
+                   help="config file[:variant], repeatable (default: gan.py and demo.py)")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="FIELD=VALUE", help="override a field of every config (repeatable)")
+    p.add_argument("--size", type=int, default=None,
+                   help="square input size (default: each config's data.crop_size)")
+    p.add_argument("--batch", type=int, default=8, help="batch the programs are compiled for")
+    p.add_argument("--steps", default=",".join(STEP_KINDS),
+                   help="training steps to count, comma list ('' for forward passes only)")
+    p.add_argument("--target", type=float, default=None,
+                   help="images/s to turn into implied TFLOP/s (e.g. 2300 for the GAN step)")
+    p.add_argument("--out", default=str(common.DEFAULT_OUT),
+                   help="JSON-lines file the results are appended to ('' to only print)")
+    args = p.parse_args(argv)
+    args.configs = args.config or [common.GAN_CONFIG, common.DEMO_CONFIG]
+    args.steps = [s for s in args.steps.split(",") if s]
+    if set(args.steps) - set(STEP_KINDS):
+        p.error(f"--steps: choose from {', '.join(STEP_KINDS)}")
+    return args
+
+
+def forward_flops(setup: common.TrainingSetup, batch: int, size: int) -> dict[str, float]:
+    """FLOPs of one G forward and one D forward (eval mode) over `batch` images."""
+    defs, state = setup.defs, setup.state
+    sharding = setup.batch_sharding
+    l_norm = jax.ShapeDtypeStruct((batch, size, size, 1), jax.numpy.float32, sharding=sharding)
+    ab = jax.ShapeDtypeStruct((batch, size, size, 2), jax.numpy.float32, sharding=sharding)
+
+    def g_forward(params, rest, l_norm):
+        return defs.generator(params, rest, train=False)(l_norm)
+
+    def d_forward(params, rest, l_norm, ab):
+        return defs.discriminator(params, rest, train=False)(l_norm, ab)
+
+    g = jax.jit(g_forward).lower(state.g_params, state.g_batch_stats, l_norm).compile()
+    d = jax.jit(d_forward).lower(state.d_params, state.d_batch_stats, l_norm, ab).compile()
+    return {"g_forward": common.compiled_flops(g), "d_forward": common.compiled_flops(d)}
+
+
+def step_flops(setup: common.TrainingSetup, kind: str, batch: int, size: int) -> float | None:
+    """FLOPs of one training step of `kind` over a batch of `batch` images."""
+    abstract_batch = common.synthetic_batch(batch, size, setup.batch_sharding, abstract=True)
+    step = getattr(setup.steps, kind)
+    return common.compiled_flops(step.lower(setup.state, abstract_batch).compile())
+
+
+def count_params(tree) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(tree)))
+
+
+def main(argv=None) -> list[dict]:
+    args = _parse(argv)
+    results = []
+    for spec in args.configs:
+        config = common.load_config(spec)
+        common.apply_overrides(config, args.overrides)
+        size = int(args.size or config.data.crop_size)
+        setup = common.training_setup(config, abstract=True)
+        counts = forward_flops(setup, args.batch, size)
+        for kind in args.steps:
+            counts[f"{kind}_step"] = step_flops(setup, kind, args.batch, size)
+        params = {"g_params": count_params(setup.state.g_params),
+                  "d_params": count_params(setup.state.d_params)}
+        for figure, flops in counts.items():
+            per_image = flops / args.batch if flops is not None else None
+            implied = (float(f"{per_image * args.target / 1e12:.4g}")
+                       if per_image is not None and args.target else None)
+            result = common.make_result(
+                f"flops/{figure}", float(f"{per_image / 1e9:.4g}") if per_image else None,
+                "GFLOP/image", batch=args.batch, resolution=size,
+                target_images_per_s=args.target, implied_tflops=implied, **params,
+                config={"config": spec, "overrides": args.overrides,
+                        **common.model_summary(config),
+                        "resolved_dtype": common.compute_dtype_name(config),
+                        "counted_by": "xla_cost_analysis"})
+            common.emit(result, args.out)
+            results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    main()

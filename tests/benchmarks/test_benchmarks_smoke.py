@@ -1,0 +1,160 @@
+"""Every benchmark's main runs at tiny sizes and writes complete JSON lines, so none rots.
+
+One tiny model throughout (ResNet-18 encoder, 16-wide decoder, 8-wide PatchGAN, 32x32,
+batch 2) and a persistent compilation cache for the module: the pretraining step is the
+same XLA program in `train_step`, `flops` and `end_to_end`, so it compiles once.
+"""
+
+import json
+from pathlib import Path
+
+import jax
+import pytest
+from jax.experimental.compilation_cache import compilation_cache
+
+REPO = Path(__file__).resolve().parents[2]
+SIZE, BATCH = 32, 2
+TINY = ["--set", "model.depth=18", "--set", "model.decoder_widths=16,16,16,16,16",
+        "--set", "model.d_width=8"]
+ENV_FIELDS = ("figure", "value", "unit", "config", "batch", "resolution", "jax", "jaxlib",
+              "device_kind", "device_count")
+
+
+@pytest.fixture(scope="module")
+def bench_env(tmp_path_factory):
+    """The `benchmarks` package (a directory at the repo root) with a module-wide XLA cache."""
+    mp = pytest.MonkeyPatch()
+    mp.syspath_prepend(str(REPO))
+    previous = jax.config.jax_compilation_cache_dir
+    compilation_cache.set_cache_dir(str(tmp_path_factory.mktemp("bench_xla_cache")))
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_compilation_cache_dir", previous)
+    compilation_cache.reset_cache()
+    mp.undo()
+
+
+def emitted(capsys, out: Path, results: list[dict]) -> None:
+    """The results were printed, one JSON line each, and appended to `out` identically."""
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+               if line.startswith("{")]
+    assert printed == results
+    assert [json.loads(line) for line in out.read_text().splitlines()] == results
+    for r in results:
+        for field in ENV_FIELDS:
+            assert field in r, field
+        assert r["device_count"] == jax.device_count()
+
+
+def test_peak_flops_table_matches_device_kinds_and_refuses_guesses(bench_env):
+    from benchmarks import common
+
+    assert common.peak_flops("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
+    assert common.peak_flops("NVIDIA H100 PCIe", "bfloat16") == 756e12  # longest match wins
+    assert common.peak_flops("TPU v5 lite", "bfloat16") == 197e12
+    assert common.peak_flops("cpu", "bfloat16") is None
+    assert common.peak_flops("NVIDIA H100 80GB HBM3", "float32") is None
+
+
+def test_config_overrides_parse_values_and_name_unknown_fields(bench_env):
+    from benchmarks import common
+
+    config = common.load_config(common.GAN_CONFIG + ":pretrain")
+    assert config.phases.gan_steps == 0
+    common.apply_overrides(config, ["model.depth=18", "model.decoder_widths=8,8,8,8,8",
+                                    "model.compute_dtype=bfloat16"])
+    assert config.model.depth == 18 and tuple(config.model.decoder_widths) == (8,) * 5
+    assert config.model.compute_dtype == "bfloat16"
+    with pytest.raises(common.BenchmarkArgumentError, match="model.depht"):
+        common.apply_overrides(config, ["model.depht=18"])
+
+
+@pytest.mark.slow
+def test_train_step_reports_throughput_compile_time_and_flops(bench_env, tmp_path, capsys):
+    from benchmarks import train_step
+
+    out = tmp_path / "results.jsonl"
+    results = train_step.main([
+        "--config", "experiments/configs/demo.py", *TINY, "--size", str(SIZE),
+        "--batch", str(BATCH), "--kinds", "pretrain", "--windows", "1",
+        "--steps_per_window", "1", "--warmup", "1", "--out", str(out)])
+    emitted(capsys, out, results)
+    (r,) = results
+    assert r["figure"] == "train_step/pretrain" and r["unit"] == "images/s"
+    assert (r["batch"], r["resolution"]) == (BATCH, SIZE)
+    assert r["value"] > 0 and len(r["windows"]) == 1
+    assert r["compile_s"] > 0 and r["gflops_per_image"] > 0
+    assert r["step_ms"] == pytest.approx(1000 * BATCH / r["value"], rel=0.01)
+    assert r["mfu"] is None  # no known peak for a CPU
+    assert r["config"]["depth"] == 18 and r["config"]["kind"] == "pretrain"
+
+
+@pytest.mark.slow
+def test_flops_counts_forward_passes_and_the_step(bench_env, tmp_path, capsys):
+    from benchmarks import flops
+
+    out = tmp_path / "results.jsonl"
+    results = flops.main(["--config", "experiments/configs/demo.py", *TINY, "--size",
+                          str(SIZE), "--batch", str(BATCH), "--steps", "pretrain",
+                          "--target", "100", "--out", str(out)])
+    emitted(capsys, out, results)
+    by_figure = {r["figure"]: r for r in results}
+    assert set(by_figure) == {"flops/g_forward", "flops/d_forward", "flops/pretrain_step"}
+    g, d, step = (by_figure[f]["value"] for f in
+                  ("flops/g_forward", "flops/d_forward", "flops/pretrain_step"))
+    assert g > d > 0
+    assert step > 2 * g  # a training step adds a backward pass (~2x the forward)
+    assert by_figure["flops/g_forward"]["implied_tflops"] == pytest.approx(g * 100 / 1e3,
+                                                                           rel=0.01)
+    assert all(r["unit"] == "GFLOP/image" and r["g_params"] > r["d_params"] > 0
+               for r in results)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(bench_env, tmp_path_factory):
+    """`end_to_end` on 24 synthetic records for 4 steps, its workdir kept for `inference`."""
+    from benchmarks import end_to_end
+
+    workdir = tmp_path_factory.mktemp("e2e") / "run"
+    out = workdir.parent / "results.jsonl"
+    result = end_to_end.main([
+        "--synthetic", "24", "--image_size", "40", *TINY, "--set", f"batch_size={BATCH}",
+        "--set", f"data.crop_size={SIZE}", "--steps", "4", "--log_every", "2",
+        "--workdir", str(workdir), "--out", str(out)])
+    return result, workdir, out
+
+
+@pytest.mark.slow
+def test_end_to_end_reports_images_per_second_and_data_wait(tiny_run):
+    result, workdir, out = tiny_run
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [result]
+    for field in ENV_FIELDS:
+        assert field in result, field
+    assert result["figure"] == "end_to_end/pretrain" and result["unit"] == "images/s"
+    assert (result["batch"], result["resolution"]) == (BATCH, SIZE)
+    assert result["value"] > 0
+    assert 0 <= result["data_wait_fraction"] <= 1
+    # 4 steps logged every 2: the first window (compilation) is dropped, one remains.
+    assert len(result["windows"]["images_per_sec"]) == 1
+    assert (workdir / "checkpoints" / "4").is_dir()
+
+
+@pytest.mark.slow
+def test_inference_reports_file_and_model_throughput(bench_env, tiny_run, tmp_path, capsys):
+    from benchmarks import inference
+
+    _, workdir, _ = tiny_run
+    capsys.readouterr()
+    out = tmp_path / "results.jsonl"
+    results = inference.main([
+        "--checkpoint", str(workdir), "--synthetic", "3", "--photo_size", "50x40",
+        "--render", str(SIZE), "--batch_size", str(BATCH), "--windows", "1",
+        "--model_steps", "1", "--out", str(out)])
+    emitted(capsys, out, results)
+    assert [r["figure"] for r in results] == [
+        "inference/end_to_end", "inference/model_host", "inference/model_device"]
+    for r in results:
+        assert r["value"] > 0 and r["unit"] == "images/s"
+        assert (r["resolution"], r["batch"]) == (SIZE, BATCH)
+        assert r["config"]["count"] == 3 and r["config"]["step"] == 4
+    assert results[2]["gflops_per_image"] > 0

@@ -1,0 +1,193 @@
+"""Shared pieces of the fault tests: tiny records, the trainer as a subprocess that can be
+killed, and readers for what a run leaves on disk (checkpoint steps, restored state, log).
+
+The trainer is `tests/faults/trainer.py` (experiments/run.py's main, faults patched in
+on request) with `tests/faults/tiny_config.py`. Every run in a session shares one
+persistent XLA compilation cache, so a restarted trainer loads its compiled steps instead
+of compiling them again.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from PIL import Image
+
+from jaxcolor import color
+from jaxcolor.data.records import RecordsWriter
+
+REPO = Path(__file__).resolve().parents[2]
+TRAINER = REPO / "tests" / "faults" / "trainer.py"
+CONFIG = REPO / "tests" / "faults" / "tiny_config.py"
+ORBAX_TMP = ".orbax-checkpoint-tmp"  # suffix of a step directory Orbax is still writing
+RESUMED = re.compile(r"Resumed from (\S+)/(\d+)")
+
+
+def colourful_images(count: int, size: int, seed: int = 0) -> np.ndarray:
+    """uint8 RGB [count, size, size, 3]: smooth random colour fields plus noise, so every
+    image passes the training filter (colourful, with contrast)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((count, size, size, 3), np.uint8)
+    for i in range(count):
+        coarse = rng.integers(0, 256, (4, 4, 3), np.uint8)
+        smooth = np.asarray(Image.fromarray(coarse).resize((size, size),
+                                                           Image.Resampling.BILINEAR))
+        noise = rng.integers(-12, 13, (size, size, 3))
+        out[i] = np.clip(smooth.astype(np.int32) + noise, 0, 255).astype(np.uint8)
+    return out
+
+
+def write_records(directory: Path, count: int = 40, size: int = 40, val_every: int = 5,
+                  shard_bytes: int | None = None) -> Path:
+    """40 records of 40x40: 32 train, 8 validation (every 5th)."""
+    rgb = colourful_images(count, size)
+    kwargs = {} if shard_bytes is None else {"shard_bytes": shard_bytes}
+    with RecordsWriter(directory, size, size, val_every=val_every, **kwargs) as writer:
+        writer.add(*color.encode_lab8(color.rgb_to_lab_np(rgb)))
+    return directory
+
+
+def tiny_config(**phases):
+    """tests/faults/tiny_config.py's config (`phases` overrides config.phases)."""
+    spec = importlib.util.spec_from_file_location("jaxcolor_faults_tiny_config", CONFIG)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.phases.update(phases)
+    return config
+
+
+def total_steps(**phases) -> int:
+    p = tiny_config(**phases).phases
+    return p.pretrain_steps + p.d_pretrain_steps + p.gan_steps
+
+
+def trainer_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+class Trainer:
+    """`trainer.py` in a subprocess; stdout and stderr collected line by line as it runs."""
+
+    def __init__(self, workdir: Path, records: Path, cache: Path, *args: str,
+                 env: dict[str, str] | None = None):
+        self.workdir = Path(workdir)
+        argv = [sys.executable, str(TRAINER), f"--config={CONFIG}", f"--workdir={workdir}",
+                f"--config.data.train={records}", f"--config.compilation_cache={cache}", *args]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=env or trainer_env(), text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match:
+        """The first output line matching `pattern`; fails if the trainer exits first."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            lines = self.lines[:]
+            for line in lines[seen:]:
+                if m := regex.search(line):
+                    return m
+            seen = len(lines)
+            if self.proc.poll() is not None and not self._reader.is_alive() \
+                    and len(self.lines) == seen:
+                raise AssertionError(f"trainer exited ({self.proc.returncode}) before "
+                                     f"{pattern!r}:\n{self.tail()}")
+            time.sleep(0.01)
+        raise AssertionError(f"no {pattern!r} within {timeout} s:\n{self.tail()}")
+
+    def send(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"trainer still running after {timeout} s:\n{self.tail()}")
+        self._reader.join(10)
+        return rc
+
+    def kill(self) -> None:
+        """kill -9, and wait until it is gone."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._reader.join(10)
+
+    def tail(self, n: int = 40) -> str:
+        return "".join(self.lines[-n:])
+
+
+def run_trainer(workdir: Path, records: Path, cache: Path, *args: str, timeout: float = 600,
+                env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run the trainer to the end: (exit code, output)."""
+    trainer = Trainer(workdir, records, cache, *args, env=env)
+    rc = trainer.wait(timeout)
+    return rc, trainer.output
+
+
+def checkpoint_dirs(workdir: Path) -> tuple[list[int], list[str]]:
+    """(complete checkpoint steps, names of partially written step directories)."""
+    directory = Path(workdir) / "checkpoints"
+    if not directory.is_dir():
+        return [], []
+    names = [p.name for p in directory.iterdir() if p.is_dir()]
+    return sorted(int(n) for n in names if n.isdigit()), sorted(n for n in names if ORBAX_TMP in n)
+
+
+def resumed_steps(output: str) -> list[int]:
+    return [int(m.group(2)) for m in RESUMED.finditer(output)]
+
+
+def restore_state(workdir: Path, step: int) -> dict:
+    """The `state` item of checkpoint `step` as a plain tree of numpy arrays, whatever the
+    devices and processes that wrote it."""
+    import orbax.checkpoint as ocp
+
+    path = Path(workdir).absolute() / "checkpoints" / str(step) / "state"
+    with ocp.PyTreeCheckpointer() as checkpointer:
+        saved = checkpointer.metadata(path).item_metadata.tree
+        as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved)
+        return checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=as_numpy))
+
+
+def assert_trees_equal(a, b, **tolerance) -> None:
+    """Same structure and every leaf equal: bitwise, or `assert_allclose(**tolerance)`."""
+    flat_a, _ = jax.tree_util.tree_flatten_with_path(a)
+    flat_b, _ = jax.tree_util.tree_flatten_with_path(b)
+    assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
+    for (path, x), (_, y) in zip(flat_a, flat_b):
+        name = jax.tree_util.keystr(path)
+        if tolerance:
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), err_msg=name, **tolerance)
+        else:
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
+
+
+def all_finite(tree) -> bool:
+    return all(np.all(np.isfinite(x)) for x in jax.tree.leaves(tree)
+               if np.issubdtype(np.asarray(x).dtype, np.floating))
