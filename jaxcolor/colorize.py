@@ -3,6 +3,7 @@
     python -m jaxcolor.colorize --workdir=/runs/gan101 --input=/scans --output=/scans-colour
     python -m jaxcolor.colorize --checkpoint=/runs/gan101/checkpoints --best \\
         --input='/scans/**/*.tif' --output=out --format=same
+    python -m jaxcolor.colorize --workdir=/runs/gan101 --backend=onnx ...  # faster on CPU
 
 Inputs: JPEG, PNG, WebP, BMP, TIFF, GIF (gray, RGB, RGBA, palette, 16-bit; EXIF rotation and
 ICC profiles applied); a records directory (`jaxcolor.data.records`: each record's L); `.npy`
@@ -356,6 +357,9 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=8, help="photos per forward pass")
     parser.add_argument("--upsample", choices=photo_lib.UPSAMPLING, default="bilateral",
                         help="how predicted colour reaches full resolution")
+    parser.add_argument("--backend", choices=infer.BACKENDS, default="jax",
+                        help="run G with JAX, or as ONNX in ONNX Runtime (faster on CPU; "
+                             "pip install 'jaxcolor[onnx]')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,13 +389,16 @@ def load_colorizer(args) -> infer.Colorizer:
         raise UsageError(f"--render_size must be positive, got {args.render_size}")
     return infer.Colorizer.from_checkpoint(
         args.workdir or args.checkpoint, step=args.step, best=args.best,
-        render_size=args.render_size, batch_size=args.batch_size, upsample=args.upsample)
+        render_size=args.render_size, batch_size=args.batch_size, upsample=args.upsample,
+        backend=args.backend)
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
+    from jaxcolor.onnx_backend import OnnxUnavailableError
     from jaxcolor.train.checkpoint import CheckpointError
 
-    return (UsageError, CheckpointError, FileNotFoundError, records_lib.RecordsError)
+    return (UsageError, CheckpointError, FileNotFoundError, records_lib.RecordsError,
+            OnnxUnavailableError)
 
 
 def main(argv: Iterable[str] | None = None) -> int:

@@ -90,11 +90,11 @@ def record_samples(recs: records_lib.Records, max_images: int | None,
     return samples(), info
 
 
-def image_samples(spec: str, max_images: int | None, max_side: int,
+def image_samples(paths: list[Path], max_images: int | None, max_side: int,
                   failures: list[dict]) -> Iterator[Sample]:
     """Samples of photo files; unreadable ones are appended to `failures` and skipped."""
     taken = 0
-    for path in images.find_images(spec):
+    for path in paths:
         if max_images is not None and taken >= max_images:
             return
         try:
@@ -202,6 +202,23 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]]) -
     return sheet
 
 
+def write_report(out: Path, colorizer: infer.Colorizer, report: Report,
+                 data: dict) -> tuple[dict, dict]:
+    """metrics.json (+ contact_sheet.png when it has rows); returns (summary, baseline)."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary, baseline = report.summary("model"), report.summary("baseline")
+    result = {
+        "checkpoint": {"directory": str(colorizer.directory), "step": colorizer.step},
+        "render_size": colorizer.render_size, "upsample": colorizer.upsample, "data": data,
+        "summary": summary, "baseline": baseline, "per_image": report.per_image,
+        "config": colorizer.config.to_dict(),
+    }
+    (out / "metrics.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
+    if report.sheet_rows:
+        contact_sheet(report.sheet_rows).save(out / "contact_sheet.png")
+    return summary, baseline
+
+
 def _finite(x):
     """JSON has no infinity: an exact match's PSNR (+inf) is written as null."""
     if isinstance(x, float) and not math.isfinite(x):
@@ -259,6 +276,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             raise UsageError(f"--max_images must be >= 1, got {args.max_images}")
         data = Path(args.data).expanduser()
         recs = records_lib.Records(data) if (data / records_lib.MANIFEST).is_file() else None
+        paths = images.find_images(args.data) if recs is None else []
         colorizer = load_colorizer(args)
         if recs is not None:
             thresholds = (None if args.no_filter
@@ -266,8 +284,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             samples, info = record_samples(recs, args.max_images, thresholds)
             total = info["count"]
         else:
-            samples = image_samples(args.data, args.max_images, args.max_side, failures)
-            info, total = {"kind": "images"}, args.max_images
+            samples = image_samples(paths, args.max_images, args.max_side, failures)
+            info, total = {"kind": "images"}, min(len(paths), args.max_images or len(paths))
         report = evaluate(colorizer, samples, sheet=max(args.sheet, 0),
                           progress=lambda n: bar(n, total or n))
         if not report.per_image:
@@ -279,27 +297,14 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     bar.close()
     out = Path(args.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
-    summary, baseline = report.summary("model"), report.summary("baseline")
-    result = {
-        "checkpoint": {"directory": str(infer.checkpoint_dir(args.workdir or args.checkpoint)),
-                       "step": colorizer.step},
-        "render_size": colorizer.render_size, "upsample": colorizer.upsample,
-        "data": {"path": str(args.data), **info, "images": len(report.per_image),
-                 "unreadable": failures},
-        "summary": summary, "baseline": baseline, "per_image": report.per_image,
-        "config": colorizer.config.to_dict(),
-    }
-    (out / "metrics.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
-    if report.sheet_rows:
-        contact_sheet(report.sheet_rows).save(out / "contact_sheet.png")
+    summary, baseline = write_report(out, colorizer, report, {
+        "path": str(args.data), **info, "images": len(report.per_image), "unreadable": failures})
     for f in failures:
         print(f"unreadable: {f['path']}: {f['reason']}")
     print(format_table(summary, baseline))
     print(f"{len(report.per_image)} images, checkpoint step {colorizer.step}, render size "
           f"{colorizer.render_size}; report in {out}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -37,7 +37,11 @@ from jaxcolor.photo import (UPSAMPLING, InputImageError, Photo, compose, crop_re
                             render_lightness)
 from jaxcolor.train import build, checkpoint
 
-__all__ = ["Colorizer", "InputImageError", "Photo", "checkpoint_dir", "default_render_size"]
+BACKENDS = ("jax", "onnx")
+"""How G runs: the jit-compiled NNX module, or its ONNX graph in ONNX Runtime (`onnx_backend`)."""
+
+__all__ = ["BACKENDS", "Colorizer", "InputImageError", "Photo", "checkpoint_dir",
+           "default_render_size"]
 
 
 # --------------------------------------------------------------------------------------
@@ -73,17 +77,21 @@ class Colorizer:
     Args:
       graphdef, variables: the generator in eval mode (`{"params", "batch_stats"}`).
       config: the run's ConfigDict (its `model` built the generator).
-      step: the checkpoint step, for reports.
+      step, directory: the checkpoint step and checkpoints directory, for reports.
       render_size: side of the square the network sees (rounded up to a multiple of 32);
         None: the training crop size.
       batch_size: most photos per forward pass. Batches are padded to a power of two, so at
         most log2(batch_size) + 1 shapes are ever compiled.
       upsample: "bilateral" (edge-aware, default) or "bilinear" (see `jaxcolor.photo`).
+      backend: "jax" (the jit-compiled generator) or "onnx" (the same weights as an ONNX
+        graph run by ONNX Runtime, faster on CPU; needs `pip install 'jaxcolor[onnx]'`).
     """
 
     def __init__(self, graphdef: nnx.GraphDef, variables: dict, config, *, step: int,
-                 render_size: int | None = None, batch_size: int = 8,
-                 upsample: str = "bilateral"):
+                 directory: Path | None = None, render_size: int | None = None,
+                 batch_size: int = 8, upsample: str = "bilateral", backend: str = "jax"):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: {backend!r}; choose one of {BACKENDS}")
         if upsample not in UPSAMPLING:
             raise ValueError(f"upsample: {upsample!r}; choose one of {UPSAMPLING}")
         if batch_size < 1:
@@ -92,12 +100,20 @@ class Colorizer:
             raise ValueError(f"render_size must be positive, got {render_size}")
         self.config = config
         self.step = step
+        self.directory = directory
         self.render_size = (default_render_size(config) if render_size is None
                             else round_render_size(render_size))
         self.batch_size = int(batch_size)
         self.upsample = upsample
         self._graphdef = graphdef
         self._variables = variables
+        self.backend = backend
+        self._onnx = None
+        if backend == "onnx":
+            from jaxcolor import onnx_backend  # optional dependency, imported on demand
+
+            self._onnx = onnx_backend.OnnxGenerator.from_generator(
+                self.generator(), height=self.render_size, width=self.render_size)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, step: int | None = None,
@@ -115,9 +131,15 @@ class Colorizer:
         graphdef, params, batch_stats = nnx.split(abstract, nnx.Param, ...)
         variables = checkpoint.restore_generator(
             directory, step, {"params": params, "batch_stats": batch_stats})
-        return cls(graphdef, variables, config, step=step, **kwargs)
+        return cls(graphdef, variables, config, step=step, directory=directory.absolute(),
+                   **kwargs)
 
     # -- public API ----------------------------------------------------------------------
+
+    def generator(self):
+        """The restored generator as an eval-mode NNX module (e.g. for `jaxcolor.export`)."""
+        return nnx.merge(self._graphdef, self._variables["params"],
+                         self._variables["batch_stats"])
 
     def colorize(self, image_or_images):
         """PIL image(s) -> PIL RGB (RGBA if the input had alpha); uint8 numpy gray [H, W],
@@ -154,6 +176,9 @@ class Colorizer:
 
     def predict_ab(self, L: np.ndarray) -> np.ndarray:
         """Lab ab [n, R, R, 2] predicted for lightness L [n, R, R] (0..100), float32."""
+        if self._onnx is not None:  # any batch size runs without recompiling
+            l_norm = color.normalize_l(np.asarray(L, np.float32))[..., None]
+            return color.denormalize_ab(self._onnx(l_norm))
         n = L.shape[0]
         bucket = 1 << (n - 1).bit_length()  # pad to a power of two: few compiled shapes
         padded = np.zeros((bucket,) + L.shape[1:] + (1,), np.float32)

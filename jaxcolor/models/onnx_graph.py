@@ -160,8 +160,9 @@ def _gray_input(g: _Graph, l_nchw: str) -> str:
     srgb = g.op("Where", [g.op("Greater", [y, knee], "Y_above"), curve, toe], "srgb")
     gray = g.op("Clip", [srgb, g.scalar("clip_lo", 0.0), g.scalar("clip_hi", 1.0)], "gray")
     # resnet.imagenet_normalize on three equal channels (broadcast over [1, 3, 1, 1]).
-    mean = g.const("imagenet_mean", np.asarray(resnet.IMAGENET_MEAN, np.float32).reshape(1, 3, 1, 1))
-    std = g.const("imagenet_std", np.asarray(resnet.IMAGENET_STD, np.float32).reshape(1, 3, 1, 1))
+    per_channel = lambda v: np.asarray(v, np.float32).reshape(1, 3, 1, 1)  # noqa: E731
+    mean = g.const("imagenet_mean", per_channel(resnet.IMAGENET_MEAN))
+    std = g.const("imagenet_std", per_channel(resnet.IMAGENET_STD))
     return g.op("Div", [g.op("Sub", [gray, mean], "rgb_centred"), std], "rgb_input")
 
 

@@ -105,11 +105,11 @@ class _StopRequest:
 def _check_finite(step: int, metrics: dict[str, float]) -> None:
     """`step` is 0-based, as the loop counts; messages number steps from 1, as the console
     and the checkpoints do (checkpoint N holds the state after N steps)."""
-    for name, value in metrics.items():
-        if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"step {step + 1}: {name} is {value}; stopping. The newest checkpoint holds the "
-                "last good state (lower the learning rate or enable config.g.clip_grad_norm)")
+    bad = [f"{name} is {value}" for name, value in metrics.items() if not math.isfinite(value)]
+    if bad:
+        raise NonFiniteLossError(
+            f"step {step + 1}: {', '.join(bad)}; stopping. The newest checkpoint holds the "
+            "last good state (lower the learning rate or enable config.g.clip_grad_norm)")
 
 
 def _fetch(metrics: dict) -> dict[str, float]:

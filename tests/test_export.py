@@ -1,0 +1,194 @@
+"""ONNX export and the ONNX Runtime backend: the ONNX graph gives the JAX generator's ab.
+
+Random generators (numpy-filled weights and BatchNorm statistics, no training) check the
+graph op by op against the eval-mode JAX model; a checkpoint of a tiny real training run
+checks `python -m jaxcolor.export`, `Colorizer(backend="onnx")` and `colorize --backend=onnx`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from PIL import Image
+
+onnx = pytest.importorskip("onnx", reason="the ONNX export needs `pip install 'jaxcolor[onnx]'`")
+ort = pytest.importorskip("onnxruntime",
+                          reason="the ONNX backend needs `pip install 'jaxcolor[onnx]'`")
+
+from jaxcolor import color, colorize, export, infer  # noqa: E402
+from jaxcolor.models import generator as generator_lib  # noqa: E402
+from jaxcolor.models import onnx_graph, resnet  # noqa: E402
+from jaxcolor.onnx_backend import OnnxBackendError, OnnxGenerator  # noqa: E402
+from test_infer import photo_rgb, trained_workdir  # noqa: E402
+
+WIDTHS = (32, 16, 16, 8, 8)  # decoder widths; the ResNet encoder keeps torchvision's
+
+
+def random_generator(depth: int, *, attention: bool, seed: int = 0):
+    """An eval-mode UNetGenerator with random weights and random BatchNorm statistics.
+
+    Filled from numpy (no compiled initialisation). Scaled so that nothing saturates, or a
+    wrong op could hide behind a flat tanh or an arg-max softmax: residual branches end in
+    a small BatchNorm scale (as torchvision's zero_init_residual does, softened), and the
+    head and the attention's query/key convs are 10x smaller than He initialisation.
+    """
+    abstract = nnx.eval_shape(lambda: generator_lib.UNetGenerator(
+        depth, WIDTHS, self_attention=attention, rngs=nnx.Rngs(0)))
+    graphdef, state = nnx.split(abstract)
+    rng = np.random.default_rng(seed)
+    last_bn = "bn3" if depth >= 50 else "bn2"
+
+    def fill(path, leaf):
+        keys = [str(getattr(k, "key", k)) for k in path]
+        name, shape = keys[-1], leaf.shape
+        if name == "kernel":
+            value = rng.normal(0.0, np.sqrt(2.0 / np.prod(shape[:-1])), shape)
+            if keys[0] == "head" or "query" in keys or "key" in keys:
+                value *= 0.1
+        elif name == "scale":
+            value = rng.uniform(0.5, 1.5, shape)
+            if keys[0] == "encoder" and last_bn in keys:
+                value *= 0.2
+        elif name == "var":
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name == "gamma":
+            value = np.full(shape, 0.5)
+        else:  # biases and BatchNorm means
+            value = rng.normal(0.0, 0.2, shape)
+        return jnp.asarray(value, leaf.dtype)
+
+    nnx.replace_by_pure_dict(
+        state, jax.tree_util.tree_map_with_path(fill, nnx.to_pure_dict(state)))
+    model = nnx.merge(graphdef, state)
+    model.eval()
+    return model
+
+
+def run_subgraph(build, x_nchw: np.ndarray) -> np.ndarray:
+    """Run the nodes `build(graph, input_name) -> output_name` adds, on one NCHW input."""
+    g = onnx_graph._Graph()
+    out = build(g, "x")
+    graph = onnx.helper.make_graph(
+        g.nodes, "piece", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, None)],
+        [onnx.helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)],
+        initializer=g.initializers)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)],
+                                   ir_version=onnx_graph.IR_VERSION)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x_nchw})[0]
+
+
+# --------------------------------------------------------------------------------------
+# The graph, piece by piece and whole.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (1, 1, 2, 1)])
+def test_resize_equals_the_generators_bilinear_upsample_including_edges(shape):
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    want = np.asarray(generator_lib.upsample2x(jnp.asarray(x)))
+    got = run_subgraph(lambda g, x: g.upsample2x(x, "up"), x.transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(got.transpose(0, 2, 3, 1), want, atol=1e-6)
+
+
+def test_gray_preprocessing_equals_the_encoders_input():
+    # Every L, with the two branch points of the colour formulas (L = 8, the sRGB knee).
+    L = np.concatenate([np.linspace(0.0, 100.0, 1001), [7.9999, 8.0, 8.0001, 2.83, 2.8]])
+    l_norm = color.normalize_l(L.astype(np.float32)).reshape(1, 1, 1, -1)
+    want = np.asarray(resnet.gray_input_from_l(jnp.asarray(l_norm).reshape(1, 1, -1, 1)))
+    got = run_subgraph(onnx_graph._gray_input, l_norm)  # [1, 3, 1, N]
+    np.testing.assert_allclose(got[0, :, 0].T, want[0, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize("depth, attention", [(18, False), (50, True)])
+def test_onnx_graph_gives_the_jax_generators_ab(depth, attention):
+    model = random_generator(depth, attention=attention)
+    l_norm = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
+    want = np.asarray(nnx.jit(lambda m, x: m(x))(model, jnp.asarray(l_norm)))
+    assert 0.05 < np.abs(want).mean() < 0.8  # neither ~0 nor saturated: the test can fail
+
+    proto = onnx_graph.generator_to_onnx(model)  # symbolic batch, height and width
+    ops = {node.op_type for node in proto.graph.node}
+    assert "BatchNormalization" not in ops  # folded into the convolutions
+    assert ("MatMul" in ops) == attention
+    got = OnnxGenerator(proto.SerializeToString())(l_norm)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------
+# The CLI and the backend, on a checkpoint.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return trained_workdir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def jax_colorizer(workdir) -> infer.Colorizer:
+    return infer.Colorizer.from_checkpoint(workdir, batch_size=4)
+
+
+def test_export_cli_writes_a_model_equal_to_the_checkpoints_generator(workdir, tmp_path,
+                                                                       capsys):
+    out = tmp_path / "models" / "g.onnx"
+    assert export.main([f"--checkpoint={workdir}", f"--out={out}", "--render_size=96"]) == 0
+    assert "wrote" in capsys.readouterr().out
+
+    model = OnnxGenerator(out)
+    assert (model.batch, model.height, model.width) == (1, 96, 96)
+    colorizer = infer.Colorizer.from_checkpoint(workdir, render_size=96)
+    assert model.metadata["jaxcolor.step"] == str(colorizer.step)
+    assert model.metadata["jaxcolor.render_size"] == "96"
+    L = np.random.default_rng(2).uniform(0, 100, (3, 96, 96)).astype(np.float32)
+    want = colorizer.predict_ab(L)
+    got = color.denormalize_ab(model(color.normalize_l(L)[..., None]))  # 3 runs of batch 1
+    np.testing.assert_allclose(got, want, atol=1e-4 * color.AB_SCALE)
+    with pytest.raises(OnnxBackendError, match="--render_size"):
+        model(np.zeros((1, 32, 32, 1), np.float32))
+
+
+def test_dynamic_batch_export_takes_any_batch(workdir, tmp_path):
+    out = tmp_path / "g.onnx"
+    assert export.main([f"--checkpoint={workdir}", f"--out={out}", "--dynamic_batch"]) == 0
+    model = OnnxGenerator(out)
+    assert model.batch is None
+    assert model(np.zeros((5, model.height, model.width, 1), np.float32)).shape[0] == 5
+
+
+def test_onnx_backend_colours_like_the_jax_backend(workdir, jax_colorizer, tmp_path, capsys):
+    onnx_colorizer = infer.Colorizer.from_checkpoint(workdir, batch_size=4, backend="onnx")
+    size = onnx_colorizer.render_size
+    L = np.random.default_rng(3).uniform(0, 100, (3, size, size)).astype(np.float32)
+    np.testing.assert_allclose(onnx_colorizer.predict_ab(L), jax_colorizer.predict_ab(L),
+                               atol=1e-4 * color.AB_SCALE)
+
+    rgb = photo_rgb(45, 70)
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    assert colorize.main([f"--workdir={workdir}", "--backend=onnx",
+                          f"--input={tmp_path}/photo.png", f"--output={tmp_path}/out"]) == 0
+    written = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    diff = np.abs(written.astype(int) - jax_colorizer.colorize(rgb).astype(int))
+    assert diff.max() <= 1  # 8-bit rounding of ab equal to ~1e-4
+
+
+def test_export_user_errors_are_one_line(workdir, tmp_path, capsys):
+    cases = [
+        ([f"--checkpoint={tmp_path / 'missing'}", f"--out={tmp_path / 'g.onnx'}"], "missing"),
+        ([f"--checkpoint={workdir}", f"--out={tmp_path}"], "is a directory"),
+        ([f"--checkpoint={workdir}", f"--out={tmp_path / 'g.onnx'}", "--step=999"], "999"),
+        ([f"--checkpoint={workdir}", f"--out={tmp_path / 'g.onnx'}", "--render_size=0"],
+         "--render_size"),
+    ]
+    for argv, needle in cases:
+        assert export.main(argv) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and needle in err and "\n" not in err, err
+    assert not (tmp_path / "g.onnx").exists()
