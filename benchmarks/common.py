@@ -62,6 +62,18 @@ def median_rate(run_window: Callable[[], int], windows: int) -> tuple[float, lis
     return statistics.median(rates), rates
 
 
+def cpu_usage(fn: Callable[[], Any]) -> tuple[Any, dict[str, float]]:
+    """(fn(), {"cpu_s": CPU seconds of this process's threads, "share": their fraction of
+    all cores over the wall time}). On a shared machine `share` well below 1 means other
+    processes took the cores: throughput is then low for that reason, while CPU seconds per
+    item stay comparable between runs."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return out, {"cpu_s": round(cpu, 3),
+                 "share": round(cpu / max(wall * (os.cpu_count() or 1), 1e-9), 3)}
+
+
 def make_result(figure: str, value: float, unit: str, *, config: dict[str, Any],
                 batch: int | None = None, resolution: int | None = None,
                 **extra: Any) -> dict[str, Any]:

@@ -72,8 +72,9 @@ def write_photos(directory: Path, count: int, width: int, height: int, seed: int
     return directory
 
 
-def end_to_end_rate(colorizer, images_dir: Path, out_dir: Path, args) -> tuple[float, list, int]:
-    """Median images/s of `colorize.run` over the whole directory, after one warm-up pass."""
+def end_to_end_rate(colorizer, images_dir: Path, out_dir: Path, args):
+    """(median images/s of `colorize.run` over the whole directory after one warm-up pass,
+    every window's rate, the number of photos, the share of the cores this process used)."""
     from jaxcolor import colorize
 
     items, failures, inputs = colorize.discover(str(images_dir), out_dir,
@@ -88,8 +89,8 @@ def end_to_end_rate(colorizer, images_dir: Path, out_dir: Path, args) -> tuple[f
         return summary.done
 
     window()  # compiles every batch bucket the run needs, fills the page cache
-    rate, rates = common.median_rate(window, args.windows)
-    return rate, rates, len(planned)
+    (rate, rates), cpu = common.cpu_usage(lambda: common.median_rate(window, args.windows))
+    return rate, rates, len(planned), cpu["share"]
 
 
 def restore_forward(checkpoint_path: str):
@@ -140,11 +141,14 @@ def model_rates(colorizer, forward, variables, render: int, args) -> dict:
             colorizer.predict_ab(L_host)
         return args.model_steps * n
 
-    device, device_rates = common.median_rate(device_window, args.windows)
-    host, host_rates = common.median_rate(host_window, args.windows)
+    (device, device_rates), device_cpu = common.cpu_usage(
+        lambda: common.median_rate(device_window, args.windows))
+    (host, host_rates), host_cpu = common.cpu_usage(
+        lambda: common.median_rate(host_window, args.windows))
     flops = common.compiled_flops(compiled)
     return {"device": device, "device_rates": device_rates, "host": host,
             "host_rates": host_rates, "compile_s": round(compile_s, 3),
+            "device_cpu_share": device_cpu["share"], "host_cpu_share": host_cpu["share"],
             "gflops_per_image": float(f"{flops / n / 1e9:.4g}") if flops else None}
 
 
@@ -163,8 +167,8 @@ def main(argv=None) -> list[dict]:
         for render in args.renders:
             colorizer = infer.Colorizer.from_checkpoint(
                 args.checkpoint, render_size=render, batch_size=args.batch_size)
-            rate, rates, count = end_to_end_rate(colorizer, images_dir, tmp / f"out{render}",
-                                                 args)
+            rate, rates, count, share = end_to_end_rate(colorizer, images_dir,
+                                                        tmp / f"out{render}", args)
             model = model_rates(colorizer, forward, variables, colorizer.render_size, args)
             base = {"batch": args.batch_size, "resolution": colorizer.render_size}
             cfg = {"checkpoint": str(args.checkpoint), "step": colorizer.step,
@@ -173,10 +177,11 @@ def main(argv=None) -> list[dict]:
                    "count": count, "photo_size": args.photo_size if args.synthetic else None,
                    "workers": args.workers, "model_steps": args.model_steps}
             figures = [
-                ("inference/end_to_end", rate, rates, {}),
-                ("inference/model_host", model["host"], model["host_rates"], {}),
+                ("inference/end_to_end", rate, rates, {"cpu_share": share}),
+                ("inference/model_host", model["host"], model["host_rates"],
+                 {"cpu_share": model["host_cpu_share"]}),
                 ("inference/model_device", model["device"], model["device_rates"],
-                 {"compile_s": model["compile_s"],
+                 {"cpu_share": model["device_cpu_share"], "compile_s": model["compile_s"],
                   "gflops_per_image": model["gflops_per_image"]}),
             ]
             for figure, value, windows, extra in figures:

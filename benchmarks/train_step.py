@@ -134,7 +134,7 @@ def measure(setup: common.TrainingSetup, state, kind: str, batch_size: int, size
         jax.block_until_ready(run(args.steps_per_window))
         return args.steps_per_window * batch_size
 
-    rate, rates = common.median_rate(window, args.windows)
+    (rate, rates), cpu = common.cpu_usage(lambda: common.median_rate(window, args.windows))
     flops = [c["flops"] for c in costs]
     flops_per_image = sum(flops) / batch_size if all(f is not None for f in flops) else None
     return state, {
@@ -142,6 +142,8 @@ def measure(setup: common.TrainingSetup, state, kind: str, batch_size: int, size
         "lower_s": round(sum(c["lower_s"] for c in costs), 3),
         "compile_s": round(sum(c["compile_s"] for c in costs), 3),
         "flops_per_image": flops_per_image,
+        "cpu_s_per_image": cpu["cpu_s"] / (args.windows * args.steps_per_window * batch_size),
+        "cpu_share": cpu["share"],
     }
 
 
@@ -171,6 +173,7 @@ def main(argv=None) -> list[dict]:
                 achieved_tflops=float(f"{achieved / 1e12:.4g}") if achieved else None,
                 peak_tflops_per_device=peak / 1e12 if peak else None,
                 mfu=round(achieved / (peak * devices), 4) if achieved and peak else None,
+                cpu_s_per_image=round(m["cpu_s_per_image"], 4), cpu_share=m["cpu_share"],
                 windows=[round(r, 2) for r in m["rates"]],
                 config={"config": args.config, "overrides": args.overrides, "kind": kind,
                         **common.model_summary(config), "resolved_dtype": dtype,

@@ -55,8 +55,12 @@ class Checkpointer:
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
             best_fn=_best_metric, best_mode="min",
             create=True,
+            # Saves cut short by a kill leave `N.orbax-checkpoint-tmp` directories behind; they
+            # are never restored, and without this they would pile up (a full checkpoint each).
+            cleanup_tmp_directories=True,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=ITEMS)
+        self._writing: int | None = None  # step of the asynchronous save in flight, if any
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -70,7 +74,12 @@ class Checkpointer:
     def save(self, state: TrainState, *, data_iter, config_json: str, phase: str,
              metrics: dict[str, float] | None = None) -> None:
         """Start an asynchronous save of `state` at its own step (returns once the device
-        arrays are copied to the host, so the caller may donate them right away)."""
+        arrays are copied to the host, so the caller may donate them right away).
+
+        The previous save is waited for first (Orbax's `save` would wait for it anyway), so
+        that its failure is reported with its own step, not this one's.
+        """
+        self.wait()
         step = int(jax.device_get(state.step))
         meta = {"step": step, "phase": phase, "metrics": metrics or {}}
         args = ocp.args.Composite(
@@ -85,6 +94,7 @@ class Checkpointer:
         except OSError as e:
             raise CheckpointError(f"{self.directory}: could not write checkpoint {step} "
                                   f"({e}); earlier checkpoints are intact") from e
+        self._writing = step
 
     def restore(self, step: int, abstract_state: TrainState, *, data_iter) -> tuple[TrainState, dict]:
         """Restore state (onto the shardings in `abstract_state`) and the data iterator."""
@@ -96,15 +106,26 @@ class Checkpointer:
         return restored["state"], dict(restored["meta"])
 
     def wait(self) -> None:
-        """Block until the last asynchronous save is committed; surface its error if any."""
+        """Block until the last asynchronous save is committed; surface its error if any.
+
+        Background writes fail with OSError (JSON items), ValueError (TensorStore's arrays:
+        "RESOURCE_EXHAUSTED: ... No space left on device") or RuntimeError (Orbax's futures);
+        whichever it is, the checkpoint is incomplete and is reported as such.
+        """
+        step, self._writing = self._writing, None
         try:
             self._manager.wait_until_finished()
-        except OSError as e:
-            raise CheckpointError(f"{self.directory}: checkpoint write failed ({e}); earlier "
-                                  "checkpoints are intact") from e
+        except (OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{self.directory}: could not write checkpoint {step} "
+                                  f"({_first_line(e)}); earlier checkpoints are intact") from e
 
     def close(self) -> None:
         self._manager.close()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def resolve_step(directory: str | os.PathLike, *, step: int | None = None,

@@ -47,10 +47,15 @@ def colourful_images(count: int, size: int, seed: int = 0) -> np.ndarray:
     return out
 
 
+GRAY = slice(3, None, 8)  # records 3, 11, 19, 27, 35 are gray: the training filter drops them
+
+
 def write_records(directory: Path, count: int = 40, size: int = 40, val_every: int = 5,
                   shard_bytes: int | None = None) -> Path:
-    """40 records of 40x40: 32 train, 8 validation (every 5th)."""
+    """40 records of 40x40: 8 validation (every 5th, 35 among them), 32 training of which
+    4 are gray, so training keeps 28 (14 a process when there are two)."""
     rgb = colourful_images(count, size)
+    rgb[GRAY] = rgb[GRAY].mean(axis=-1, keepdims=True).astype(np.uint8)
     kwargs = {} if shard_bytes is None else {"shard_bytes": shard_bytes}
     with RecordsWriter(directory, size, size, val_every=val_every, **kwargs) as writer:
         writer.add(*color.encode_lab8(color.rgb_to_lab_np(rgb)))
@@ -157,6 +162,19 @@ def checkpoint_dirs(workdir: Path) -> tuple[list[int], list[str]]:
         return [], []
     names = [p.name for p in directory.iterdir() if p.is_dir()]
     return sorted(int(n) for n in names if n.isdigit()), sorted(n for n in names if ORBAX_TMP in n)
+
+
+def partial_checkpoints(workdir: Path) -> set[tuple[str, int]]:
+    """(name, inode) of every partially written step directory: a save of the same step
+    started again after a restart has the same name but is a new directory."""
+    directory = Path(workdir) / "checkpoints"
+    found = set()
+    for name in checkpoint_dirs(workdir)[1]:
+        try:
+            found.add((name, (directory / name).stat().st_ino))
+        except FileNotFoundError:  # renamed into place (complete) or cleaned up meanwhile
+            pass
+    return found
 
 
 def resumed_steps(output: str) -> list[int]:

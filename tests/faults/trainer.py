@@ -112,7 +112,8 @@ def _record_indices(path: str) -> None:
     def read_recording(self, step, batch):
         out = read(self, step, batch)
         if self.augment:
-            line = json.dumps({"step": int(step), "index": [int(i) for i in out["index"]]})
+            line = json.dumps({"shard": self.shard_index, "step": int(step),
+                               "index": [int(i) for i in out["index"]]})
             with lock, open(path, "a") as f:
                 f.write(line + "\n")
         return out
