@@ -27,8 +27,9 @@ def trained_workdir(tmp_path_factory) -> Path:
         return workdir
     from jaxcolor.train import loop
 
-    records = write_records(tmp_path_factory.mktemp("infer_records") / "records")
+    records = write_records(tmp_path_factory.mktemp("infer_records") / "records", size=40)
     config = tiny_config(records, pretrain_steps=TINY_RUN_STEPS, d_pretrain_steps=0, gan_steps=0)
+    config.data.crop_size = 32  # the smallest the encoder takes: the fastest compile
     config.eval_every = TINY_RUN_STEPS
     config.checkpoint_every = 2
     loop.train_and_evaluate(config, workdir)
@@ -136,12 +137,12 @@ def test_restores_generator_and_config_from_workdir_or_checkpoints_dir(tmp_path_
                                                                        colorizer):
     workdir = trained_workdir(tmp_path_factory)
     assert colorizer.step == TINY_RUN_STEPS  # latest by default
-    assert colorizer.render_size == 32  # the training crop
+    assert colorizer.render_size == colorizer.config.data.crop_size  # default: training crop
     assert colorizer.config.model.depth == 18
     earlier = infer.Colorizer.from_checkpoint(workdir / "checkpoints", step=2)
     assert earlier.step == 2
     assert infer.Colorizer.from_checkpoint(workdir, best=True).step == TINY_RUN_STEPS
-    assert infer.Colorizer.from_checkpoint(workdir, render_size=50).render_size == 64
+    assert infer.Colorizer.from_checkpoint(workdir, render_size=50).render_size == 64  # x32
 
 
 @pytest.mark.parametrize("height, width", [(333, 517), (517, 333), (8, 8), (3000, 4000)])
@@ -188,5 +189,5 @@ def test_batching_does_not_change_results(colorizer):
     photos = [photo_rgb(50 + 7 * i, 64, seed=i) for i in range(5)]
     together = colorizer.colorize(photos)
     for photo, batched in zip(photos, together):  # (batch shapes may round differently)
-        alone = colorizer.colorize(photo).astype(int)
-        assert np.abs(alone - batched).max() <= 1
+        diff = np.abs(colorizer.colorize(photo).astype(int) - batched)
+        assert diff.max() <= 2 and diff.mean() < 0.05
