@@ -272,38 +272,27 @@ def _excess(rgb: np.ndarray) -> np.ndarray:
     return np.max(np.maximum(rgb - 1.0, -rgb), axis=-1) - _GAMUT_TOLERANCE
 
 
-def lab_to_rgb8_keep_l(L: np.ndarray, ab: np.ndarray, steps: int = 5) -> np.ndarray:
+def lab_to_rgb8_keep_l(L: np.ndarray, ab: np.ndarray, steps: int = 8) -> np.ndarray:
     """Lab -> uint8 sRGB, reducing chroma (not lightness) of colours outside the sRGB gamut.
 
     Clipping out-of-gamut RGB would change lightness (a saturated dark blue clipped to black).
     Instead such a pixel's ab is scaled towards gray (hue and L kept) by the largest factor
-    that fits, found by regula falsi (Illinois variant) on the excess over the RGB cube,
-    bracketed by gray (inside) and the predicted colour (outside): `steps` evaluations reach
-    a small fraction of an 8-bit level. Pixels inside the gamut, usually nearly all of them,
-    are converted once.
+    in [0, 1] that fits, found by bisection to 2^-steps (8 steps: within 0.5 ab units).
+    Pixels inside the gamut, usually most of them, are converted once.
     """
-    lab = np.concatenate([L[..., None], ab], -1)
-    rgb = color.lab_to_rgb_np(lab, clip=False)
+    rgb = color.lab_to_rgb_np(np.concatenate([L[..., None], ab], -1), clip=False)
     out = _excess(rgb) > 0
     if out.any():
         L_o, ab_o = L[out][:, None], ab[out]
-        convert = lambda s: color.lab_to_rgb_np(np.concatenate([L_o, ab_o * s[:, None]], -1),
-                                                clip=False)
         lo, hi = np.zeros(len(L_o), np.float32), np.ones(len(L_o), np.float32)
-        h_lo, h_hi = _excess(convert(lo)), _excess(rgb[out])
-        best, last_inside = convert(lo), np.zeros(len(L_o), np.int8)
+        best = color.lab_to_rgb_np(np.concatenate([L_o, np.zeros_like(ab_o)], -1))  # gray
         for _ in range(steps):
-            s = lo + (hi - lo) * h_lo / np.minimum(h_lo - h_hi, -1e-12)
-            trial = convert(s)
-            h = _excess(trial)
-            inside = h <= 0
-            best[inside] = trial[inside]
-            # Illinois: when one end stays put twice, halve its excess so the bracket shrinks.
-            h_hi = np.where(inside & (last_inside == 1), h_hi * 0.5, h_hi)
-            h_lo = np.where(~inside & (last_inside == -1), h_lo * 0.5, h_lo)
-            lo, h_lo = np.where(inside, s, lo), np.where(inside, h, h_lo)
-            hi, h_hi = np.where(inside, hi, s), np.where(inside, h_hi, h)
-            last_inside = np.where(inside, 1, -1).astype(np.int8)
+            mid = 0.5 * (lo + hi)
+            trial = color.lab_to_rgb_np(np.concatenate([L_o, ab_o * mid[:, None]], -1),
+                                        clip=False)
+            fits = _excess(trial) <= 0
+            best[fits] = trial[fits]
+            lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
         rgb[out] = best
     return color.rgb01_to_uint8(rgb)
 

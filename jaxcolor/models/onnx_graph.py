@@ -1,7 +1,8 @@
 """The generator as an ONNX graph, built node by node from a restored `UNetGenerator`.
 
 Why by hand and not with jax2onnx: jax2onnx 0.17 requires orbax-checkpoint < 0.11.37 while
-this package needs 0.12.x, and pip's fallback (jax2onnx 0.13) predates the pinned jax. The
+this package needs 0.12.x; pip then falls back to jax2onnx 0.13, which fails on jax 0.10 at
+the first nnx.Conv with explicit padding (its conv primitive passes an unhashable list). The
 architecture is fixed and small in vocabulary (conv, BatchNorm, ReLU, max-pool, add, concat,
 bilinear x2, tanh, optionally one attention block), so walking the NNX modules and emitting
 standard ONNX operators needs only the `onnx` package and gives a graph ONNX Runtime

@@ -12,7 +12,8 @@ Kinds (expectation):
   damaged     good images truncated at seeded random offsets: each either processed or
               failed with a reason (a truncated animation may still hold a whole frame)
   unreadable  chmod 000 files: invalid for a normal user, valid for root (root reads them)
-Everything is a pure function of the seed.
+Everything is a pure function of the seed. No two files share a name stem in one folder,
+so tools that name outputs after inputs (colorize) have no collisions to refuse.
 """
 
 from __future__ import annotations
@@ -72,19 +73,19 @@ def valid_images() -> dict[str, bytes]:
         "gray_alpha.png": _encode(photo.convert("LA"), "PNG"),
         "rgba.png": _encode(photo.convert("RGBA"), "PNG"),
         "palette_transparency.png": _encode(palette, "PNG", transparency=0),
-        "palette_transparency.gif": _encode(palette, "GIF", transparency=0),
+        "palette_transparency_gif.gif": _encode(palette, "GIF", transparency=0),
         "sixteen_bit.png": _encode(sixteen, "PNG"),
         "cmyk.jpg": _encode(photo.convert("CMYK"), "JPEG"),
-        "cmyk.tif": _encode(photo.convert("CMYK"), "TIFF"),
-        "animated.gif": _encode(gif_frames[0], "GIF", save_all=True,
+        "cmyk_tif.tif": _encode(photo.convert("CMYK"), "TIFF"),
+        "animated_gif.gif": _encode(gif_frames[0], "GIF", save_all=True,
                                 append_images=gif_frames[1:], duration=100, loop=0),
-        "animated.webp": _encode(webp_frames[0], "WEBP", save_all=True,
+        "animated_webp.webp": _encode(webp_frames[0], "WEBP", save_all=True,
                                  append_images=webp_frames[1:], duration=100),
         "huge_exif.jpg": _encode(photo, "JPEG", exif=huge_exif.tobytes()),
         "exif_rotated.jpg": _encode(photo, "JPEG", exif=exif.tobytes()),
-        "photo.webp": _encode(photo, "WEBP"),
-        "photo.bmp": _encode(photo, "BMP"),
-        "photo.tiff": _encode(photo, "TIFF"),
+        "photo_webp.webp": _encode(photo, "WEBP"),
+        "photo_bmp.bmp": _encode(photo, "BMP"),
+        "photo_tiff.tiff": _encode(photo, "TIFF"),
         "UPPER CASE.JPG": _encode(photo, "JPEG"),
         "png data named.jpg": _encode(photo, "PNG"),
         "фото — 東京 1.jpeg": _encode(_photo(50, 70, 3), "JPEG"),
@@ -126,7 +127,7 @@ def absurd_headers() -> dict[str, bytes]:
             + b"\xff\xda\x00\x08\x01\x01\x00\x00\x3f\x00" + b"\x00" * 64 + b"\xff\xd9")
     tiff = _tiff_header(1_000_000, 1_000_000)
     return {
-        "absurd_png.png": _png(1_000_000, 1_000_000, zlib.compress(b"\0" * 1001)),
+        "absurd_png_gray.png": _png(1_000_000, 1_000_000, zlib.compress(b"\0" * 1001)),
         "absurd_png_rgb.png": _png(70_000, 70_000, zlib.compress(b"\0" * 100), color_type=2),
         "absurd_bmp.bmp": bmp_header + b"\0" * 100,
         "absurd_gif.gif": gif,
@@ -170,10 +171,10 @@ def build(directory: Path, seed: int = 0, *, truncations: int = 4, random_files:
         stem, ext = os.path.splitext(Path(name).name)
         for k in range(truncations):
             cut = rng.randrange(0, len(data) - 1)
-            write(f"truncated/{stem}.cut{k}_{cut}{ext}", data[:cut],
+            write(f"truncated/{stem}{ext}.cut{k}_{cut}{ext}", data[:cut],
                   INVALID if cut < 16 else DAMAGED)
     for ext in EXTENSIONS:
-        write(f"empty/zero{ext}", b"", INVALID)
+        write(f"empty/zero_{ext[1:]}{ext}", b"", INVALID)
     for k in range(random_files):
         ext = EXTENSIONS[k % len(EXTENSIONS)]
         write(f"random/noise{k:02d}{ext}", rng.randbytes(rng.randrange(1, 6000)), INVALID)

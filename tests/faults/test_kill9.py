@@ -3,10 +3,13 @@ written: every restart resumes from the newest complete checkpoint, never from a
 written one (those are cleaned up), and the run that finishes after the last restart ends
 with exactly the state of a run that was never interrupted.
 
+The run has 16 steps, checkpoints every 2; each kill is placed so that the next restart
+resumes further on, which fits KILLS = 5 into 16 steps (more kills need longer phases).
+
 Cost: each kill is one trainer start-up (interpreter, imports, state creation, compiled
 steps loaded from the session's XLA cache: ~10 s on an idle 2-core CPU) plus the steps it
 redoes; KILLS = 5 keeps the file around a minute and a half there, on top of the shared
-uninterrupted run (`baseline`). Raise it locally for a longer soak (the issue suggests 10).
+uninterrupted run (`baseline`).
 """
 
 from __future__ import annotations
@@ -21,13 +24,15 @@ SEED = 20_251_123
 STARTUP_TIMEOUT = 600  # a cold XLA cache compiles every step on first use
 
 
-def _wait_for_new_partial_checkpoint(workdir, known: set, timeout: float) -> None:
+def _wait_for_partial_checkpoint(workdir, known: set, at_least: int, timeout: float) -> None:
+    """Until a new partially written checkpoint of step >= `at_least` appears."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if faultkit.partial_checkpoints(workdir) - known:
+        if any(int(name.split(".")[0]) >= at_least
+               for name, _ in faultkit.partial_checkpoints(workdir) - known):
             return
         time.sleep(0.002)
-    raise AssertionError(f"no checkpoint write started within {timeout} s")
+    raise AssertionError(f"no checkpoint write of step >= {at_least} within {timeout} s")
 
 
 def test_kill9_at_random_moments_loses_nothing(records, xla_cache, baseline, tmp_path):
@@ -43,11 +48,14 @@ def test_kill9_at_random_moments_loses_nothing(records, xla_cache, baseline, tmp
         resumed = faultkit.resumed_steps(trainer.output)
         assert resumed == ([newest] if complete else []), (history, complete, trainer.tail())
         known = faultkit.partial_checkpoints(workdir)
+        # Every kill leaves one more complete checkpoint than the restart found: a save
+        # starts only once the previous one is complete (Orbax waits for it), and the step-N
+        # line is logged after the save of step N - 2 began.
         if (KILLS - 1 - attempt) % 2 == 0:  # while a checkpoint is being written (also last)
-            _wait_for_new_partial_checkpoint(workdir, known, timeout=120)
+            _wait_for_partial_checkpoint(workdir, known, min(newest + 4, total), timeout=300)
             time.sleep(rng.uniform(0.0, 0.05))
         else:  # at a random moment of a random step
-            step = rng.randint(newest + 1, min(newest + 4, total - 2))
+            step = rng.randint(min(newest + 5, total - 2), min(newest + 7, total - 2))
             trainer.wait_for(rf"\] step {step}/", timeout=300)
             time.sleep(rng.uniform(0.0, 1.0))
         trainer.kill()

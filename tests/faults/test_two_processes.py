@@ -25,7 +25,6 @@ import re
 import socket
 import time
 
-import numpy as np
 import pytest
 
 import faultkit

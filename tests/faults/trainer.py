@@ -13,8 +13,8 @@ training starts, and nothing else changes.
                               NaN: the loss of step N is NaN for real, through G and Adam.
   --fault_enospc_at_save=K    the K-th checkpoint save of this process fails in Orbax's
                               background writer with OSError(ENOSPC), as a full disk would.
-  --fault_record_indices=F    append one JSON line {"step", "index"} per batch read by this
-                              process (the records each step reads).
+  --fault_record_indices=F    append one JSON line {"shard", "step", "index"} per training
+                              batch this process reads (read-ahead included).
   --fault_emulate_processes=P this single process reads the P per-process shards and
                               concatenates them in process order, i.e. the global batch that
                               P processes would assemble (reference for multi-process runs).
@@ -26,7 +26,6 @@ import errno
 import importlib.util
 import json
 import os
-import sys
 import threading
 from pathlib import Path
 
@@ -167,5 +166,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     app.run(main)
