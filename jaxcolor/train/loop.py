@@ -22,16 +22,12 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from absl import logging
-from flax import nnx
 
 from jaxcolor.train import checkpoint as checkpoint_lib
 from jaxcolor.train import mesh as mesh_lib
 from jaxcolor.train import optim, steps as steps_lib
-from jaxcolor.train import state as state_lib
 from jaxcolor.train import build, inputs, monitor
 
 PHASES = ("pretrain", "d_pretrain", "gan")
@@ -125,7 +121,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     mesh = mesh_lib.make_mesh()
     data = inputs.make_inputs(config, mesh)
 
-    # ---- models, optimisers and the initial state ---------------------------------------
+    # ---- models and optimisers; the state's shapes (a restore target) --------------------
     g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates)
     d_tx = optim.make_optimizer(config.d, field="d", total_updates=schedule.d_updates)
     replicated = mesh_lib.replicated(mesh)

@@ -236,8 +236,9 @@ def test_run_py_reports_missing_data_as_one_error_line(tmp_path):
 
 def _tiny_config_file(path, records_dir):
     """A config file for run.py holding the tiny config (so it reuses the compiled steps)."""
+    config_json = tiny_config(records_dir).to_json()
     path.write_text("import json\nimport ml_collections\n\n\ndef get_config():\n"
-                    f"    return ml_collections.ConfigDict(json.loads({tiny_config(records_dir).to_json()!r}))\n")
+                    f"    return ml_collections.ConfigDict(json.loads({config_json!r}))\n")
     return path
 
 

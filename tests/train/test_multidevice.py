@@ -109,7 +109,7 @@ def test_four_devices_train_like_one(records_dir, compile_cache, tmp_path):
                   (one_state.d_params, four_state.d_params),
                   (one_state.g_ema_params, four_state.g_ema_params)]
         assert _mismatches(params) <= 1e-5 * _size(params), phase
-        assert _mismatches([(initial.g_params, one_state.g_params)]) > 1e5  # the step moved G
+        assert _mismatches([(initial.g_params, one_state.g_params)]) > 1e4  # the decoder moved
 
 
 def _mismatches(pairs) -> int:
