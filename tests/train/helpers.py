@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -21,12 +20,16 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from flax import nnx
 from PIL import Image
 
 from jaxcolor import color
 from jaxcolor.data.records import Records, RecordsWriter
+from jaxcolor.train import build, loop, monitor, optim
+from jaxcolor.train import mesh as mesh_lib
+from jaxcolor.train import steps as steps_lib
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDS_COUNT, RECORDS_SIZE, VAL_EVERY = 40, 72, 5  # 32 training, 8 validation records
@@ -106,10 +109,6 @@ def build_run(config, mesh=None, initial=None):
     """(defs, state, compiled steps) built exactly as `loop.train_and_evaluate` builds them,
     so that tests driving the steps directly share its compiled programs. `initial`, a host
     copy of a state, is placed on the mesh instead of initialising (which compiles)."""
-    from jaxcolor.train import build, loop, optim
-    from jaxcolor.train import mesh as mesh_lib
-    from jaxcolor.train import steps as steps_lib
-
     mesh = mesh_lib.make_mesh() if mesh is None else mesh
     schedule = loop.Schedule.from_config(config)
     g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates)
@@ -126,9 +125,9 @@ def build_run(config, mesh=None, initial=None):
     return defs, state, steps
 
 
-def run_steps(steps, state, batch, phases=("pretrain", "pretrain", "pretrain", "gan", "gan")):
+def run_steps(steps, state, batch, phases):
     """Apply the named steps in order to one batch -> (final state, each step's metrics as
-    floats). The default crosses the encoder freeze and ends in the GAN phase."""
+    floats)."""
     fns = {"pretrain": steps.pretrain, "d_pretrain": steps.d_only, "gan": steps.gan}
     history = []
     for phase in phases:
@@ -153,8 +152,6 @@ def to_host(tree):
 
 def restore_saved_state(workdir, step: int) -> dict:
     """The `state` item of a run's checkpoint as a plain tree of numpy arrays."""
-    import orbax.checkpoint as ocp
-
     path = Path(workdir).absolute() / "checkpoints" / str(step) / "state"
     with ocp.StandardCheckpointer() as checkpointer:
         return to_host(checkpointer.restore(path))
@@ -198,8 +195,6 @@ def train_recording(config, workdir, *, after_step=None) -> RunRecord:
     `after_step(n)`, if given, is called once the loop has dispatched its n-th step of this
     call (n = 1, 2, ...), before it decides whether to evaluate, save or stop.
     """
-    from jaxcolor.train import loop, monitor
-
     recorded, dispatched = [], [0]
     record, step_timing = monitor.Monitor.record, monitor.Monitor.step_timing
 
@@ -220,8 +215,7 @@ def train_recording(config, workdir, *, after_step=None) -> RunRecord:
     return RunRecord(Path(workdir), recorded, returned)
 
 
-def run_python(args: list[str], *, env: dict | None = None, timeout: float = 600,
-               **kwargs) -> subprocess.CompletedProcess:
-    """`python *args` from the repo root in a fresh interpreter (its own devices, flags)."""
+def run_python(args: list[str], *, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python *args` from the repo root in a fresh interpreter."""
     return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, **kwargs)
+                          timeout=timeout)
