@@ -20,6 +20,8 @@ import pytest
 
 import faultkit
 
+pytestmark = pytest.mark.slow  # trainer subprocesses
+
 CHECKPOINT_ERROR = re.compile(
     r"error: (\S+): could not write checkpoint (\d+) \((.+)\); earlier checkpoints are intact")
 

@@ -15,6 +15,8 @@ import pytest
 
 import faultkit
 
+pytestmark = pytest.mark.slow  # trainer subprocesses
+
 
 @pytest.mark.parametrize("bad_step, last_good", [(4, 2), (5, 4)])
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(

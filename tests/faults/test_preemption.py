@@ -8,7 +8,11 @@ from __future__ import annotations
 import re
 import signal
 
+import pytest
+
 import faultkit
+
+pytestmark = pytest.mark.slow  # trainer subprocesses
 
 NO_PERIODIC_CHECKPOINTS = "--config.checkpoint_every=1000000"
 
