@@ -43,7 +43,8 @@ def environment() -> dict[str, Any]:
             "process_count": jax.process_count(), "host": platform.node(),
             "python": platform.python_version(), "cpu_count": os.cpu_count(),
             # Other processes on a small shared machine move CPU figures: record the load.
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
+            "load_avg_1m": round(os.getloadavg()[0], 2),
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def median_rate(run_window: Callable[[], int], windows: int) -> tuple[float, list[float]]:

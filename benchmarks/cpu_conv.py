@@ -42,8 +42,6 @@ def conv3x3(x, w):
 
 def main(argv=None) -> list[dict]:
     args = _parse(argv)
-    import os
-
     import jax
 
     results = []
@@ -62,7 +60,7 @@ def main(argv=None) -> list[dict]:
             "cpu_conv/3x3_forward", round(1000 * statistics.median(times), 2), "ms",
             batch=args.batch, resolution=side, operands_swapped=swapped,
             windows=[round(1000 * t, 2) for t in times],
-            config={"channels": args.channels, "xla_flags": os.environ.get("XLA_FLAGS", "")})
+            config={"channels": args.channels})
         common.emit(result, args.out)
         results.append(result)
     return results
