@@ -182,7 +182,7 @@ def discover(spec: str, output: Path,
                          "directory or a glob pattern)")
     items, failures, inputs = [], [], set()
     for source in sorted(sources, key=str):
-        real = source.resolve()
+        real = Path(os.path.realpath(source))  # never raises, even on a symlink loop
         inputs.update(real.rglob("*") if source.is_dir() else [real])
         try:
             items += _items_for(source, source.relative_to(base) if source != base else Path(),
@@ -193,7 +193,7 @@ def discover(spec: str, output: Path,
 
 
 def _inside(path: Path, directory: Path) -> bool:
-    return path.resolve().is_relative_to(directory)
+    return Path(os.path.realpath(path)).is_relative_to(directory)
 
 
 def output_path(item: Item, output: Path, fmt: str) -> Path:

@@ -49,6 +49,7 @@ def _raise_hung(signum, frame):
     raise _Hung
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data")  # Pillow, on truncated JPEGs
 def test_every_file_is_decoded_or_refused_quickly(archive):
     """The decoder both CLIs use: ImageDecodeError with a reason, or pixels; never another
     exception, never longer than DECODE_SECONDS (a hang would hit the 60 s alarm)."""

@@ -8,7 +8,7 @@ resumes further on, which fits KILLS = 5 into 16 steps (more kills need longer p
 
 Cost: each kill is one trainer start-up (imports, state creation, compiled steps loaded
 from the session's XLA cache) plus the steps it redoes. On this project's 2-core machine,
-shared with other jobs (load ~10), the test took ~5 min, after ~6 min for the shared
+shared with other jobs (load 5-10), the test took 3-5 min, after 4-6 min for the shared
 uninterrupted run (`baseline`) with a cold cache.
 """
 

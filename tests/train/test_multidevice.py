@@ -101,21 +101,25 @@ def test_four_devices_train_like_one(records_dir, compile_cache, tmp_path):
     for phase in PHASES:
         (one_state, one_metrics), (four_state, four_metrics) = reference[phase], four[phase]
         for key, value in one_metrics[0].items():
-            assert four_metrics[0][key] == pytest.approx(value, rel=1e-4, abs=1e-5), (phase, key)
+            # Losses and logits agree to ~1e-7. Gradients of an untrained BatchNorm network
+            # move by ~1e-4 with the summation order alone (the same batch permuted on one
+            # device does it too): flax's BatchNorm computes the variance as E[x^2] - E[x]^2.
+            rel = 1e-3 if key.endswith("grad_norm") else 1e-4
+            assert four_metrics[0][key] == pytest.approx(value, rel=rel, abs=1e-5), (phase, key)
         # BatchNorm statistics of the global batch, not of each device's quarter of it.
         assert_trees_equal(one_state.g_batch_stats, four_state.g_batch_stats, **TOLERANCE)
         assert_trees_equal(one_state.d_batch_stats, four_state.d_batch_stats, **TOLERANCE)
         params = [(one_state.g_params, four_state.g_params),
                   (one_state.d_params, four_state.d_params),
                   (one_state.g_ema_params, four_state.g_ema_params)]
-        assert _mismatches(params) <= 1e-5 * _size(params), phase
+        assert _mismatches(params) <= 1e-4 * _size(params), phase
         assert _mismatches([(initial.g_params, one_state.g_params)]) > 1e4  # the decoder moved
 
 
 def _mismatches(pairs) -> int:
-    """Elements outside TOLERANCE. Adam divides by sqrt(v) + 1e-8, so an element whose
-    gradient is at float-noise level (~1e-8) gets an update of any size up to the learning
-    rate, which the summation order of 1 or 4 devices decides: a handful per 10 million."""
+    """Elements outside TOLERANCE. Adam's first update is about lr * sign(gradient), so an
+    element whose gradient is at the level of summation noise may move either way: ~5 per
+    million here; BatchNorm statistics of one device's quarter batch would move millions."""
     return sum(int(np.sum(~np.isclose(a, b, **TOLERANCE)))
                for one, four in pairs for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four)))
 
