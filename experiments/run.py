@@ -54,5 +54,16 @@ def main(argv):
         sys.exit(1)
 
 
+def _parse_flags(argv):
+    """absl's parser, with a bad `--config.*` override (unknown key, wrong type) reported as
+    one line instead of the traceback ml_collections' bare exception would print."""
+    try:
+        return app.parse_flags_with_usage(argv)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        overrides = " ".join(a for a in argv[1:] if a.startswith("--config."))
+        print(f"error: bad config override ({e}) in: {overrides}", file=sys.stderr)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)

@@ -64,7 +64,7 @@ def test_a_half_written_checkpoint_is_never_the_latest(checkpoints, tmp_path):
     copy = tmp_path / "checkpoints"
     shutil.copytree(checkpoints, copy)
     # What a run killed in the middle of an asynchronous save leaves behind.
-    shutil.copytree(copy / str(FINAL), copy / "15.orbax-checkpoint-tmp-1234")
+    shutil.copytree(copy / str(FINAL), copy / "15.orbax-checkpoint-tmp")
     manager = checkpoint.Checkpointer(copy)
     try:
         assert manager.latest_step() == FINAL

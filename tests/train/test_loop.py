@@ -211,8 +211,6 @@ def _run_py(*flags, timeout=600):
     return run_python(["experiments/run.py", *flags], timeout=timeout)
 
 
-@pytest.mark.xfail(strict=True, reason="experiments/run.py: ml_collections raises a bare "
-                   "AttributeError for an unknown key, which absl prints with a traceback")
 def test_run_py_rejects_an_unknown_config_key_in_one_line(tmp_path):
     result = _run_py("--config=experiments/configs/demo.py:smoke", f"--workdir={tmp_path}",
                      "--config.model.no_such_key=3")
