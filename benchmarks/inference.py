@@ -2,8 +2,10 @@
 
     python -m benchmarks.inference --checkpoint /runs/demo --synthetic 32
     python -m benchmarks.inference --checkpoint /runs/gan101 --images /photos --render 224,512
+    python -m benchmarks.inference --config experiments/configs/gan.py --synthetic 16 \
+        --backends jax,onnx
 
-For each render size (the side of the square the network sees), three JSON lines:
+For each render size (the side of the square the network sees) and backend, these lines:
   inference/end_to_end    images/s of `jaxcolor.colorize.run` (what `python -m
                           jaxcolor.colorize` does): decode each file, render-size L, G in
                           batches, guided upsampling to full size, Lab -> sRGB, encode and
@@ -11,13 +13,17 @@ For each render size (the side of the square the network sees), three JSON lines
   inference/model_host    images/s of `Colorizer.predict_ab` on a host batch of L: the
                           backend's forward with the copies to and from the device
   inference/model_device  images/s of the jitted G forward on a batch already on the
-                          device, blocking once per window (the JAX backend's ceiling)
+                          device, blocking once per window (the JAX backend's ceiling;
+                          JAX backend only)
 Compilation and the first pass over the files are warm-up and not timed; each figure is the
 median of `--windows` windows.
 
 `--synthetic N` writes N gray JPEG photos of `--photo_size` (smooth random shapes) to a
-temporary directory. The checkpoint is any training checkpoint (`--checkpoint` takes a run
-workdir or its checkpoints/ directory, as `jaxcolor.colorize` does).
+temporary directory. G comes from any training checkpoint (`--checkpoint` takes a run
+workdir or its checkpoints/ directory, as `jaxcolor.colorize` does) or is initialised at
+random from a training config (`--config`, plus `--set` overrides): the cost of colourising
+does not depend on the weights. `--backends jax,onnx` times both of `Colorizer`'s backends
+(onnx needs `pip install 'jaxcolor[onnx]'`).
 """
 
 from __future__ import annotations
@@ -37,7 +43,12 @@ from benchmarks import common
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="run workdir or checkpoints directory")
+    model = p.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", help="run workdir or checkpoints directory")
+    model.add_argument("--config", help="training config file[:variant]; G at random init")
+    p.add_argument("--set", dest="overrides", action="append", default=[],
+                   metavar="FIELD=VALUE", help="override a field of --config (repeatable)")
+    p.add_argument("--backends", default="jax", help="comma list of jax, onnx")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--images", help="a directory of photos")
     src.add_argument("--synthetic", type=int, metavar="N", help="write N gray JPEGs and use them")
@@ -51,6 +62,12 @@ def _parse(argv):
     p.set_defaults(windows=3)
     args = p.parse_args(argv)
     args.renders = [int(r) for r in args.render.split(",") if r]
+    args.backends = [b for b in args.backends.split(",") if b]
+    unknown = sorted(set(args.backends) - {"jax", "onnx"})
+    if unknown or not args.backends:
+        p.error(f"--backends {','.join(args.backends)}: choose from jax, onnx")
+    if args.overrides and not args.config:
+        p.error("--set overrides a --config; a checkpoint's config is fixed")
     try:
         args.photo_wh = tuple(int(v) for v in args.photo_size.lower().split("x"))
         assert len(args.photo_wh) == 2 and min(args.photo_wh) > 0
@@ -93,103 +110,111 @@ def end_to_end_rate(colorizer, images_dir: Path, out_dir: Path, args):
     return rate, rates, len(planned), cpu["share"]
 
 
-def restore_forward(checkpoint_path: str):
-    """(jitted G forward (variables, l_norm) -> ab_norm, G's variables on the device) of a
-    checkpoint, restored as `Colorizer.from_checkpoint` restores it."""
-    import ml_collections
+def make_colorizer_factory(args):
+    """(render, backend) -> a `Colorizer`, of the checkpoint or of the config at random init."""
+    from jaxcolor import infer
+
+    if args.checkpoint:
+        return lambda render, backend: infer.Colorizer.from_checkpoint(
+            args.checkpoint, render_size=render, batch_size=args.batch_size, backend=backend)
+    config = common.load_config(args.config)
+    common.apply_overrides(config, args.overrides)
+    return lambda render, backend: infer.Colorizer.from_config(
+        config, render_size=render, batch_size=args.batch_size, backend=backend)
+
+
+def device_forward(colorizer):
+    """(jitted G forward (state, l_norm) -> ab_norm, G's state on the device)."""
     from flax import nnx
 
-    from jaxcolor import infer
-    from jaxcolor.train import build, checkpoint
-
-    directory = infer.checkpoint_dir(checkpoint_path)
-    step = checkpoint.resolve_step(directory)
-    config = ml_collections.ConfigDict(checkpoint.read_config(directory, step))
-    abstract = nnx.eval_shape(lambda: build.make_generator(config.model, seed=0))
-    abstract.eval()
-    graphdef, params, batch_stats = nnx.split(abstract, nnx.Param, ...)
-    variables = checkpoint.restore_generator(
-        directory, step, {"params": params, "batch_stats": batch_stats})
+    graphdef, state = nnx.split(colorizer.generator())
 
     @jax.jit
-    def forward(variables, l_norm):
-        return nnx.merge(graphdef, variables["params"], variables["batch_stats"])(l_norm)
+    def forward(state, l_norm):
+        return nnx.merge(graphdef, state)(l_norm)
 
-    return forward, jax.device_put(variables), config
+    return forward, jax.device_put(state)
 
 
-def model_rates(colorizer, forward, variables, render: int, args) -> dict:
-    """images/s of the forward on a device batch and of `predict_ab` on a host batch."""
+def host_rate(colorizer, render: int, args) -> tuple[float, list[float], float]:
+    """(images/s of `predict_ab` on a host batch of L, every window's rate, core share)."""
+    L_host = np.random.default_rng(0).uniform(0, 100, (args.batch_size, render, render))
+    L_host = L_host.astype(np.float32)
+    colorizer.predict_ab(L_host)  # compile this batch bucket / warm ONNX Runtime up
+
+    def window() -> int:
+        for _ in range(args.model_steps):
+            colorizer.predict_ab(L_host)
+        return args.model_steps * args.batch_size
+
+    (rate, rates), cpu = common.cpu_usage(lambda: common.median_rate(window, args.windows))
+    return rate, rates, cpu["share"]
+
+
+def device_rate(colorizer, render: int, args) -> dict:
+    """images/s of the jitted forward on a batch already on the device, compile time and
+    GFLOP/image from XLA's cost analysis."""
+    forward, state = device_forward(colorizer)
     n = args.batch_size
-    rng = np.random.default_rng(0)
-    L_host = rng.uniform(0, 100, (n, render, render)).astype(np.float32)
-    l_dev = jax.device_put(L_host[..., None] / 50.0 - 1.0)
-    compiled, compile_s = common.timed(lambda: forward.lower(variables, l_dev).compile())
-    jax.block_until_ready(compiled(variables, l_dev))
+    l_dev = jax.device_put(np.random.default_rng(0).uniform(-1, 1, (n, render, render, 1))
+                           .astype(np.float32))
+    compiled, compile_s = common.timed(lambda: forward.lower(state, l_dev).compile())
+    jax.block_until_ready(compiled(state, l_dev))
 
-    def device_window() -> int:
+    def window() -> int:
         out = None
         for _ in range(args.model_steps):
-            out = compiled(variables, l_dev)
+            out = compiled(state, l_dev)
         jax.block_until_ready(out)
         return args.model_steps * n
 
-    colorizer.predict_ab(L_host)  # compile this batch bucket
-
-    def host_window() -> int:
-        for _ in range(args.model_steps):
-            colorizer.predict_ab(L_host)
-        return args.model_steps * n
-
-    (device, device_rates), device_cpu = common.cpu_usage(
-        lambda: common.median_rate(device_window, args.windows))
-    (host, host_rates), host_cpu = common.cpu_usage(
-        lambda: common.median_rate(host_window, args.windows))
+    (rate, rates), cpu = common.cpu_usage(lambda: common.median_rate(window, args.windows))
     flops = common.compiled_flops(compiled)
-    return {"device": device, "device_rates": device_rates, "host": host,
-            "host_rates": host_rates, "compile_s": round(compile_s, 3),
-            "device_cpu_share": device_cpu["share"], "host_cpu_share": host_cpu["share"],
+    return {"rate": rate, "rates": rates, "cpu_share": cpu["share"],
+            "compile_s": round(compile_s, 3),
             "gflops_per_image": float(f"{flops / n / 1e9:.4g}") if flops else None}
 
 
 def main(argv=None) -> list[dict]:
     args = _parse(argv)
-    from jaxcolor import infer
-
+    make_colorizer = make_colorizer_factory(args)
     results = []
+
+    def record(figure, value, windows, base, cfg, **extra):
+        result = common.make_result(figure, round(value, 2), "images/s", **base, **extra,
+                                    windows=[round(r, 2) for r in windows], config=cfg)
+        common.emit(result, args.out)
+        results.append(result)
+
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jaxcolor-infer-")))
         if args.synthetic:
             images_dir = write_photos(tmp / "photos", args.synthetic, *args.photo_wh)
         else:
             images_dir = Path(args.images)
-        forward, variables, config = restore_forward(args.checkpoint)
         for render in args.renders:
-            colorizer = infer.Colorizer.from_checkpoint(
-                args.checkpoint, render_size=render, batch_size=args.batch_size)
-            rate, rates, count, share = end_to_end_rate(colorizer, images_dir,
-                                                        tmp / f"out{render}", args)
-            model = model_rates(colorizer, forward, variables, colorizer.render_size, args)
-            base = {"batch": args.batch_size, "resolution": colorizer.render_size}
-            cfg = {"checkpoint": str(args.checkpoint), "step": colorizer.step,
-                   **common.model_summary(config), "upsample": colorizer.upsample,
-                   "images": "synthetic" if args.synthetic else str(images_dir),
-                   "count": count, "photo_size": args.photo_size if args.synthetic else None,
-                   "workers": args.workers, "model_steps": args.model_steps}
-            figures = [
-                ("inference/end_to_end", rate, rates, {"cpu_share": share}),
-                ("inference/model_host", model["host"], model["host_rates"],
-                 {"cpu_share": model["host_cpu_share"]}),
-                ("inference/model_device", model["device"], model["device_rates"],
-                 {"cpu_share": model["device_cpu_share"], "compile_s": model["compile_s"],
-                  "gflops_per_image": model["gflops_per_image"]}),
-            ]
-            for figure, value, windows, extra in figures:
-                result = common.make_result(
-                    figure, round(value, 2), "images/s", **base, **extra,
-                    windows=[round(r, 2) for r in windows], config=cfg)
-                common.emit(result, args.out)
-                results.append(result)
+            for backend in args.backends:
+                colorizer = make_colorizer(render, backend)
+                size = colorizer.render_size
+                base = {"batch": args.batch_size, "resolution": size}
+                cfg = {"checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                       "config": args.config, "overrides": args.overrides,
+                       "step": colorizer.step, **common.model_summary(colorizer.config),
+                       "backend": backend, "upsample": colorizer.upsample,
+                       "images": "synthetic" if args.synthetic else str(images_dir),
+                       "photo_size": args.photo_size if args.synthetic else None,
+                       "workers": args.workers, "model_steps": args.model_steps}
+                rate, rates, count, share = end_to_end_rate(
+                    colorizer, images_dir, tmp / f"out{size}-{backend}", args)
+                cfg["count"] = count
+                record("inference/end_to_end", rate, rates, base, cfg, cpu_share=share)
+                rate, rates, share = host_rate(colorizer, size, args)
+                record("inference/model_host", rate, rates, base, cfg, cpu_share=share)
+                if backend == "jax":
+                    dev = device_rate(colorizer, size, args)
+                    record("inference/model_device", dev["rate"], dev["rates"], base, cfg,
+                           cpu_share=dev["cpu_share"], compile_s=dev["compile_s"],
+                           gflops_per_image=dev["gflops_per_image"])
     return results
 
 

@@ -134,6 +134,16 @@ class Colorizer:
         return cls(graphdef, variables, config, step=step, directory=directory.absolute(),
                    **kwargs)
 
+    @classmethod
+    def from_config(cls, config, *, seed: int = 0, **kwargs) -> "Colorizer":
+        """A freshly initialised generator of `config.model` (random weights): for
+        benchmarks and tests of the pipeline, whose cost does not depend on the weights."""
+        model = build.make_generator(config.model, seed=seed)
+        model.eval()
+        graphdef, params, batch_stats = nnx.split(model, nnx.Param, ...)
+        return cls(graphdef, {"params": params, "batch_stats": batch_stats}, config, step=0,
+                   **kwargs)
+
     # -- public API ----------------------------------------------------------------------
 
     def generator(self):

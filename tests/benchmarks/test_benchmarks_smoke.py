@@ -158,3 +158,30 @@ def test_inference_reports_file_and_model_throughput(bench_env, tiny_run, tmp_pa
         assert (r["resolution"], r["batch"]) == (SIZE, BATCH)
         assert r["config"]["count"] == 3 and r["config"]["step"] == 4
     assert results[2]["gflops_per_image"] > 0
+
+
+@pytest.mark.slow
+def test_inference_compares_backends_on_a_randomly_initialised_config(bench_env, tmp_path,
+                                                                     capsys):
+    pytest.importorskip("onnxruntime", reason="the ONNX backend needs `jaxcolor[onnx]`")
+    from benchmarks import common, inference
+
+    out = tmp_path / "results.jsonl"
+    results = inference.main([
+        "--config", common.GAN_CONFIG, *TINY, "--synthetic", "2", "--photo_size", "40x30",
+        "--render", str(SIZE), "--batch_size", str(BATCH), "--backends", "jax,onnx",
+        "--windows", "1", "--model_steps", "1", "--out", str(out)])
+    emitted(capsys, out, results)
+    assert [(r["figure"], r["config"]["backend"]) for r in results] == [
+        ("inference/end_to_end", "jax"), ("inference/model_host", "jax"),
+        ("inference/model_device", "jax"),
+        ("inference/end_to_end", "onnx"), ("inference/model_host", "onnx")]
+    assert all(r["value"] > 0 and r["config"]["step"] == 0 and r["config"]["depth"] == 18
+               for r in results)
+
+
+def test_inference_rejects_an_unknown_backend(bench_env):
+    from benchmarks import inference
+
+    with pytest.raises(SystemExit):
+        inference.main(["--config", "x.py", "--synthetic", "1", "--backends", "jax,torch"])
