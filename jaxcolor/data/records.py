@@ -101,14 +101,30 @@ class Manifest:
         return m
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _load_npy(path: Path, what: str, mmap_mode: str | None = None) -> np.ndarray:
+    """`np.load` that names `path` and the damage in one line: numpy's own message for a
+    damaged header is often a misleading hint about pickles."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(NPY_MAGIC))
+        if magic != NPY_MAGIC:
+            raise RecordsError(f"{path}: not a .npy file (header starts {magic!r}, expected "
+                               f"{NPY_MAGIC!r}); the {what} is damaged")
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except RecordsError:
+        raise
+    except Exception as e:  # numpy raises ValueError/OSError/EOFError for damaged files
+        raise RecordsError(f"{path}: unreadable or truncated {what} ({e})") from None
+
+
 def _open_shard(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """Memory-map one shard and check it is exactly what the manifest promises."""
     if not path.is_file():
         raise RecordsError(f"{path}: shard missing")
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as e:  # numpy raises ValueError/OSError/EOFError for damaged files
-        raise RecordsError(f"{path}: unreadable or truncated shard ({e})") from None
+    arr = _load_npy(path, "shard", mmap_mode="r")
     if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8:
         raise RecordsError(f"{path}: dtype {getattr(arr, 'dtype', '?')}, expected uint8")
     if arr.shape != shape:
@@ -150,10 +166,7 @@ class Records:
         path = self.directory / STATS_FILE
         if not path.is_file():
             raise RecordsError(f"{path}: statistics file missing (re-run ingestion)")
-        try:
-            stats = np.load(path, allow_pickle=False)
-        except Exception as e:
-            raise RecordsError(f"{path}: unreadable statistics ({e})") from None
+        stats = _load_npy(path, "statistics file")
         if stats.dtype != stats_lib.STATS_DTYPE:
             raise RecordsError(f"{path}: fields {stats.dtype.names}, expected "
                                f"{stats_lib.STATS_DTYPE.names}")

@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import ml_collections
 from absl import logging
+from jax.experimental import multihost_utils
 
 from jaxcolor.train import checkpoint as checkpoint_lib
 from jaxcolor.train import mesh as mesh_lib
@@ -74,14 +75,28 @@ class Schedule:
 
 
 class _StopRequest:
-    """Turns SIGTERM/SIGINT into a flag the loop reads between steps (never mid-step)."""
+    """Turns SIGTERM/SIGINT into a flag the loop reads between steps (never mid-step).
 
-    def __init__(self):
+    With several processes a signal is not handled here: each process would see it at a
+    different step and save alone, waiting forever for the others inside the collective
+    checkpoint. There JAX's preemption service (started by `jax.distributed.initialize`)
+    catches SIGTERM on any process, and every process stops at the step it agrees on
+    (`reached`); SIGINT keeps its default (stop at once; resume from the last checkpoint).
+    """
+
+    def __init__(self, multi_process: bool):
+        self.multi_process = multi_process
         self.signal: int | None = None
         self._previous = {}
 
+    def reached(self, step: int) -> bool:
+        """Whether to save and stop after `step` (0-based); called once every step."""
+        if self.multi_process and multihost_utils.reached_preemption_sync_point(step):
+            self.signal = signal.SIGTERM
+        return self.signal is not None
+
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in () if self.multi_process else (signal.SIGTERM, signal.SIGINT):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread (e.g. some test runners): no handler
@@ -167,7 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         return {"val/l1": results["metrics"]["l1"]}
 
     try:
-        with _StopRequest() as stop:
+        with _StopRequest(multi_process=jax.process_count() > 1) as stop:
             for step in range(start, schedule.total):
                 phase = schedule.phase(step)
                 t0 = time.perf_counter()
@@ -184,7 +199,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 at_end = done == schedule.total
                 eval_due = done % config.eval_every == 0 or at_end
                 save_due = done % config.checkpoint_every == 0 or at_end
-                if eval_due or save_due or stop.signal is not None:
+                stop_due = stop.reached(step)
+                if eval_due or save_due or stop_due:
                     fetched = _fetch(pending[2])  # never save a state whose loss is bad
                     _check_finite(step, fetched)
                     mon.record(step, phase, fetched)
@@ -192,7 +208,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                     pending = None
                     val = evaluate(state, done) if eval_due and data.has_val else None
                     save(state, phase, val)
-                    if stop.signal is not None and not at_end:
+                    if stop_due and not at_end:
                         checkpointer.wait()
                         name = signal.Signals(stop.signal).name
                         logging.info("%s received: saved step %d to %s; exiting. Run the same "

@@ -181,6 +181,12 @@ def _flip_header_bytes(path):
     path.write_bytes(bytes(data))
 
 
+def _flip_magic(path):
+    data = bytearray(path.read_bytes())
+    data[1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
 def _truncate(path, keep=0.5):
     data = path.read_bytes()
     path.write_bytes(data[:int(len(data) * keep)])
@@ -212,6 +218,8 @@ DAMAGE = {
                         "L-00001.npy: unreadable or truncated shard"),
     "flipped header bytes": (lambda out: _flip_header_bytes(out / "ab-00000.npy"),
                              "ab-00000.npy: unreadable or truncated shard"),
+    "flipped magic": (lambda out: _flip_magic(out / "L-00002.npy"),
+                      "L-00002.npy: not a .npy file .*; the shard is damaged"),
     "wrong dtype": (lambda out: np.save(out / "L-00003.npy", np.zeros((3, H, W), np.int16)),
                     "L-00003.npy: dtype int16, expected uint8"),
     "wrong shape": (lambda out: np.save(out / "ab-00003.npy", np.zeros((3, W, H, 2), np.uint8)),
@@ -224,7 +232,7 @@ DAMAGE = {
     "stats fields wrong": (lambda out: np.save(out / "stats.npy", np.zeros(15, np.float32)),
                            "stats.npy: fields None"),
     "truncated stats": (lambda out: _truncate(out / "stats.npy", keep=0.9),
-                        "stats.npy: unreadable statistics"),
+                        "stats.npy: unreadable or truncated statistics file"),
 }
 
 

@@ -55,7 +55,8 @@ def _shrink_shard(manifest):
 CASES = {
     "truncated shard": (lambda d: _truncate(d / "L-00001.npy"), "L-00001.npy", "truncated"),
     "flipped magic byte in a shard header": (
-        lambda d: _flip(d / "ab-00002.npy", b"NUMPY", 0, 0xFF), "ab-00002.npy", "unreadable"),
+        lambda d: _flip(d / "ab-00002.npy", b"NUMPY", 0, 0xFF), "ab-00002.npy",
+        "not a .npy file"),
     "flipped dtype byte in a shard header": (  # '|u1' -> '|u2': twice the bytes the file has
         lambda d: _flip(d / "ab-00002.npy", b"'|u1'", 3, 0x03), "ab-00002.npy", "truncated"),
     "flipped shape byte in a shard header": (  # (10, 40, 40) -> (00, 40, 40)

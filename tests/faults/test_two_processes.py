@@ -5,6 +5,9 @@ CPU device each) training data-parallel:
   disjoint and together cover the filtered training set (every step, every epoch);
 * both are killed (-9) after a checkpoint, restarted, and both resume from the shared
   checkpoint;
+* a SIGTERM to one process only (a preemption notice) stops both at the same step, agreed
+  through JAX's preemption service: one checkpoint of that step, both exit 0, and a restart
+  of both resumes from it;
 * the finished run's state equals, bitwise, that of one process with 2 fake CPU devices fed
   the same global batches (tests/faults/trainer.py `--fault_emulate_processes=2`
   concatenates the two processes' shards as the two processes do). Exact equality is
@@ -22,6 +25,7 @@ from __future__ import annotations
 import collections
 import json
 import re
+import signal
 import socket
 import time
 
@@ -36,6 +40,8 @@ EPOCH = 7
 PHASES = (f"--config.phases.pretrain_steps={STEPS}", "--config.phases.d_pretrain_steps=0",
           "--config.phases.gan_steps=0")
 STARTUP_TIMEOUT = 900  # cold cache: both processes compile every program
+STEP_DELAY = "--fault_step_delay=0.7"  # ~0.7 s a step: time to signal a run of 8 steps
+SIGTERM_SAVED = re.compile(r"SIGTERM: checkpoint of step (\d+) saved")
 EVAL_LINE = re.compile(r"\[eval\] step \d+ +(val .*)")
 
 pytestmark = pytest.mark.slow
@@ -53,7 +59,7 @@ def _start_both(workdir, records, cache, indices_dir) -> list[faultkit.Trainer]:
         workdir, records, cache, *PHASES, "--config.distributed.enabled=true",
         f"--config.distributed.coordinator_address=127.0.0.1:{port}",
         "--config.distributed.num_processes=2", f"--config.distributed.process_id={i}",
-        f"--fault_record_indices={indices_dir}/process{i}.jsonl") for i in (0, 1)]
+        f"--fault_record_indices={indices_dir}/process{i}.jsonl", STEP_DELAY) for i in (0, 1)]
 
 
 def _wait_for_checkpoint(workdir, step: int, timeout: float) -> None:
@@ -101,10 +107,22 @@ def test_two_processes_match_one_process_and_resume_together(
     assert complete, [t.tail() for t in both]
 
     both = _start_both(workdir, records, xla_cache, indices_dir)
+    for trainer in both:
+        trainer.wait_for(rf"\] step {complete[-1] + 2}/", STARTUP_TIMEOUT)
+    both[1].send(signal.SIGTERM)  # one process is preempted; both must stop together
+    saved = []
     for i, trainer in enumerate(both):
-        assert trainer.wait(timeout=STARTUP_TIMEOUT) == 0, trainer.tail()
+        assert trainer.wait(timeout=300) == 0, trainer.tail()
         assert f"process {i} of 2, 1 local / 2 global devices" in trainer.output
         assert faultkit.resumed_steps(trainer.output) == [complete[-1]], trainer.tail()
+        saved += [int(step) for step in SIGTERM_SAVED.findall(trainer.output)]
+    assert len(saved) == 2 and saved[0] == saved[1] < STEPS, [t.tail() for t in both]
+    assert faultkit.checkpoint_dirs(workdir)[0][-1] == saved[0]
+
+    both = _start_both(workdir, records, xla_cache, indices_dir)
+    for trainer in both:
+        assert trainer.wait(timeout=STARTUP_TIMEOUT) == 0, trainer.tail()
+        assert faultkit.resumed_steps(trainer.output) == [saved[0]], trainer.tail()
 
     reference_dir, reference_output, reference_indices = one_process_two_devices
     faultkit.assert_trees_equal(faultkit.restore_state(workdir, STEPS),

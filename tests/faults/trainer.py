@@ -2,7 +2,7 @@ r"""Test-only entry point: experiments/run.py's `main`, with faults patched in-p
 
   python tests/faults/trainer.py --config=tests/faults/tiny_config.py --workdir=DIR \
       [--fault_nan_at_step=N] [--fault_enospc_at_save=K] [--fault_record_indices=FILE] \
-      [--fault_emulate_processes=P] [--config.*=...]
+      [--fault_emulate_processes=P] [--fault_step_delay=S] [--config.*=...]
 
 Every fault is off by default, so without fault flags this is exactly `run.py`. The library
 has no fault hooks of its own: each fault replaces one library function here, before
@@ -18,6 +18,8 @@ training starts, and nothing else changes.
   --fault_emulate_processes=P this single process reads the P per-process shards and
                               concatenates them in process order, i.e. the global batch that
                               P processes would assemble (reference for multi-process runs).
+  --fault_step_delay=S        every training batch takes S more seconds to read, so a test
+                              can signal a run of a few steps while it is still training.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ _NAN_AT = flags.DEFINE_integer("fault_nan_at_step", 0, "1-based step whose batch
 _ENOSPC_AT = flags.DEFINE_integer("fault_enospc_at_save", 0, "K-th save fails with ENOSPC.")
 _RECORD = flags.DEFINE_string("fault_record_indices", None, "JSON-lines file of read indices.")
 _EMULATE = flags.DEFINE_integer("fault_emulate_processes", 0, "Emulate P processes' batches.")
+_DELAY = flags.DEFINE_float("fault_step_delay", 0.0, "Extra seconds per training batch read.")
 
 
 def _inject_nan(step_1based: int) -> None:
@@ -120,6 +123,21 @@ def _record_indices(path: str) -> None:
     pipeline._ReadBatch.__call__ = read_recording
 
 
+def _slow_reads(seconds: float) -> None:
+    import time
+
+    from jaxcolor.data import pipeline
+
+    read = pipeline._ReadBatch.__call__
+
+    def read_slowly(self, step, batch):
+        if self.augment:
+            time.sleep(seconds)
+        return read(self, step, batch)
+
+    pipeline._ReadBatch.__call__ = read_slowly
+
+
 def _emulate_processes(count: int) -> None:
     """`pipeline.make_train_iterator` returns one iterator over `count` shards' batches."""
     import grain
@@ -162,6 +180,8 @@ def main(argv):
         _record_indices(_RECORD.value)
     if _EMULATE.value:
         _emulate_processes(_EMULATE.value)
+    if _DELAY.value:
+        _slow_reads(_DELAY.value)
     run.main(argv)
 
 
