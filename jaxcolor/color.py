@@ -33,6 +33,8 @@ _RGB_TO_XYZ = np.array(
     dtype=np.float64,
 )
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+# (X/Xn, Y/Yn, Z/Zn) -> linear sRGB: the white point folded into the matrix's columns.
+_XYZ_WHITE_TO_RGB = (_XYZ_TO_RGB * np.asarray(D65_WHITE)).astype(np.float32)
 
 _EPSILON = (6.0 / 29.0) ** 3  # CIE f(t) switches from linear to cube root here.
 _KAPPA_INV = 1.0 / (3.0 * (6.0 / 29.0) ** 2)  # slope of the linear piece of f(t).
@@ -83,9 +85,7 @@ def _rgb_to_lab(xp, rgb, dtype):
     return xp.stack([L, a, b], axis=-1)
 
 
-def _lab_to_rgb(xp, lab, dtype, clip):
-    lab = xp.asarray(lab, dtype=dtype)
-    L, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+def _lab_to_linear(xp, L, a, b, dtype):
     fy = (L + 16.0) / 116.0
     fx = fy + a / 500.0
     fz = fy - b / 200.0
@@ -93,7 +93,12 @@ def _lab_to_rgb(xp, lab, dtype, clip):
     fz = xp.maximum(fz, 0.0)
     xyz = xp.stack([_lab_f_inv(xp, fx), _lab_f_inv(xp, fy), _lab_f_inv(xp, fz)], axis=-1)
     xyz = xyz * xp.asarray(D65_WHITE, dtype=dtype)
-    linear = xyz @ xp.asarray(_XYZ_TO_RGB.T, dtype=dtype)
+    return xyz @ xp.asarray(_XYZ_TO_RGB.T, dtype=dtype)
+
+
+def _lab_to_rgb(xp, lab, dtype, clip):
+    lab = xp.asarray(lab, dtype=dtype)
+    linear = _lab_to_linear(xp, lab[..., 0], lab[..., 1], lab[..., 2], dtype)
     rgb = _linear_to_srgb(xp, linear)
     return xp.clip(rgb, 0.0, 1.0) if clip else rgb
 
@@ -140,6 +145,31 @@ def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
 def lab_to_rgb_np(lab: np.ndarray, clip: bool = True) -> np.ndarray:
     """numpy version of `lab_to_rgb`; float32 sRGB in [0, 1]."""
     return _lab_to_rgb(np, lab, np.float32, clip)
+
+
+def lab_to_linear_rgb_planes(L: np.ndarray, a: np.ndarray, b: np.ndarray):
+    """CIELAB channels -> *linear* sRGB as three float32 planes (R, G, B), not clipped: the
+    gamut test (0 <= linear <= 1) without the gamma curve. Planar and written out channel
+    by channel because numpy is slow on a trailing axis of 3 (per-pixel matmul, min, max);
+    the same formula as `lab_to_rgb_np`."""
+    fy = (np.asarray(L, np.float32) + 16.0) / 116.0
+    fx = fy + np.asarray(a, np.float32) / 500.0
+    fz = np.maximum(fy - np.asarray(b, np.float32) / 200.0, 0.0)
+    xyz = [np.where(f > 6.0 / 29.0, f * f * f, (f - 4.0 / 29.0) / _KAPPA_INV) for f in (fx, fy, fz)]
+    return tuple(m[0] * xyz[0] + m[1] * xyz[1] + m[2] * xyz[2] for m in _XYZ_WHITE_TO_RGB)
+
+
+def _srgb8_table(size: int = 1 << 16) -> np.ndarray:
+    linear = np.arange(size, dtype=np.float64) / (size - 1)
+    return rgb01_to_uint8(_linear_to_srgb(np, linear))
+
+
+def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
+    """Linear sRGB values (clipped to [0, 1]) -> uint8 sRGB by a 65536-entry table: the gamma
+    curve costs one look-up per value (within 1 level of `rgb01_to_uint8(lab_to_rgb_np(.))`)."""
+    scaled = np.clip(np.asarray(linear, np.float32) * (_SRGB8_TABLE.size - 1) + 0.5,
+                     0, _SRGB8_TABLE.size - 1)
+    return _SRGB8_TABLE[scaled.astype(np.uint16)]
 
 
 def rgb01_to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -210,3 +240,6 @@ def lab8_to_model(L8, ab8):
 def model_to_lab(l_norm, ab_norm):
     """Model outputs -> Lab (jnp): (L in [-1,1] (...,1), ab/110 (...,2)) -> Lab (...,3)."""
     return jnp.concatenate([denormalize_l(l_norm), denormalize_ab(ab_norm)], axis=-1)
+
+
+_SRGB8_TABLE = _srgb8_table()  # uint8 sRGB of 65536 evenly spaced linear values

@@ -50,7 +50,7 @@ IMAGE_SUFFIXES = images.IMAGE_EXTENSIONS
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                  ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 _SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"quality": 95},
-                 "PNG": {"compress_level": 4}}
+                 "PNG": {"compress_level": 1}}  # 2x faster than 4, ~10% larger
 DEFAULT_MAX_PIXELS = 2**28  # ~16k x 16k: archive scans are large; still refuses bombs
 CHUNK_PIXELS = 2**27  # decoded pixels held at once (plus lookahead), whatever --batch_size
 _READ_ERRORS = (images.ImageDecodeError, photo_lib.InputImageError, records_lib.RecordsError,

@@ -264,37 +264,45 @@ class Upsampler:
 # --------------------------------------------------------------------------------------
 
 
-_GAMUT_TOLERANCE = 0.5 / 255  # overshoot that 8-bit rounding removes without visible change
+# Overshoot that 8-bit rounding removes without visible change: half a level of the encoded
+# (gamma) value, expressed in linear sRGB, where the gamut test is cheap.
+_GAMUT_LOW = -(0.5 / 255) / 12.92
+_GAMUT_HIGH = ((1.0 + 0.5 / 255 + 0.055) / 1.055) ** 2.4
 
 
-def _excess(rgb: np.ndarray) -> np.ndarray:
-    """How far outside [0, 1]^3 (+ tolerance) each colour lies; negative: inside."""
-    return np.max(np.maximum(rgb - 1.0, -rgb), axis=-1) - _GAMUT_TOLERANCE
+def _in_gamut(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return ((np.minimum(np.minimum(r, g), b) >= _GAMUT_LOW)
+            & (np.maximum(np.maximum(r, g), b) <= _GAMUT_HIGH))
 
 
-def lab_to_rgb8_keep_l(L: np.ndarray, ab: np.ndarray, steps: int = 8) -> np.ndarray:
+def lab_to_rgb8_keep_l(L: np.ndarray, ab: np.ndarray, steps: int = 12) -> np.ndarray:
     """Lab -> uint8 sRGB, reducing chroma (not lightness) of colours outside the sRGB gamut.
 
     Clipping out-of-gamut RGB would change lightness (a saturated dark blue clipped to black).
     Instead such a pixel's ab is scaled towards gray (hue and L kept) by the largest factor
-    in [0, 1] that fits, found by bisection to 2^-steps (8 steps: within 0.5 ab units).
-    Pixels inside the gamut, usually most of them, are converted once.
+    in [0, 1] that fits, found by bisection to 2^-steps (12 steps: the colour ends on the
+    gamut's boundary to the 8-bit level; 8 left dark colours up to 12 levels inside it).
+    The bisection tests the gamut in linear RGB (the gamma curve is monotonic, so the test
+    is the same), and the gamma curve is applied once, by table look-up: an untrained or
+    saturated model can put most pixels out of gamut, and this must stay cheap then.
     """
-    rgb = color.lab_to_rgb_np(np.concatenate([L[..., None], ab], -1), clip=False)
-    out = _excess(rgb) > 0
+    L = np.asarray(L, np.float32)
+    a, b = np.asarray(ab[..., 0], np.float32), np.asarray(ab[..., 1], np.float32)
+    planes = color.lab_to_linear_rgb_planes(L, a, b)
+    out = ~_in_gamut(*planes)
     if out.any():
-        L_o, ab_o = L[out][:, None], ab[out]
-        lo, hi = np.zeros(len(L_o), np.float32), np.ones(len(L_o), np.float32)
-        best = color.lab_to_rgb_np(np.concatenate([L_o, np.zeros_like(ab_o)], -1))  # gray
+        L_o, a_o, b_o = L[out], a[out], b[out]
+        lo, hi = np.zeros(len(L_o), np.float32), np.ones(len(L_o), np.float32)  # 0: gray fits
         for _ in range(steps):
             mid = 0.5 * (lo + hi)
-            trial = color.lab_to_rgb_np(np.concatenate([L_o, ab_o * mid[:, None]], -1),
-                                        clip=False)
-            fits = _excess(trial) <= 0
-            best[fits] = trial[fits]
+            fits = _in_gamut(*color.lab_to_linear_rgb_planes(L_o, a_o * mid, b_o * mid))
             lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
-        rgb[out] = best
-    return color.rgb01_to_uint8(rgb)
+        for plane, fitted in zip(planes, color.lab_to_linear_rgb_planes(L_o, a_o * lo, b_o * lo)):
+            plane[out] = fitted
+    rgb = np.empty(L.shape + (3,), np.uint8)
+    for c, plane in enumerate(planes):
+        rgb[..., c] = color.linear_to_srgb8(plane)
+    return rgb
 
 
 def compose(photo: Photo, ab_render: np.ndarray, L_render: np.ndarray, *,

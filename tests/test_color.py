@@ -105,3 +105,15 @@ def test_lab8_to_model_matches_host_decode():
     assert l_norm.shape == (2, 8, 8, 1) and ab_norm.shape == (2, 8, 8, 2)
     np.testing.assert_allclose(np.asarray(l_norm)[..., 0], color.normalize_l(lab[..., 0]), atol=1e-6)
     np.testing.assert_allclose(np.asarray(ab_norm), color.normalize_ab(lab[..., 1:]), atol=1e-6)
+
+
+def test_linear_planes_and_srgb8_table_match_the_float_conversion():
+    rng = np.random.default_rng(3)
+    rgb = rng.uniform(0, 1, (5000, 3)).astype(np.float32)  # in gamut by construction
+    lab = color.rgb_to_lab_np(rgb)
+    planes = color.lab_to_linear_rgb_planes(lab[:, 0], lab[:, 1], lab[:, 2])
+    expected = color.rgb01_to_uint8(color.lab_to_rgb_np(lab))
+    got = np.stack([color.linear_to_srgb8(p) for p in planes], -1)
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    assert np.mean(got == expected) > 0.99
+    assert color.linear_to_srgb8(np.array([-0.5, 0.0, 1.0, 7.0])).tolist() == [0, 0, 255, 255]

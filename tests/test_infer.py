@@ -112,6 +112,27 @@ def test_out_of_gamut_colour_loses_chroma_not_lightness():
     assert np.all(np.abs(color.rgb_to_lab_np(kept)[..., 1:]).max(-1) > 5)  # still coloured
 
 
+def test_gamut_mapping_keeps_in_gamut_colours_and_takes_the_largest_chroma_that_fits():
+    rng = np.random.default_rng(0)
+    L = rng.uniform(5, 95, (64, 64)).astype(np.float32)
+    ab = rng.normal(0, 40, (64, 64, 2)).astype(np.float32)
+    rgb = photo_lib.lab_to_rgb8_keep_l(L, ab)
+    exact = color.lab_to_rgb_np(np.concatenate([L[..., None], ab], -1), clip=False)
+    inside = (exact.min(-1) >= 0) & (exact.max(-1) <= 1)
+    assert 0.2 < inside.mean() < 0.9  # both kinds of pixel are tested
+    plain = color.rgb01_to_uint8(exact)
+    assert np.abs(rgb[inside].astype(int) - plain[inside]).max() <= 1
+    # Outside: scaled towards gray no further than needed (12 bisection steps), so
+    # the colour ends on the gamut's boundary: some channel at (or next to) 0 or 255.
+    out = rgb[~inside].astype(int)
+    on_boundary = (out.min(-1) <= 1) | (out.max(-1) >= 254)
+    assert on_boundary.mean() > 0.99
+    hue_in, hue_out = (np.arctan2(x[..., 1], x[..., 0]) for x in
+                       (ab[~inside], color.rgb_to_lab_np(rgb[~inside])[:, 1:]))
+    turned = np.abs(np.angle(np.exp(1j * (hue_out - hue_in))))
+    assert np.median(turned) < 0.05  # hue kept (8-bit rounding moves it a little)
+
+
 @pytest.mark.parametrize("array, message", [
     (np.zeros((7, 100), np.uint8), "at least 8 pixels"),
     (np.zeros((100, 5, 3), np.uint8), "at least 8 pixels"),

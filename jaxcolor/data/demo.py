@@ -62,11 +62,16 @@ def ensure_demo_records(directory: str | Path, *, size: int = 80, crops_per_phot
     rng = np.random.default_rng(seed)
     source = {"kind": "demo", "photos": list(COLOUR_PHOTOS + GRAY_PHOTOS),
               "crops_per_photo": crops_per_photo, "seed": seed}
+    crops = [color.encode_lab8(color.rgb_to_lab_np(random_crops(
+                 load_image_rgb(photo_dir / name),
+                 crops_per_photo if name in COLOUR_PHOTOS else 4, size, rng)))
+             for name in COLOUR_PHOTOS + GRAY_PHOTOS]
+    L, ab = (np.concatenate(parts) for parts in zip(*crops))
+    # Shuffled, so that every stretch of records mixes the photos: the validation split takes
+    # every `val_every`-th record and the probe grid shows its first few.
+    order = rng.permutation(len(L))
     with RecordsWriter(directory, size, size, source=source, val_every=val_every) as writer:
-        for name in COLOUR_PHOTOS + GRAY_PHOTOS:
-            rgb = load_image_rgb(photo_dir / name)
-            crops = random_crops(rgb, crops_per_photo if name in COLOUR_PHOTOS else 4, size, rng)
-            writer.add(*color.encode_lab8(color.rgb_to_lab_np(crops)))
+        writer.add(L[order], ab[order])
     logging.info("Built demo records at %s (%d crops of %dx%d from scikit-image's photos)",
                  directory, writer.count, size, size)
     return directory
