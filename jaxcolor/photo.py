@@ -238,25 +238,33 @@ class Upsampler:
         x_idx, self._x_w = _taps(ab.shape[1], width)
         y_idx, self._y_w = _taps(ab.shape[0], height)
         self._y_idx = y_idx
-        # One contiguous [h, W(, 2)] map per horizontal tap: strips gather whole rows of it.
-        self._ab = [np.ascontiguousarray(ab[:, x_idx[:, j]], np.float32) for j in range(2)]
-        self._L = [np.ascontiguousarray(L[:, x_idx[:, j]], np.float32) for j in range(2)]
+        # One contiguous [h, W] plane per horizontal tap and channel (planar: numpy is slow
+        # on a trailing axis of 2): strips gather whole rows of them.
+        def planes(x):
+            return [np.ascontiguousarray(x[:, x_idx[:, j]], np.float32) for j in range(2)]
+        self._a, self._b, self._L = planes(ab[..., 0]), planes(ab[..., 1]), planes(L)
+        self._range_scale = None if sigma is None else -0.5 / sigma**2
         self.sigma = sigma
 
-    def ab(self, start: int, stop: int, L: np.ndarray | None = None) -> np.ndarray:
-        """ab [stop - start, W, 2] for those rows; `L` ([rows, W]) is needed with sigma."""
-        num = np.zeros((stop - start, len(self._x_w), 2), np.float32)
-        den = np.zeros((stop - start, len(self._x_w)), np.float32)
+    def ab(self, start: int, stop: int, L: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+        """(a, b), each [stop - start, W], for those rows; `L` ([rows, W]) is needed with
+        sigma."""
+        shape = (stop - start, len(self._x_w))
+        a, b, den = (np.zeros(shape, np.float32) for _ in range(3))
         for i in range(2):
             rows = self._y_idx[start:stop, i]
             y_w = self._y_w[start:stop, i, None]
             for j in range(2):
                 w = y_w * self._x_w[None, :, j]
-                if self.sigma is not None:
-                    w *= np.exp(np.square(L - self._L[j][rows]) * (-0.5 / self.sigma**2))
-                num += w[..., None] * self._ab[j][rows]
+                if self._range_scale is not None:
+                    d = L - self._L[j][rows]
+                    w *= np.exp(d * d * self._range_scale)
+                a += w * self._a[j][rows]
+                b += w * self._b[j][rows]
                 den += w
-        return num / den[..., None]
+        np.reciprocal(den, out=den)
+        return a * den, b * den
 
 
 # --------------------------------------------------------------------------------------
@@ -275,8 +283,9 @@ def _in_gamut(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
             & (np.maximum(np.maximum(r, g), b) <= _GAMUT_HIGH))
 
 
-def lab_to_rgb8_keep_l(L: np.ndarray, ab: np.ndarray, steps: int = 12) -> np.ndarray:
+def lab_to_rgb8_keep_l(L: np.ndarray, ab, steps: int = 12) -> np.ndarray:
     """Lab -> uint8 sRGB, reducing chroma (not lightness) of colours outside the sRGB gamut.
+    `ab` is [..., 2] or the planes (a, b).
 
     Clipping out-of-gamut RGB would change lightness (a saturated dark blue clipped to black).
     Instead such a pixel's ab is scaled towards gray (hue and L kept) by the largest factor
@@ -287,7 +296,8 @@ def lab_to_rgb8_keep_l(L: np.ndarray, ab: np.ndarray, steps: int = 12) -> np.nda
     saturated model can put most pixels out of gamut, and this must stay cheap then.
     """
     L = np.asarray(L, np.float32)
-    a, b = np.asarray(ab[..., 0], np.float32), np.asarray(ab[..., 1], np.float32)
+    a, b = ab if isinstance(ab, tuple) else (ab[..., 0], ab[..., 1])
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     planes = color.lab_to_linear_rgb_planes(L, a, b)
     out = ~_in_gamut(*planes)
     if out.any():
