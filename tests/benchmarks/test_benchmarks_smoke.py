@@ -185,3 +185,15 @@ def test_inference_rejects_an_unknown_backend(bench_env):
 
     with pytest.raises(SystemExit):
         inference.main(["--config", "x.py", "--synthetic", "1", "--backends", "jax,torch"])
+
+
+def test_torch_reference_rebuilds_the_generator_with_equal_parameters(bench_env, tmp_path):
+    """Runs only where torch is installed (never in CI: torch is no dependency of jaxcolor)."""
+    pytest.importorskip("torchvision", reason="benchmarks/torch_reference.py needs torch + "
+                        "torchvision, which jaxcolor never installs")
+    from benchmarks import torch_reference
+
+    (result,) = torch_reference.main(["--render", "64", "--batch", "1", "--steps", "1",
+                                      "--windows", "1", "--out", ""])
+    assert result["config"]["params"] == torch_reference.JAXCOLOR_G_PARAMS
+    assert result["value"] > 0

@@ -180,3 +180,11 @@ def test_upsample2x_is_bilinear_with_half_pixel_centres():
     x = jax.random.normal(jax.random.key(4), (2, 5, 7, 3))
     expected = jax.image.resize(x, (2, 10, 14, 3), method="bilinear")
     np.testing.assert_allclose(upsample2x(x), expected, atol=1e-6)
+
+
+def test_gan_recipe_generator_has_the_parameter_count_the_torch_reference_matches():
+    """45,924,978 = ResNet-101 encoder (42.5M) + decoder (3.4M). benchmarks/torch_reference.py
+    rebuilds this network in PyTorch and refuses to run unless its count is the same."""
+    model = nnx.eval_shape(lambda: UNetGenerator(101, rngs=_rngs()))
+    count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    assert count == 45_924_978
