@@ -21,10 +21,14 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 class _QuietLibraries(std_logging.Filter):
-    """Keep Orbax's and Grain's per-save INFO chatter out of the console; warnings still show."""
+    """Keep Orbax's and Grain's per-save INFO chatter out of the console; warnings still show,
+    except Orbax's at every checkpoint saved between evaluations (by design they carry no
+    validation metric; the best-checkpoint ranking skips them)."""
 
     def filter(self, record: std_logging.LogRecord) -> bool:
         noisy = any(f"{os.sep}{lib}{os.sep}" in record.pathname for lib in ("orbax", "grain"))
+        if noisy and record.getMessage().startswith("Requested `tracked_metric`"):
+            return False
         return record.levelno >= std_logging.WARNING or not noisy
 
 
