@@ -7,9 +7,9 @@ The run has 16 steps, checkpoints every 2; each kill is placed so that the next 
 resumes further on, which fits KILLS = 5 into 16 steps (more kills need longer phases).
 
 Cost: each kill is one trainer start-up (imports, state creation, compiled steps loaded
-from the session's XLA cache) plus the steps it redoes. On this project's 2-core machine,
-shared with other jobs (load 5-10), the test took 3-5 min, after 4-6 min for the shared
-uninterrupted run (`baseline`) with a cold cache.
+from the session's XLA cache) plus the steps it redoes. On this project's idle 2-core
+machine the test takes ~1 min after the shared uninterrupted run (`baseline`); 3-5 min when
+the machine is shared with other jobs.
 """
 
 from __future__ import annotations

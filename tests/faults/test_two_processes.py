@@ -17,7 +17,8 @@ CPU device each) training data-parallel:
   the same as the single process.
 
 Cost: the 2-device and the 2-process programs are compiled in every session (their own
-XLA cache entries): ~3 + ~6 min on this project's 2-core machine shared with other jobs.
+XLA cache entries): ~2 min in all on this project's idle 2-core machine, ~9 min when it is
+shared with other jobs.
 """
 
 from __future__ import annotations
