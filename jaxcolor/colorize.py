@@ -357,9 +357,10 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch_size", type=int, default=8, help="photos per forward pass")
     parser.add_argument("--upsample", choices=photo_lib.UPSAMPLING, default="bilateral",
                         help="how predicted colour reaches full resolution")
-    parser.add_argument("--backend", choices=infer.BACKENDS, default="jax",
+    parser.add_argument("--backend", choices=infer.BACKENDS, default="auto",
                         help="run G with JAX, or as ONNX in ONNX Runtime (faster on CPU; "
-                             "pip install 'jaxcolor[onnx]')")
+                             "pip install 'jaxcolor[onnx]'); auto: onnx on a CPU where it "
+                             "is installed, else jax")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -414,7 +415,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         planned = plan(items, inputs, output, args.format)
         colorizer = load_colorizer(args)
         print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, "
-              f"{len(planned)} images", file=sys.stderr, flush=True)
+              f"backend {colorizer.backend}, {len(planned)} images", file=sys.stderr,
+              flush=True)
         run(colorizer, planned, overwrite=args.overwrite, workers=max(1, args.workers),
             progress=bar, summary=summary)
     except user_errors() as e:

@@ -303,7 +303,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"unreadable: {f['path']}: {f['reason']}")
     print(format_table(summary, baseline))
     print(f"{len(report.per_image)} images, checkpoint step {colorizer.step}, render size "
-          f"{colorizer.render_size}; report in {out}")
+          f"{colorizer.render_size}, backend {colorizer.backend}; report in {out}")
     return 0
 
 if __name__ == "__main__":

@@ -37,11 +37,12 @@ from jaxcolor.photo import (UPSAMPLING, InputImageError, Photo, compose, crop_re
                             render_lightness)
 from jaxcolor.train import build, checkpoint
 
-BACKENDS = ("jax", "onnx")
-"""How G runs: the jit-compiled NNX module, or its ONNX graph in ONNX Runtime (`onnx_backend`)."""
+BACKENDS = ("auto", "jax", "onnx")
+"""How G runs: the jit-compiled NNX module, or its ONNX graph in ONNX Runtime (`onnx_backend`);
+"auto" picks one (`resolve_backend`)."""
 
 __all__ = ["BACKENDS", "Colorizer", "InputImageError", "Photo", "checkpoint_dir",
-           "default_render_size"]
+           "default_render_size", "resolve_backend"]
 
 
 # --------------------------------------------------------------------------------------
@@ -54,6 +55,16 @@ def _forward(graphdef: nnx.GraphDef, params, batch_stats, l_norm: jax.Array) -> 
     """G in eval mode. The graph definition is static (hashable), so every Colorizer of the
     same architecture shares the compiled code of each batch shape."""
     return nnx.merge(graphdef, params, batch_stats)(l_norm)
+
+
+def resolve_backend(backend: str) -> str:
+    """"auto" -> "onnx" where JAX runs on the CPU and `jaxcolor[onnx]` is installed (ONNX
+    Runtime runs this network 1.7-2.4x faster there, see BENCHMARKS.md), else "jax"."""
+    if backend != "auto":
+        return backend
+    from jaxcolor import onnx_backend
+
+    return "onnx" if jax.default_backend() == "cpu" and onnx_backend.available() else "jax"
 
 
 def default_render_size(config) -> int:
@@ -83,8 +94,10 @@ class Colorizer:
       batch_size: most photos per forward pass. Batches are padded to a power of two, so at
         most log2(batch_size) + 1 shapes are ever compiled.
       upsample: "bilateral" (edge-aware, default) or "bilinear" (see `jaxcolor.photo`).
-      backend: "jax" (the jit-compiled generator) or "onnx" (the same weights as an ONNX
-        graph run by ONNX Runtime, faster on CPU; needs `pip install 'jaxcolor[onnx]'`).
+      backend: "jax" (the jit-compiled generator), "onnx" (the same weights as an ONNX
+        graph run by ONNX Runtime, faster on CPU; needs `pip install 'jaxcolor[onnx]'`) or
+        "auto" (onnx on a CPU where it is installed, else jax). `self.backend` is the one
+        chosen.
     """
 
     def __init__(self, graphdef: nnx.GraphDef, variables: dict, config, *, step: int,
@@ -92,6 +105,7 @@ class Colorizer:
                  batch_size: int = 8, upsample: str = "bilateral", backend: str = "jax"):
         if backend not in BACKENDS:
             raise ValueError(f"backend: {backend!r}; choose one of {BACKENDS}")
+        backend = resolve_backend(backend)
         if upsample not in UPSAMPLING:
             raise ValueError(f"upsample: {upsample!r}; choose one of {UPSAMPLING}")
         if batch_size < 1:

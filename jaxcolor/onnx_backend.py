@@ -16,6 +16,7 @@ only when a session is made, and their absence is reported as `OnnxUnavailableEr
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 
 import numpy as np
@@ -29,6 +30,11 @@ class OnnxUnavailableError(ImportError):
 
 class OnnxBackendError(ValueError):
     """An input or model does not fit the ONNX backend (names the model and the problem)."""
+
+
+def available() -> bool:
+    """Whether onnx and onnxruntime are installed (without importing them)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
 def require(module: str):

@@ -179,6 +179,14 @@ def test_onnx_backend_colours_like_the_jax_backend(workdir, jax_colorizer, tmp_p
     assert diff.max() <= 1  # 8-bit rounding of ab equal to ~1e-4
 
 
+def test_colorize_defaults_to_onnx_on_cpu_when_installed(workdir, tmp_path, capsys):
+    Image.fromarray(photo_rgb(40, 56)).save(tmp_path / "photo.png")
+    assert colorize.main([f"--workdir={workdir}", f"--input={tmp_path}/photo.png",
+                          f"--output={tmp_path}/out"]) == 0
+    assert "backend onnx" in capsys.readouterr().err
+    assert infer.Colorizer.from_checkpoint(workdir, backend="auto").backend == "onnx"
+
+
 def test_export_user_errors_are_one_line(workdir, tmp_path, capsys):
     cases = [
         ([f"--checkpoint={tmp_path / 'missing'}", f"--out={tmp_path / 'g.onnx'}"], "missing"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -212,3 +213,17 @@ def test_batching_does_not_change_results(colorizer):
     for photo, batched in zip(photos, together):  # (batch shapes may round differently)
         diff = np.abs(colorizer.colorize(photo).astype(int) - batched)
         assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+def test_auto_backend_picks_onnx_only_on_a_cpu_with_the_onnx_extra(monkeypatch):
+    from jaxcolor import onnx_backend
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    monkeypatch.setattr(onnx_backend, "available", lambda: True)
+    assert infer.resolve_backend("auto") == "onnx"
+    monkeypatch.setattr(onnx_backend, "available", lambda: False)
+    assert infer.resolve_backend("auto") == "jax"  # not installed: JAX, no error
+    monkeypatch.setattr(onnx_backend, "available", lambda: True)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert infer.resolve_backend("auto") == "jax"  # accelerators: XLA
+    assert infer.resolve_backend("onnx") == "onnx" and infer.resolve_backend("jax") == "jax"
