@@ -3,7 +3,7 @@
     python -m jaxcolor.colorize --workdir=/runs/gan101 --input=/scans --output=/scans-colour
     python -m jaxcolor.colorize --checkpoint=/runs/gan101/checkpoints --best \\
         --input='/scans/**/*.tif' --output=out --format=same
-    python -m jaxcolor.colorize --workdir=/runs/gan101 --backend=onnx ...  # faster on CPU
+    python -m jaxcolor.colorize --workdir=/runs/gan101 --backend=jax ...  # force JAX (default: auto)
 
 Inputs: JPEG, PNG, WebP, BMP, TIFF, GIF (gray, RGB, RGBA, palette, 16-bit; EXIF rotation and
 ICC profiles applied); a records directory (`jaxcolor.data.records`: each record's L); `.npy`
