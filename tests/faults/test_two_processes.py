@@ -109,7 +109,7 @@ def test_two_processes_match_one_process_and_resume_together(
 
     both = _start_both(workdir, records, xla_cache, indices_dir)
     for trainer in both:
-        trainer.wait_for(rf"\] step {complete[-1] + 2}/", STARTUP_TIMEOUT)
+        trainer.wait_for(rf"\] step {complete[-1] + 1}/", STARTUP_TIMEOUT)
     both[1].send(signal.SIGTERM)  # one process is preempted; both must stop together
     saved = []
     for i, trainer in enumerate(both):
