@@ -70,7 +70,7 @@ def _lab_f(xp, t):
 
 
 def _lab_f_inv(xp, f):
-    return xp.where(f > 6.0 / 29.0, f**3, (f - 4.0 / 29.0) / _KAPPA_INV)
+    return xp.where(f > 6.0 / 29.0, f * f * f, (f - 4.0 / 29.0) / _KAPPA_INV)
 
 
 def _rgb_to_lab(xp, rgb, dtype):
@@ -85,20 +85,20 @@ def _rgb_to_lab(xp, rgb, dtype):
     return xp.stack([L, a, b], axis=-1)
 
 
-def _lab_to_linear(xp, L, a, b, dtype):
+def _lab_to_linear_planes(xp, L, a, b):
+    """Linear sRGB (R, G, B planes, not clipped) of CIELAB channels. Planar, channel by
+    channel: numpy is slow on a trailing axis of 3 (per-pixel matmul, min, max)."""
     fy = (L + 16.0) / 116.0
     fx = fy + a / 500.0
-    fz = fy - b / 200.0
     # Like scikit-image, clamp f(z) at 0 (very blue, out-of-gamut colours) before inverting.
-    fz = xp.maximum(fz, 0.0)
-    xyz = xp.stack([_lab_f_inv(xp, fx), _lab_f_inv(xp, fy), _lab_f_inv(xp, fz)], axis=-1)
-    xyz = xyz * xp.asarray(D65_WHITE, dtype=dtype)
-    return xyz @ xp.asarray(_XYZ_TO_RGB.T, dtype=dtype)
+    fz = xp.maximum(fy - b / 200.0, 0.0)
+    x, y, z = (_lab_f_inv(xp, f) for f in (fx, fy, fz))
+    return tuple(m[0] * x + m[1] * y + m[2] * z for m in _XYZ_WHITE_TO_RGB)
 
 
 def _lab_to_rgb(xp, lab, dtype, clip):
     lab = xp.asarray(lab, dtype=dtype)
-    linear = _lab_to_linear(xp, lab[..., 0], lab[..., 1], lab[..., 2], dtype)
+    linear = xp.stack(_lab_to_linear_planes(xp, lab[..., 0], lab[..., 1], lab[..., 2]), -1)
     rgb = _linear_to_srgb(xp, linear)
     return xp.clip(rgb, 0.0, 1.0) if clip else rgb
 
@@ -149,14 +149,8 @@ def lab_to_rgb_np(lab: np.ndarray, clip: bool = True) -> np.ndarray:
 
 def lab_to_linear_rgb_planes(L: np.ndarray, a: np.ndarray, b: np.ndarray):
     """CIELAB channels -> *linear* sRGB as three float32 planes (R, G, B), not clipped: the
-    gamut test (0 <= linear <= 1) without the gamma curve. Planar and written out channel
-    by channel because numpy is slow on a trailing axis of 3 (per-pixel matmul, min, max);
-    the same formula as `lab_to_rgb_np`."""
-    fy = (np.asarray(L, np.float32) + 16.0) / 116.0
-    fx = fy + np.asarray(a, np.float32) / 500.0
-    fz = np.maximum(fy - np.asarray(b, np.float32) / 200.0, 0.0)
-    xyz = [np.where(f > 6.0 / 29.0, f * f * f, (f - 4.0 / 29.0) / _KAPPA_INV) for f in (fx, fy, fz)]
-    return tuple(m[0] * xyz[0] + m[1] * xyz[1] + m[2] * xyz[2] for m in _XYZ_WHITE_TO_RGB)
+    gamut test (0 <= linear <= 1) without the cost of the gamma curve."""
+    return _lab_to_linear_planes(np, *(np.asarray(c, np.float32) for c in (L, a, b)))
 
 
 def _srgb8_table(size: int = 1 << 16) -> np.ndarray:

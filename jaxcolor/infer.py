@@ -57,6 +57,14 @@ def _forward(graphdef: nnx.GraphDef, params, batch_stats, l_norm: jax.Array) -> 
     return nnx.merge(graphdef, params, batch_stats)(l_norm)
 
 
+def _eval_split(generator) -> tuple[nnx.GraphDef, dict]:
+    """(graph definition, {"params", "batch_stats"}) of a generator in eval mode (BatchNorm
+    uses the running statistics): the variables' layout of the checkpoint's G item."""
+    generator.eval()
+    graphdef, params, batch_stats = nnx.split(generator, nnx.Param, ...)
+    return graphdef, {"params": params, "batch_stats": batch_stats}
+
+
 def resolve_backend(backend: str) -> str:
     """"auto" -> "onnx" where JAX runs on the CPU and `jaxcolor[onnx]` is installed (ONNX
     Runtime runs this network 1.7-2.4x faster there, see BENCHMARKS.md), else "jax"."""
@@ -140,11 +148,9 @@ class Colorizer:
         if "model" not in config or "data" not in config:
             raise checkpoint.CheckpointError(f"{directory}/{step}/config: no model/data section; "
                                              "not a jaxcolor training checkpoint")
-        abstract = nnx.eval_shape(lambda: build.make_generator(config.model, seed=0))
-        abstract.eval()  # BatchNorm uses the running statistics
-        graphdef, params, batch_stats = nnx.split(abstract, nnx.Param, ...)
-        variables = checkpoint.restore_generator(
-            directory, step, {"params": params, "batch_stats": batch_stats})
+        graphdef, target = _eval_split(
+            nnx.eval_shape(lambda: build.make_generator(config.model, seed=0)))
+        variables = checkpoint.restore_generator(directory, step, target)
         return cls(graphdef, variables, config, step=step, directory=directory.absolute(),
                    **kwargs)
 
@@ -152,11 +158,8 @@ class Colorizer:
     def from_config(cls, config, *, seed: int = 0, **kwargs) -> "Colorizer":
         """A freshly initialised generator of `config.model` (random weights): for
         benchmarks and tests of the pipeline, whose cost does not depend on the weights."""
-        model = build.make_generator(config.model, seed=seed)
-        model.eval()
-        graphdef, params, batch_stats = nnx.split(model, nnx.Param, ...)
-        return cls(graphdef, {"params": params, "batch_stats": batch_stats}, config, step=0,
-                   **kwargs)
+        graphdef, variables = _eval_split(build.make_generator(config.model, seed=seed))
+        return cls(graphdef, variables, config, step=0, **kwargs)
 
     # -- public API ----------------------------------------------------------------------
 

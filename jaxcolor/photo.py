@@ -243,8 +243,7 @@ class Upsampler:
         def planes(x):
             return [np.ascontiguousarray(x[:, x_idx[:, j]], np.float32) for j in range(2)]
         self._a, self._b, self._L = planes(ab[..., 0]), planes(ab[..., 1]), planes(L)
-        self._range_scale = None if sigma is None else -0.5 / sigma**2
-        self.sigma = sigma
+        self._range_scale = None if sigma is None else -0.5 / sigma**2  # of exp(-d^2/2s^2)
 
     def ab(self, start: int, stop: int, L: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
@@ -283,9 +282,10 @@ def _in_gamut(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
             & (np.maximum(np.maximum(r, g), b) <= _GAMUT_HIGH))
 
 
-def lab_to_rgb8_keep_l(L: np.ndarray, ab, steps: int = 12) -> np.ndarray:
-    """Lab -> uint8 sRGB, reducing chroma (not lightness) of colours outside the sRGB gamut.
-    `ab` is [..., 2] or the planes (a, b).
+def lab_to_rgb8_keep_l(L: np.ndarray, a: np.ndarray, b: np.ndarray,
+                       steps: int = 12) -> np.ndarray:
+    """Lab planes (L, a, b) -> uint8 sRGB [..., 3], reducing chroma (not lightness) of colours
+    outside the sRGB gamut.
 
     Clipping out-of-gamut RGB would change lightness (a saturated dark blue clipped to black).
     Instead such a pixel's ab is scaled towards gray (hue and L kept) by the largest factor
@@ -295,9 +295,7 @@ def lab_to_rgb8_keep_l(L: np.ndarray, ab, steps: int = 12) -> np.ndarray:
     is the same), and the gamma curve is applied once, by table look-up: an untrained or
     saturated model can put most pixels out of gamut, and this must stay cheap then.
     """
-    L = np.asarray(L, np.float32)
-    a, b = ab if isinstance(ab, tuple) else (ab[..., 0], ab[..., 1])
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    L, a, b = (np.asarray(c, np.float32) for c in (L, a, b))
     planes = color.lab_to_linear_rgb_planes(L, a, b)
     out = ~_in_gamut(*planes)
     if out.any():
@@ -332,7 +330,7 @@ def compose(photo: Photo, ab_render: np.ndarray, L_render: np.ndarray, *,
     def strip(start: int) -> None:
         stop = min(start + rows, h)
         L = lightness(photo.pixels[start:stop])
-        out[start:stop, :, :3] = lab_to_rgb8_keep_l(L, up.ab(start, stop, L))
+        out[start:stop, :, :3] = lab_to_rgb8_keep_l(L, *up.ab(start, stop, L))
 
     rows = max(1, STRIP_PIXELS // w)
     starts = range(0, h, rows)

@@ -145,7 +145,7 @@ def _gray_input(g: _Graph, l_nchw: str) -> str:
                      g.scalar("fifty", 50.0)], "L")  # color.denormalize_l
     f = g.op("Div", [g.op("Add", [L, g.scalar("sixteen", 16.0)], "L_plus_16"),
                      g.scalar("c116", 116.0)], "f_y")
-    # color._lab_f_inv: f**3 above 6/29, linear below (f**3 as two products, as jnp does).
+    # color._lab_f_inv: f**3 above 6/29, linear below (f*f*f, two products, as there).
     cube = g.op("Mul", [g.op("Mul", [f, f], "f_sq"), f], "f_cube")
     linear = g.op("Div", [g.op("Sub", [f, g.scalar("c4_29", 4.0 / 29.0)], "f_minus"),
                           g.scalar("kappa_inv", color._KAPPA_INV)], "f_linear")
