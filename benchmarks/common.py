@@ -5,15 +5,14 @@ to `benchmarks/results.jsonl` (or `--out`), so figures quoted in the docs can be
 command, a configuration and the software and hardware that produced them.
 
 Also here: loading a training config by path with `FIELD=VALUE` overrides (the benchmarks'
-`--config`/`--set`), the training setup exactly as the loop builds it (optionally abstract,
-for cost analysis without allocating), synthetic device batches, FLOPs from XLA's cost
+`--config`/`--set`), the training setup exactly as the loop builds it (`train.setup`),
+synthetic device batches, FLOPs from XLA's cost
 analysis, and a small table of accelerator peaks for model-FLOPs utilisation.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -107,17 +106,10 @@ class BenchmarkArgumentError(ValueError):
 
 
 def load_config(spec: str):
-    """`path/to/config.py[:variant]` -> the ConfigDict its `get_config(variant)` returns
-    (the `--config` convention of experiments/run.py, without absl flags)."""
-    import importlib.util
+    """`path/to/config.py[:variant]` -> its ConfigDict (`jaxcolor.configs.load`)."""
+    from jaxcolor import configs
 
-    path, _, variant = spec.partition(":")
-    if not Path(path).is_file():
-        raise BenchmarkArgumentError(f"--config {spec}: no such file {path}")
-    module_spec = importlib.util.spec_from_file_location(f"_bench_config_{Path(path).stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module.get_config(variant) if variant else module.get_config()
+    return configs.load(spec)
 
 
 def apply_overrides(config, assignments: list[str]) -> None:
@@ -210,9 +202,9 @@ def compute_dtype_name(config) -> str:
     """The compute dtype a config resolves to on this backend ("float32"/"bfloat16")."""
     import jax.numpy as jnp
 
-    from jaxcolor.train import build
+    from jaxcolor.models import factory
 
-    return jnp.dtype(build.compute_dtype(config.model.compute_dtype)).name
+    return jnp.dtype(factory.compute_dtype(config.model.compute_dtype)).name
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
@@ -225,63 +217,14 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 # ---- the training setup, as the loop builds it -------------------------------------------
 
 
-@dataclasses.dataclass
-class TrainingSetup:
-    """Models, optimisers, state (or its abstract shape) and the compiled steps of a config."""
+def training_setup(config):
+    """What `jaxcolor.train.loop.train_and_evaluate` builds before its first step: the one
+    `jaxcolor.train.setup.setup`. Its `abstract_state` describes the state (shapes, dtypes,
+    shardings) without allocating it: enough to lower and compile steps for their cost
+    analysis; `init_state()` creates it."""
+    from jaxcolor.train.setup import setup
 
-    config: Any
-    mesh: Any
-    defs: Any  # jaxcolor.train.state.ModelDefs
-    state: Any  # TrainState of arrays, or of jax.ShapeDtypeStruct when abstract
-    steps: Any  # jaxcolor.train.steps.Steps
-    g_tx: Any
-    d_tx: Any
-
-    @property
-    def batch_sharding(self):
-        from jaxcolor.train import mesh as mesh_lib
-
-        return mesh_lib.batch_sharding(self.mesh)
-
-
-def training_setup(config, *, abstract: bool = False) -> TrainingSetup:
-    """What `jaxcolor.train.loop.train_and_evaluate` builds before its first step.
-
-    `abstract=True` traces the initialisation with `jax.eval_shape` instead of running it,
-    so a ResNet-101's state is described (shapes, dtypes, shardings) without allocating it:
-    enough to lower and compile the steps for their cost analysis.
-    """
-    import jax
-
-    from jaxcolor.train import build, mesh as mesh_lib, optim, state as state_lib
-    from jaxcolor.train import steps as steps_lib
-
-    mesh = mesh_lib.make_mesh()
-    replicated = mesh_lib.replicated(mesh)
-    # The schedule length only shapes the learning-rate curve, not the cost of a step.
-    g_tx = optim.make_optimizer(config.g, field="g", total_updates=10_000)
-    d_tx = optim.make_optimizer(config.d, field="d", total_updates=10_000)
-    if abstract:
-        captured = {}
-
-        def init():
-            captured["defs"], state = state_lib.create(
-                lambda: build.make_generator(config.model, seed=0),
-                lambda: build.make_discriminator(config.model, seed=1),
-                g_tx, d_tx, seed=0, ema=float(config.g.ema_decay) > 0)
-            return state
-
-        shapes = jax.eval_shape(init)
-        state = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), shapes)
-        defs = captured["defs"]
-    else:
-        defs, state = build.create_state(config, g_tx, d_tx, sharding=replicated)
-    steps = steps_lib.build_steps(
-        defs, steps_lib.StepConfig.from_config(config), g_tx, d_tx,
-        g_encoder_mask=steps_lib.encoder_mask(state.g_params), state_sharding=replicated)
-    return TrainingSetup(config=config, mesh=mesh, defs=defs, state=state, steps=steps,
-                         g_tx=g_tx, d_tx=d_tx)
+    return setup(config)
 
 
 def synthetic_batch(batch: int, size: int, sharding, *, abstract: bool = False,

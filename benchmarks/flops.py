@@ -10,7 +10,7 @@ as 2 FLOPs). One JSON line per (config, figure):
 
   flops/g_forward   G in eval mode, L -> ab (what inference runs)
   flops/d_forward   D on (L, ab) -> patch logits
-  flops/<kind>_step a whole training step (pretrain, gan, d_only), optimiser included
+  flops/<kind>_step a whole training step (pretrain, gan, d_pretrain), optimiser included
 
 `value` is GFLOP per image (the program's FLOPs divided by `--batch`). Multiply by a
 throughput in images/s for the FLOP/s a step needs, and divide by a device's peak for the
@@ -27,7 +27,7 @@ import jax
 
 from benchmarks import common
 
-STEP_KINDS = ("pretrain", "gan", "d_only")
+STEP_KINDS = ("pretrain", "gan", "d_pretrain")
 
 
 def _parse(argv):
@@ -54,9 +54,9 @@ def _parse(argv):
     return args
 
 
-def forward_flops(setup: common.TrainingSetup, batch: int, size: int) -> dict[str, float]:
+def forward_flops(setup, batch: int, size: int) -> dict[str, float]:
     """FLOPs of one G forward and one D forward (eval mode) over `batch` images."""
-    defs, state = setup.defs, setup.state
+    defs, state = setup.defs, setup.abstract_state
     sharding = setup.batch_sharding
     l_norm = jax.ShapeDtypeStruct((batch, size, size, 1), jax.numpy.float32, sharding=sharding)
     ab = jax.ShapeDtypeStruct((batch, size, size, 2), jax.numpy.float32, sharding=sharding)
@@ -72,11 +72,11 @@ def forward_flops(setup: common.TrainingSetup, batch: int, size: int) -> dict[st
     return {"g_forward": common.compiled_flops(g), "d_forward": common.compiled_flops(d)}
 
 
-def step_flops(setup: common.TrainingSetup, kind: str, batch: int, size: int) -> float | None:
+def step_flops(setup, kind: str, batch: int, size: int) -> float | None:
     """FLOPs of one training step of `kind` over a batch of `batch` images."""
     abstract_batch = common.synthetic_batch(batch, size, setup.batch_sharding, abstract=True)
-    step = getattr(setup.steps, kind)
-    return common.compiled_flops(step.lower(setup.state, abstract_batch).compile())
+    step = setup.steps.for_phase(kind)
+    return common.compiled_flops(step.lower(setup.abstract_state, abstract_batch).compile())
 
 
 def count_params(tree) -> int:
@@ -90,12 +90,12 @@ def main(argv=None) -> list[dict]:
         config = common.load_config(spec)
         common.apply_overrides(config, args.overrides)
         size = int(args.size or config.data.crop_size)
-        setup = common.training_setup(config, abstract=True)
+        setup = common.training_setup(config)
         counts = forward_flops(setup, args.batch, size)
         for kind in args.steps:
             counts[f"{kind}_step"] = step_flops(setup, kind, args.batch, size)
-        params = {"g_params": count_params(setup.state.g_params),
-                  "d_params": count_params(setup.state.d_params)}
+        params = {"g_params": count_params(setup.abstract_state.g_params),
+                  "d_params": count_params(setup.abstract_state.d_params)}
         for figure, flops in counts.items():
             per_image = flops / args.batch if flops is not None else None
             implied = (float(f"{per_image * args.target / 1e12:.4g}")

@@ -6,8 +6,8 @@
         --backends jax,onnx
 
 For each render size (the side of the square the network sees) and backend, these lines:
-  inference/end_to_end    images/s of `jaxcolor.colorize.run` (what `python -m
-                          jaxcolor.colorize` does): decode each file, render-size L, G in
+  inference/end_to_end    images/s of `jaxcolor.inference.pipeline.run` (what `jaxcolor
+                          colorize` does): decode each file, render-size L, G in
                           batches, guided upsampling to full size, Lab -> sRGB, encode and
                           write the file (worker threads decode and write while G runs)
   inference/model_host    images/s of `Colorizer.predict_ab` on a host batch of L: the
@@ -20,7 +20,7 @@ median of `--windows` windows.
 
 `--synthetic N` writes N gray JPEG photos of `--photo_size` (smooth random shapes) to a
 temporary directory. G comes from any training checkpoint (`--checkpoint` takes a run
-workdir or its checkpoints/ directory, as `jaxcolor.colorize` does) or is initialised at
+workdir or its checkpoints/ directory, as `jaxcolor colorize` does) or is initialised at
 random from a training config (`--config`, plus `--set` overrides): the cost of colourising
 does not depend on the weights. `--backends jax,onnx` times both of `Colorizer`'s backends
 (onnx needs `pip install 'jaxcolor[onnx]'`).
@@ -90,17 +90,16 @@ def write_photos(directory: Path, count: int, width: int, height: int, seed: int
 
 
 def end_to_end_rate(colorizer, images_dir: Path, out_dir: Path, args):
-    """(median images/s of `colorize.run` over the whole directory after one warm-up pass,
+    """(median images/s of `pipeline.run` over the whole directory after one warm-up pass,
     every window's rate, the number of photos, the share of the cores this process used)."""
-    from jaxcolor import colorize
+    from jaxcolor.inference import files, pipeline
 
-    items, failures, inputs = colorize.discover(str(images_dir), out_dir,
-                                                colorize.DEFAULT_MAX_PIXELS)
-    planned = colorize.plan(items, inputs, out_dir, "png")
+    items, failures, inputs = files.discover(str(images_dir), out_dir, files.DEFAULT_MAX_PIXELS)
+    planned = files.plan(items, inputs, out_dir, "png")
 
     def window() -> int:
-        summary = colorize.run(colorizer, planned, overwrite=True, workers=args.workers,
-                               progress=lambda done, total: None, summary=colorize.Summary())
+        summary = pipeline.run(colorizer, planned, overwrite=True, workers=args.workers,
+                               progress=lambda done, total: None, summary=pipeline.Summary())
         if summary.failures or failures:
             raise RuntimeError(f"colourising failed: {(failures + summary.failures)[:3]}")
         return summary.done
@@ -112,14 +111,14 @@ def end_to_end_rate(colorizer, images_dir: Path, out_dir: Path, args):
 
 def make_colorizer_factory(args):
     """(render, backend) -> a `Colorizer`, of the checkpoint or of the config at random init."""
-    from jaxcolor import infer
+    from jaxcolor.inference.colorizer import Colorizer
 
     if args.checkpoint:
-        return lambda render, backend: infer.Colorizer.from_checkpoint(
+        return lambda render, backend: Colorizer.from_checkpoint(
             args.checkpoint, render_size=render, batch_size=args.batch_size, backend=backend)
     config = common.load_config(args.config)
     common.apply_overrides(config, args.overrides)
-    return lambda render, backend: infer.Colorizer.from_config(
+    return lambda render, backend: Colorizer.from_config(
         config, render_size=render, batch_size=args.batch_size, backend=backend)
 
 

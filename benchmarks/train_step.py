@@ -15,8 +15,8 @@ at its end (no host synchronisation per step); the figure is the median window.
 Step kinds:
   pretrain   phase 1, G alone with L1 (`steps.pretrain`)
   gan        the fused GAN step: G update then D update sharing one G forward (`steps.gan`)
-  d_only     NoGAN's D step against the frozen G (`steps.d_only`)
-  separate   the unfused alternative: `steps.d_only` then a G-only update (adversarial + L1,
+  d_pretrain NoGAN's D step against the frozen G (`steps.d_pretrain`)
+  separate   the unfused alternative: `steps.d_pretrain` then a G-only update (adversarial + L1,
              built here from the same models and losses as `steps.gan`), two programs per
              iteration; images/s counts one batch per D+G pair, comparable with `gan`
 
@@ -37,7 +37,7 @@ from flax import nnx
 
 from benchmarks import common
 
-KINDS = ("pretrain", "gan", "d_only", "separate")
+KINDS = ("pretrain", "gan", "d_pretrain", "separate")
 
 
 def _parse(argv):
@@ -65,7 +65,7 @@ def _parse(argv):
     return args
 
 
-def make_g_only_step(setup: common.TrainingSetup):
+def make_g_only_step(setup):
     """G's half of the fused GAN step as its own jitted, state-donating program.
 
     Same forward, losses and optimiser as `steps.gan`'s G update; it leaves out the encoder
@@ -73,11 +73,10 @@ def make_g_only_step(setup: common.TrainingSetup):
     `ema_decay=0`), which cost a few elementwise passes over the parameters.
     """
     from jaxcolor.data import stats
-    from jaxcolor.train import losses, mesh as mesh_lib, steps as steps_lib
+    from jaxcolor.train import losses, steps as steps_lib
 
     cfg = steps_lib.StepConfig.from_config(setup.config)
-    defs, g_tx = setup.defs, setup.g_tx
-    replicated = mesh_lib.replicated(setup.mesh)
+    defs, g_tx, replicated = setup.defs, setup.g_tx, setup.replicated
 
     def g_step(state, batch):
         l_norm, ab_real = stats.prepare_batch(batch)
@@ -106,15 +105,15 @@ def _compile(fn, state, batch) -> tuple[object, dict]:
                       "flops": common.compiled_flops(compiled)}
 
 
-def measure(setup: common.TrainingSetup, state, kind: str, batch_size: int, size: int,
+def measure(setup, state, kind: str, batch_size: int, size: int,
             args) -> tuple[object, dict]:
     """Compile `kind` for this batch, warm up, time the windows. Returns the threaded state
     (the input state is donated) and the figures."""
     batch = common.synthetic_batch(batch_size, size, setup.batch_sharding)
     if kind == "separate":
-        programs = [setup.steps.d_only, make_g_only_step(setup)]
+        programs = [setup.steps.d_pretrain, make_g_only_step(setup)]
     else:
-        programs = [getattr(setup.steps, kind)]
+        programs = [setup.steps.for_phase(kind)]
     compiled, costs = [], []
     for fn in programs:
         c, cost = _compile(fn, state, batch)
@@ -158,7 +157,7 @@ def main(argv=None) -> list[dict]:
     device_kind = jax.devices()[0].device_kind
     peak = common.peak_flops(device_kind, dtype)
     devices = jax.device_count()
-    state, results = setup.state, []
+    state, results = setup.init_state(), []
     for batch_size in args.batches:
         for kind in args.kinds:
             state, m = measure(setup, state, kind, batch_size, size, args)

@@ -4,6 +4,9 @@ r"""Train the jaxcolor GAN.
       [--config.data.train=/path/to/records --config.batch_size=256 --config.g.lr=1e-4]
 
 Running the same command again with the same workdir resumes from the newest checkpoint.
+Exit status: 0 done (or stopped by SIGTERM/Ctrl-C after saving), 1 the run failed (damaged
+data, a NaN loss, a checkpoint that could not be written), 2 usage (a bad flag, config
+override or path), each reported in one `error:` line (`jaxcolor.errors`).
 """
 
 import logging as std_logging
@@ -37,8 +40,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     import jax
 
-    from jaxcolor.train import loop, mesh
-    from jaxcolor.train.errors import USER_ERRORS
+    from jaxcolor import errors
+    from jaxcolor.train import distributed, loop
 
     logging.get_absl_handler().addFilter(_QuietLibraries())
     config = _CONFIG.value
@@ -49,13 +52,12 @@ def main(argv):
     if config.data.build_demo and config.data.train and not os.path.isabs(config.data.train):
         config.data.train = os.path.join(workdir, config.data.train)
     try:
-        mesh.initialize_distributed(config.distributed)
+        distributed.initialize_distributed(config.distributed)
         logging.info("JAX %s on %d %s device(s), %d process(es)", jax.__version__,
                      jax.device_count(), jax.devices()[0].platform, jax.process_count())
         loop.train_and_evaluate(config, workdir)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    except errors.JaxcolorError as e:  # one line; 2 for a usage error, 1 for a failed run
+        sys.exit(errors.report(e))
 
 
 def _parse_flags(argv):

@@ -36,8 +36,14 @@ _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 # (X/Xn, Y/Yn, Z/Zn) -> linear sRGB: the white point folded into the matrix's columns.
 _XYZ_WHITE_TO_RGB = (_XYZ_TO_RGB * np.asarray(D65_WHITE)).astype(np.float32)
 
-_EPSILON = (6.0 / 29.0) ** 3  # CIE f(t) switches from linear to cube root here.
-_KAPPA_INV = 1.0 / (3.0 * (6.0 / 29.0) ** 2)  # slope of the linear piece of f(t).
+LAB_DELTA = 6.0 / 29.0
+"""CIE's f(t) (L = 116 f(Y / Yn) - 16) is a cube root above LAB_DELTA**3, linear below."""
+
+LAB_SLOPE = 1.0 / (3.0 * LAB_DELTA**2)
+"""Slope of the linear piece of f(t): f(t) = t * LAB_SLOPE + 4 / 29."""
+
+SRGB_KNEE = 0.0031308
+"""Linear sRGB value below which the sRGB curve is the straight line 12.92 x."""
 
 AB_SCALE = 110.0
 """Divisor that maps a, b to roughly [-1, 1]; sRGB's gamut spans |a|, |b| <= ~108."""
@@ -60,17 +66,21 @@ def _srgb_to_linear(xp, c):
 
 def _linear_to_srgb(xp, c):
     # Clip before the power so negative (out-of-gamut) values do not produce NaN.
-    c_pos = xp.maximum(c, 0.0031308)
-    return xp.where(c > 0.0031308, 1.055 * c_pos ** (1.0 / 2.4) - 0.055, 12.92 * c)
+    c_pos = xp.maximum(c, SRGB_KNEE)
+    return xp.where(c > SRGB_KNEE, 1.055 * c_pos ** (1.0 / 2.4) - 0.055, 12.92 * c)
 
 
-def _lab_f(xp, t):
-    t_safe = xp.maximum(t, _EPSILON)  # keeps cbrt's gradient finite at 0
-    return xp.where(t > _EPSILON, xp.cbrt(t_safe), t * _KAPPA_INV + 4.0 / 29.0)
+def lab_f(xp, t):
+    """CIE's f(t) of L = 116 f(Y / Yn) - 16 (cube root, linear near black); `xp` is numpy or
+    jax.numpy."""
+    epsilon = LAB_DELTA**3
+    t_safe = xp.maximum(t, epsilon)  # keeps cbrt's gradient finite at 0
+    return xp.where(t > epsilon, xp.cbrt(t_safe), t * LAB_SLOPE + 4.0 / 29.0)
 
 
-def _lab_f_inv(xp, f):
-    return xp.where(f > 6.0 / 29.0, f * f * f, (f - 4.0 / 29.0) / _KAPPA_INV)
+def lab_f_inv(xp, f):
+    """The inverse of `lab_f` (f**3 by products, linear below LAB_DELTA)."""
+    return xp.where(f > LAB_DELTA, f * f * f, (f - 4.0 / 29.0) / LAB_SLOPE)
 
 
 def _rgb_to_lab(xp, rgb, dtype):
@@ -78,7 +88,7 @@ def _rgb_to_lab(xp, rgb, dtype):
     linear = _srgb_to_linear(xp, rgb)
     xyz = linear @ xp.asarray(_RGB_TO_XYZ.T, dtype=dtype)
     xyz = xyz / xp.asarray(D65_WHITE, dtype=dtype)
-    fx, fy, fz = (_lab_f(xp, xyz[..., i]) for i in range(3))
+    fx, fy, fz = (lab_f(xp, xyz[..., i]) for i in range(3))
     L = 116.0 * fy - 16.0
     a = 500.0 * (fx - fy)
     b = 200.0 * (fy - fz)
@@ -92,7 +102,7 @@ def _lab_to_linear_planes(xp, L, a, b):
     fx = fy + a / 500.0
     # Like scikit-image, clamp f(z) at 0 (very blue, out-of-gamut colours) before inverting.
     fz = xp.maximum(fy - b / 200.0, 0.0)
-    x, y, z = (_lab_f_inv(xp, f) for f in (fx, fy, fz))
+    x, y, z = (lab_f_inv(xp, f) for f in (fx, fy, fz))
     return tuple(m[0] * x + m[1] * y + m[2] * z for m in _XYZ_WHITE_TO_RGB)
 
 
@@ -125,7 +135,7 @@ def gray_rgb_from_l(L: jnp.ndarray) -> jnp.ndarray:
     per pixel: this is what an ImageNet-pretrained encoder should see for a gray photo.
     """
     L = jnp.asarray(L, jnp.float32)
-    y = _lab_f_inv(jnp, (L + 16.0) / 116.0)  # Y / Yn with Yn = 1
+    y = lab_f_inv(jnp, (L + 16.0) / 116.0)  # Y / Yn with Yn = 1
     return jnp.clip(_linear_to_srgb(jnp, jnp.maximum(y, 0.0)), 0.0, 1.0)
 
 

@@ -186,13 +186,15 @@ def colorfulness(rgb255) -> jnp.ndarray:
     return spread + 0.3 * level
 
 
-def delta_colorfulness(cf_pred, cf_true) -> jnp.ndarray:
+def delta_colorfulness(cf_pred, cf_true) -> float:
     """|mean CF(pred) - mean CF(true)| over a set: how far the set's vividness is off.
 
     A set-level number (DDColor's delta-CF): per-image differences would let too-dull and
-    too-vivid images cancel differently, so it is taken from the two means.
+    too-vivid images cancel differently, so it is taken from the two means (on the host, in
+    float64, like every set-level number of `summarize`).
     """
-    return jnp.abs(jnp.mean(_as_float(cf_pred)) - jnp.mean(_as_float(cf_true)))
+    mean = lambda v: float(np.mean(np.asarray(v, np.float64)))  # noqa: E731
+    return abs(mean(cf_pred) - mean(cf_true))
 
 
 # --------------------------------------------------------------------------------------
@@ -215,5 +217,5 @@ def summarize(per_image: dict) -> dict[str, float]:
                                    f"[N] array, got shape {values.shape}")
         summary[name] = float(values.mean())
     if "cf_pred" in summary and "cf_true" in summary:
-        summary["delta_cf"] = abs(summary["cf_pred"] - summary["cf_true"])
+        summary["delta_cf"] = delta_colorfulness(per_image["cf_pred"], per_image["cf_true"])
     return summary

@@ -8,22 +8,11 @@ leaves checkpoints, TensorBoard logs (workdir/tb) and workdir/samples.png, a gri
 gray | predicted | true validation images. It is the gan.py recipe, shrunk.
 """
 
-import importlib.util
-import pathlib
-
 import ml_collections
 
+from jaxcolor import configs
 
-def _load_gan_config():
-    """The sibling gan.py, loaded by path: config files are run as scripts, not a package."""
-    spec = importlib.util.spec_from_file_location(
-        "jaxcolor_gan_config", pathlib.Path(__file__).with_name("gan.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-gan = _load_gan_config()
+gan = configs.sibling(__file__, "gan.py")  # config files are scripts, loaded by path
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:

@@ -32,7 +32,7 @@ def optimizer_config(lr: float) -> ml_collections.ConfigDict:
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
-    config.seed = 0  # model init and augmentation; the data order uses data.shuffle_seed
+    config.seed = 0  # model initialisation; data order and augmentation use data.shuffle_seed
     config.batch_size = 64  # global batch, split evenly over every device of every host
 
     config.phases = ml_collections.ConfigDict()

@@ -17,6 +17,7 @@ from PIL import Image
 from jaxcolor import color
 from jaxcolor.data.images import load_image_rgb
 from jaxcolor.data.records import MANIFEST, RecordsWriter
+from jaxcolor.errors import UsageError
 
 COLOUR_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg",
                  "ihc.png", "motorcycle_left.png", "motorcycle_right.png", "retina.jpg",
@@ -24,7 +25,7 @@ COLOUR_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "hubble_deep_fiel
 GRAY_PHOTOS = ("camera.png", "moon.png", "coins.png")
 
 
-class DemoDataError(RuntimeError):
+class DemoDataError(UsageError):
     """scikit-image (the source of the demo photos) is missing."""
 
 

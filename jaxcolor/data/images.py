@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from jaxcolor import color
+from jaxcolor.errors import MissingPathError, RunError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 """Suffixes (any case) picked up when a directory is searched for photos."""
@@ -42,7 +43,7 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(RunError, ValueError):
     """A file could not be turned into an RGB image. `path` and `reason` say which and why."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
@@ -64,21 +65,21 @@ def find_images(src: str | os.PathLike) -> list[Path]:
 
     `src` is a directory (searched recursively for `IMAGE_EXTENSIONS`), a glob pattern
     (every matching file, whatever its suffix: the user chose them) or a single file.
-    Raises FileNotFoundError when nothing matches.
+    Raises `MissingPathError` (a FileNotFoundError) when nothing matches.
     """
     src = str(src)
     path = Path(src)
     if path.is_dir():
         files = [p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
         if not files:
-            raise FileNotFoundError(f"{src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in "
+            raise MissingPathError(f"{src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in "
                                     "this directory or below")
     elif path.is_file():
         files = [path]
     else:
         files = [Path(p) for p in glob.glob(src, recursive=True) if os.path.isfile(p)]
         if not files:
-            raise FileNotFoundError(f"{src}: no such directory or file, and no file matches it "
+            raise MissingPathError(f"{src}: no such directory or file, and no file matches it "
                                     "as a glob pattern")
     return sorted(files, key=str)
 
@@ -167,11 +168,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.fromarray(sixteen_to_eight_bit(np.asarray(image))).convert("RGB")
     if mode == "F":
         raise ValueError("32-bit float images are not supported (their value range is unknown)")
-    if mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+    if has_alpha(image):
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def has_alpha(image: Image.Image) -> bool:
+    """Whether a Pillow image carries transparency (alpha band or a transparent palette)."""
+    return image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
 
 
 def sixteen_to_eight_bit(values: np.ndarray) -> np.ndarray:

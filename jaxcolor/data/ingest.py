@@ -1,10 +1,6 @@
 """Make a records directory (`jaxcolor.data.records`) from the Kaggle .npy layout or photos.
 
-Usage::
-
-    python -m jaxcolor.data.ingest kaggle --gray=gray_scale.npy \\
-        --ab=ab1.npy,ab2.npy,ab3.npy --out=data/kaggle
-    python -m jaxcolor.data.ingest images --src=photos/ --out=data/photos --size=256
+The command line is `jaxcolor ingest kaggle|images` (`jaxcolor.cli.ingest`).
 
 `kaggle` reads the "Image Colorization" dataset as published: L as uint8 [N, H, W] in one
 file and ab as uint8 [n, H, W, 2] split over several files whose counts add up to N (both in
@@ -17,15 +13,14 @@ format, size and aspect are decoded by `jaxcolor.data.images` in worker processe
 worker count. Files that cannot be decoded are skipped and listed, with the reason, in the
 summary and in the manifest; the run goes on.
 
-Both print a progress line on stderr and a summary: records written, inputs skipped, how many
-records the default filter (`jaxcolor.data.stats.select`) would remove per rule (for
-information: the records keep every image; training applies the configured filter), time and
-throughput. Every `--val_every`-th record is the held-out validation split (0: none).
+Both report progress through a callback and return a summary: records written, inputs
+skipped, how many records the default filter (`jaxcolor.data.stats.select`) would remove per
+rule (for information: the records keep every image; training applies the configured
+filter), time and throughput. Every `--val_every`-th record is the held-out validation split (0: none).
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import concurrent.futures
 import dataclasses
@@ -33,21 +28,21 @@ import functools
 import itertools
 import multiprocessing
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from jaxcolor.data import images
 from jaxcolor.data import records as records_lib
 from jaxcolor.data import stats as stats_lib
+from jaxcolor.errors import RunError, UsageError
 
 Progress = Callable[[int, int], None]  # (done, total)
 
 
-class IngestError(ValueError):
+class IngestError(RunError, ValueError):
     """The inputs cannot be ingested as given; the message names the file and the problem."""
 
 
@@ -108,12 +103,12 @@ def summarize(out: str | os.PathLike, seconds: float) -> IngestSummary:
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
         if value < 1:
-            raise IngestError(f"--{name} must be >= 1, got {value}")
+            raise UsageError(f"--{name} must be >= 1, got {value}")
 
 
 def _check_val_every(val_every: int) -> None:
     if val_every < 0:
-        raise IngestError(f"--val_every must be >= 0 (0: no validation split), got {val_every}")
+        raise UsageError(f"--val_every must be >= 0 (0: no validation split), got {val_every}")
 
 
 # --------------------------------------------------------------------------------------
@@ -273,91 +268,3 @@ def ingest_images(src: str | os.PathLike, out: str | os.PathLike, *, size: int =
             raise IngestError(f"{src}: none of the {len(paths)} files could be decoded "
                               f"({reasons}{'; ...' if len(paths) > 3 else ''})")
     return summarize(out, time.time() - started)
-
-
-# --------------------------------------------------------------------------------------
-# CLI.
-# --------------------------------------------------------------------------------------
-
-
-class ProgressBar:
-    """A one-line progress bar redrawn with a carriage return, at most every `interval` s."""
-
-    def __init__(self, label: str, stream=None, width: int = 30, interval: float = 0.1):
-        self.label, self.width, self.interval = label, width, interval
-        self.stream = sys.stderr if stream is None else stream
-        self._started = self._drawn = time.time()
-        self._active = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.time()
-        if done < total and now - self._drawn < self.interval:
-            return
-        self._drawn, self._active = now, True
-        filled = int(self.width * done / max(total, 1))
-        rate = done / max(now - self._started, 1e-9)
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                          f"{done}/{total} {100 * done / max(total, 1):3.0f}% {rate:.0f}/s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self._active:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _csv(text: str) -> list[str]:
-    return [part for part in text.split(",") if part]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jaxcolor.data.ingest",
-                                     description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    kaggle = sub.add_parser("kaggle", help="the Kaggle 'Image Colorization' .npy files")
-    kaggle.add_argument("--gray", required=True, help="uint8 [N, H, W] L file (gray_scale.npy)")
-    kaggle.add_argument("--ab", required=True, type=_csv,
-                        help="comma-separated uint8 [n, H, W, 2] files, in order")
-    kaggle.add_argument("--chunk", type=int, default=256, help="records read at a time")
-    photos = sub.add_parser("images", help="a directory or glob of photos (any format)")
-    photos.add_argument("--src", required=True, help="directory (recursive), glob or file")
-    photos.add_argument("--size", type=int, default=256, help="output side length in pixels")
-    photos.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="decoding processes (1: decode in this process)")
-    photos.add_argument("--max_pixels", type=int, default=None,
-                        help="skip larger images (default: Pillow's decompression-bomb limit)")
-    for p in (kaggle, photos):
-        p.add_argument("--out", required=True, help="records directory to create")
-        p.add_argument("--val_every", type=int, default=20,
-                       help="every k-th record is held out for validation (0: none)")
-        p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    return parser
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    bar = ProgressBar(args.command)
-    try:
-        if args.command == "kaggle":
-            summary = ingest_kaggle(args.gray, args.ab, args.out, chunk=args.chunk,
-                                    val_every=args.val_every, overwrite=args.overwrite,
-                                    progress=bar)
-        else:
-            summary = ingest_images(args.src, args.out, size=args.size, workers=args.workers,
-                                    val_every=args.val_every, max_pixels=args.max_pixels,
-                                    overwrite=args.overwrite, progress=bar)
-    except (IngestError, records_lib.RecordsError, FileNotFoundError) as e:
-        bar.close()
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        bar.close()
-        print(f"interrupted: {args.out} was not written", file=sys.stderr)
-        return 130
-    bar.close()
-    print(summary.format())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

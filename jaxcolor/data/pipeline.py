@@ -46,17 +46,19 @@ import grain
 import jax
 import numpy as np
 from absl import flags, logging
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh
 
+from jaxcolor import sharding
 from jaxcolor.data import stats as stats_lib
 from jaxcolor.data.records import Records
+from jaxcolor.errors import UsageError
 
 # First element of every seed tuple, so that the shuffle and the augmentation never share a
 # random stream even for equal (seed, process, epoch == step).
 _SHUFFLE, _AUGMENT = 0, 1
 
 
-class PipelineError(ValueError):
+class PipelineError(UsageError):
     """The pipeline cannot be built as configured. The message names the argument at fault."""
 
 
@@ -363,7 +365,7 @@ def make_global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[st
     concatenation in process order. dtypes are kept (uint8 stays uint8: normalisation runs
     on the device, inside the jitted step).
     """
-    sharding = NamedSharding(mesh, P(stats_lib.DATA_AXIS))
+    batch_sharding = sharding.batch_sharding(mesh)
     local_devices = sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
     out = {}
     for key, value in local_batch.items():
@@ -371,6 +373,6 @@ def make_global_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[st
         if local_devices and value.shape[0] % local_devices:
             raise PipelineError(f"local batch {key!r} of {value.shape[0]} rows: not divisible by "
                                 f"the {local_devices} devices of this process in the mesh")
-        out[key] = jax.make_array_from_process_local_data(sharding, value)
+        out[key] = jax.make_array_from_process_local_data(batch_sharding, value)
     return out
 

@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from jaxcolor.data import stats as stats_lib
+from jaxcolor.errors import RunError
 
 FORMAT_VERSION = 1
 ENCODING = "opencv-lab8"  # L8 = L*255/100, a8 = a+128, b8 = b+128 (jaxcolor.color)
@@ -36,7 +37,7 @@ STATS_FILE = "stats.npy"
 DEFAULT_SHARD_BYTES = 128 * 2**20
 
 
-class RecordsError(ValueError):
+class RecordsError(RunError, ValueError):
     """A records directory is missing, incomplete or inconsistent. The message names the file."""
 
 
@@ -68,7 +69,7 @@ class Manifest:
         path = directory / MANIFEST
         if not path.is_file():
             raise RecordsError(f"{path}: missing; not a records directory (make one with "
-                               "`python -m jaxcolor.data.ingest`)")
+                               "`jaxcolor ingest`)")
         try:
             raw = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:

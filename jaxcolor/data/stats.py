@@ -23,20 +23,14 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, PartitionSpec as P
 
-from jaxcolor import color
+from jaxcolor import color, sharding
+from jaxcolor.errors import UsageError
 from jaxcolor.metrics import colorfulness
 
 STATS_FIELDS = ("colorfulness", "a_std", "b_std", "ab_max", "l_std", "l_mean")
 STATS_DTYPE = np.dtype([(name, np.float32) for name in STATS_FIELDS])
-DATA_AXIS = "data"
-
-
-def data_mesh(devices=None) -> Mesh:
-    """A 1-D mesh named `data` over the given (default: all local) devices, Auto axes."""
-    devices = jax.local_devices() if devices is None else devices
-    return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
 # --------------------------------------------------------------------------------------
@@ -62,8 +56,8 @@ def _record_stats(L8: jnp.ndarray, ab8: jnp.ndarray) -> jnp.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _stats_fn(mesh: Mesh):
-    fn = jax.shard_map(_record_stats, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)),
-                       out_specs=P(DATA_AXIS))
+    data = P(sharding.DATA_AXIS)
+    fn = jax.shard_map(_record_stats, mesh=mesh, in_specs=(data, data), out_specs=data)
     return jax.jit(fn)
 
 
@@ -73,15 +67,15 @@ def compute_stats(L8: np.ndarray, ab8: np.ndarray, mesh: Mesh | None = None) -> 
     The batch is padded to a multiple of the device count (padding rows are dropped from the
     result), placed sharded over `data` and reduced per record on its own device.
     """
-    mesh = mesh or data_mesh()
+    mesh = mesh or sharding.local_mesh()
     n = L8.shape[0]
     n_dev = mesh.devices.size
     pad = (-n) % n_dev
     if pad:
         L8 = np.concatenate([L8, np.zeros((pad, *L8.shape[1:]), L8.dtype)])
         ab8 = np.concatenate([ab8, np.zeros((pad, *ab8.shape[1:]), ab8.dtype)])
-    sharding = NamedSharding(mesh, P(DATA_AXIS))
-    out = _stats_fn(mesh)(jax.device_put(L8, sharding), jax.device_put(ab8, sharding))
+    batch = sharding.batch_sharding(mesh)
+    out = _stats_fn(mesh)(jax.device_put(L8, batch), jax.device_put(ab8, batch))
     values = np.asarray(out)[:n]
     stats = np.empty(n, STATS_DTYPE)
     for i, name in enumerate(STATS_FIELDS):
@@ -129,7 +123,7 @@ class FilterThresholds:
         return cls(**{f.name: cfg.get(f.name, f.default) for f in dataclasses.fields(cls)})
 
 
-class EmptyFilterError(ValueError):
+class EmptyFilterError(UsageError):
     """Every record was filtered out."""
 
 
@@ -173,7 +167,7 @@ def normalize(L8: jax.Array, ab8: jax.Array) -> tuple[jax.Array, jax.Array]:
     """uint8 records -> (L in [-1, 1] [n,H,W,1], ab/110 [n,H,W,2]) float32.
 
     Elementwise, so under `jax.jit` it runs wherever the (sharded) batch lives; only uint8
-    crosses the host-device link. `make_normalize` gives the explicit shard_map form.
+    crosses the host-device link.
     """
     return color.lab8_to_model(L8, ab8)
 
@@ -191,10 +185,3 @@ def prepare_batch(batch: dict) -> tuple[jax.Array, jax.Array]:
         ab_norm = jnp.where(flip, ab_norm[:, :, ::-1], ab_norm)
     return l_norm, ab_norm
 
-
-@functools.lru_cache(maxsize=8)
-def make_normalize(mesh: Mesh):
-    """`normalize` as an explicit per-device `shard_map` over `mesh`, jitted."""
-    fn = jax.shard_map(normalize, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)),
-                       out_specs=(P(DATA_AXIS), P(DATA_AXIS)))
-    return jax.jit(fn)

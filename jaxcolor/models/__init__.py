@@ -1,5 +1,6 @@
 """Model definitions (modules and forward passes only) and, beside them, weight porting.
 
-`resnet` (torchvision-compatible encoder), `port` (torch/timm weights -> Flax, encoder
-checkpoints), `generator` and `discriminator`. Import the submodule you need.
+`resnet` (torchvision-compatible encoder), `generator` and `discriminator`, `factory`
+(config.model -> G, D and the compute dtype: the one place that reads the model config) and
+`port` (torch/timm weights -> Flax, encoder checkpoints). Import the submodule you need.
 """

@@ -12,8 +12,8 @@ the nnx state path ('layer3', 0, 'downsample', 0, 'kernel') is torch's
 Strict means every mismatch is collected and reported at once in one `PortError`: a silently
 half-loaded encoder trains, but badly, and nobody notices for days.
 
-The generator does not read torch files: `python -m jaxcolor.models.port SRC OUT` converts
-once into an Orbax checkpoint (`save_encoder_checkpoint`), which the generator's
+The generator does not read torch files: `jaxcolor port SRC OUT` (`jaxcolor.cli.port`)
+converts once into an Orbax checkpoint (`save_encoder_checkpoint`), which the generator's
 `model.backbone_weights` points to and `load_encoder_checkpoint` restores. That checkpoint
 holds params and batch statistics as a pure dict (`nnx.to_pure_dict`), without the `fc`
 head unless asked for (`include_fc`): an encoder has no use for ImageNet's classifier.
@@ -21,11 +21,9 @@ head unless asked for (`include_fc`): an encoder has no use for ImageNet's class
 
 from __future__ import annotations
 
-import argparse
 import os
 import pickle
 import re
-import sys
 from collections.abc import Mapping
 
 import jax
@@ -33,13 +31,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, traverse_util
 
+from jaxcolor.errors import MissingPathError, RunError
 from jaxcolor.models.resnet import STAGE_SIZES, Bottleneck, ResNet, resnet
 
 _TORCH_CPU_HINT = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
 _MAX_LISTED = 6  # keys named per category in an error message; the exception keeps them all
 
 
-class PortError(ValueError):
+class PortError(RunError, ValueError):
     """A checkpoint cannot be read, or its keys/shapes do not fit the model.
 
     `missing`, `unexpected` and `mismatched` hold the complete lists; the message names the
@@ -65,7 +64,7 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise PortError(f"{path}: no such file")
+        raise MissingPathError(f"{path}: no such file")
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".safetensors":
         try:
@@ -322,7 +321,7 @@ def load_encoder_checkpoint(path: str, model: nnx.Module) -> nnx.Module:
         metadata = checkpointer.metadata(path) if os.path.isdir(path) else None
         if metadata is None or metadata.item_metadata is None:
             raise PortError(
-                f"{path}: not an Orbax checkpoint; write one with `python -m jaxcolor.models.port`"
+                f"{path}: not an Orbax checkpoint; write one with `jaxcolor port`"
             )
         saved = metadata.item_metadata.tree
         saved_flat = traverse_util.flatten_dict(saved)  # paths of str, ArrayMetadata leaves
@@ -350,45 +349,3 @@ def load_encoder_checkpoint(path: str, model: nnx.Module) -> nnx.Module:
     nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(values))
     nnx.update(model, state)
     return model
-
-
-# --------------------------------------------------------------------------------------
-# CLI.
-# --------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m jaxcolor.models.port",
-        description="Convert a torchvision/timm ResNet checkpoint to an Orbax encoder checkpoint.",
-    )
-    parser.add_argument("src", help="torch .pth/.pt or .safetensors state dict")
-    parser.add_argument("out", help="new Orbax checkpoint directory (must not exist)")
-    parser.add_argument(
-        "--depth",
-        type=int,
-        choices=sorted(STAGE_SIZES),
-        help="ResNet depth (default: inferred from the keys)",
-    )
-    parser.add_argument(
-        "--include-fc", action="store_true", help="keep the classifier head (default: drop it)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        state_dict = load_state_dict(args.src)
-        depth = args.depth or infer_depth(state_dict)
-        model = resnet_from_state_dict(
-            state_dict, depth, include_fc=args.include_fc, source=args.src
-        )
-        out = save_encoder_checkpoint(model, args.out, include_fc=args.include_fc)
-    except PortError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    num_params = sum(np.size(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
-    head = "with fc head" if args.include_fc else "encoder only"
-    print(f"wrote {out}: ResNet-{depth}, {num_params:,} params ({head})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,10 +16,11 @@ from absl import logging
 from jax.sharding import Mesh
 
 from jaxcolor.data import pipeline, stats
-from jaxcolor.data.records import Records, RecordsError
+from jaxcolor.data.records import Records
+from jaxcolor.errors import MissingPathError, UsageError
 
 
-class DataConfigError(ValueError):
+class DataConfigError(UsageError):
     """config.data points at nothing usable."""
 
 
@@ -29,7 +30,6 @@ class Inputs:
 
     mesh: Mesh
     train_iter: "pipeline.grain.DatasetIterator"
-    train_info: pipeline.PipelineInfo
     val_records: Records | None
     val_split: str | None
     global_batch: int
@@ -68,9 +68,9 @@ class Inputs:
 def _open(path, field: str) -> Records:
     if not path:
         raise DataConfigError(f"config.{field}: not set; point it at a records directory "
-                              "(make one with `python -m jaxcolor.data.ingest`)")
+                              "(make one with `jaxcolor ingest`)")
     if not Path(path).exists():
-        raise DataConfigError(f"config.{field}={path}: no such directory")
+        raise MissingPathError(f"config.{field}={path}: no such directory")
     return Records(path)  # RecordsError names the damaged file
 
 
@@ -98,7 +98,7 @@ def make_inputs(config, mesh: Mesh) -> Inputs:
     except pipeline.PipelineError as e:
         logging.warning("no validation: %s", e)
         val_records, val_split = None, None
-    return Inputs(mesh=mesh, train_iter=train_iter, train_info=info, val_records=val_records,
+    return Inputs(mesh=mesh, train_iter=train_iter, val_records=val_records,
                   val_split=val_split, global_batch=int(config.batch_size),
                   crop_size=int(data_cfg.crop_size),
                   thresholds=stats.FilterThresholds.from_config(data_cfg.filter))
@@ -106,8 +106,6 @@ def make_inputs(config, mesh: Mesh) -> Inputs:
 
 def _checked_val_path(path):
     if path and not Path(path).exists():
-        raise DataConfigError(f"config.data.val={path}: no such directory")
+        raise MissingPathError(f"config.data.val={path}: no such directory")
     return path
 
-
-__all__ = ["Inputs", "make_inputs", "DataConfigError", "RecordsError"]

@@ -21,6 +21,7 @@ from absl import logging
 from PIL import Image
 
 from jaxcolor import color
+from jaxcolor import metrics as metrics_lib
 from jaxcolor.train.state import TrainState
 
 _CONSOLE_KEYS = ("g/l1", "g/adv", "d/loss")
@@ -45,18 +46,17 @@ def image_grid(L8: np.ndarray, ab8_true: np.ndarray, ab_pred_norm: np.ndarray) -
     return rows.reshape(-1, rows.shape[2], 3)
 
 
-def evaluate(eval_fn, state: TrainState, data, mesh, config) -> dict:
-    """One pass over (up to `eval_max_images` of) the validation split.
+def evaluate(eval_fn, state: TrainState, data, *, max_images: int, probe_images: int) -> dict:
+    """One pass over (up to `max_images` of) the validation split.
 
     Per-image metrics come back as [global batch] arrays; padding rows are dropped with the
     pipeline's mask. Every process averages over the whole split (the rows of all processes
     are gathered), so all report, and checkpoint, the same numbers. The first batch's first
     `probe_images` (of this process) form the fixed probe grid.
     """
-    del mesh
     per_image = collections.defaultdict(list)
     grid = None
-    for batch, mask in data.val_batches(int(config.eval_max_images)):
+    for batch, mask in data.val_batches(max_images):
         out = eval_fn(state, batch)
         # Each process fetches its own rows (the addressable shards of every output) ...
         local = {k: _local_rows(v) for k, v in out.items()}
@@ -67,14 +67,13 @@ def evaluate(eval_fn, state: TrainState, data, mesh, config) -> dict:
         for k, v in scores.items():
             per_image[k].append(v[keep])
         if grid is None:
-            n = min(int(config.probe_images), int(mask.sum()))
+            n = min(probe_images, int(mask.sum()))
             grid = image_grid(_local_rows(batch["L"])[:n], _local_rows(batch["ab"])[:n],
                               local["ab_pred"][:n])
     values = {k: np.concatenate(v) for k, v in per_image.items()}
-    metrics = {k: float(np.mean(v)) for k, v in values.items()}
-    metrics["delta_cf"] = abs(metrics["cf_pred"] - metrics["cf_true"])
-    metrics["images"] = float(len(values["l1"]))
-    return {"metrics": metrics, "grid": grid}
+    summary = metrics_lib.summarize(values)  # means, and delta-CF from the CF means
+    summary["images"] = float(len(values["l1"]))
+    return {"metrics": summary, "grid": grid}
 
 
 def _from_all_processes(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -165,11 +164,13 @@ class Monitor:
             self.writer.add_image("val/gray_pred_true", results["grid"], step, dataformats="HWC")
         self.writer.flush()
 
-    def write_final_grid(self, eval_fn, state: TrainState, data, mesh) -> Path | None:
+    def write_final_grid(self, eval_fn, state: TrainState, data) -> Path | None:
         """Save the probe grid (gray | predicted | true) of the final state as a PNG."""
         if not data.has_val:
             return None
-        results = evaluate(eval_fn, state, data, mesh, _probe_only(self.config))
+        # One batch is enough for the grid.
+        results = evaluate(eval_fn, state, data, max_images=1,
+                           probe_images=int(self.config.probe_images))
         if not self.is_writer or results["grid"] is None:
             return None
         path = self.workdir / "samples.png"
@@ -181,12 +182,3 @@ class Monitor:
         if self.writer is not None:
             self.writer.close()
 
-
-def _probe_only(config):
-    """A view of the config that evaluates just one batch (enough for the probe grid)."""
-
-    class _View:
-        eval_max_images = 1
-        probe_images = config.probe_images
-
-    return _View()

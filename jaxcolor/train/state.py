@@ -1,19 +1,20 @@
 """The training state: one explicit pytree, plus the static model definitions beside it.
 
 `TrainState` holds every array a step reads or writes: the step counter, G's parameters,
-batch statistics and optax state, the same three for D, an optional EMA copy of G's
-parameters, and the RNG key. Step functions are pure: `state, batch -> new_state, metrics`.
+batch statistics and optax state, the same three for D, and an optional EMA copy of G's
+parameters. Step functions are pure: `state, batch -> new_state, metrics`.
 
 The NNX graph definitions (the static structure of G and D, in train and eval mode) are not
-arrays; they live in `ModelDefs`, which the step builders close over. Splitting a module into
-(graphdef, Param state, rest) and merging it back inside `jax.jit` is Flax's functional
-training pattern; here it happens once, at creation.
+arrays; they live in `ModelDefs`, which the step builders close over. They are taken from
+abstract models (`nnx.eval_shape`) outside any trace, so nothing is captured while tracing.
+Splitting a module into (graphdef, Param state, rest) and merging it back inside `jax.jit`
+is Flax's functional training pattern.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,10 +33,18 @@ class TrainState:
     d_batch_stats: nnx.State
     d_opt_state: optax.OptState
     g_ema_params: nnx.State | None  # EMA of G's parameters, or None when disabled
-    rng: jax.Array  # raw uint32 PRNG key (jax.random.PRNGKey): checkpoints as a plain array
 
     def replace(self, **changes: Any) -> "TrainState":
         return dataclasses.replace(self, **changes)
+
+
+def _modes(module: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef]:
+    """(train-mode, eval-mode) graph definitions of a module; leaves it in eval mode."""
+    module.train()
+    train, _, _ = nnx.split(module, nnx.Param, ...)
+    module.eval()
+    evaluate, _, _ = nnx.split(module, nnx.Param, ...)
+    return train, evaluate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +56,13 @@ class ModelDefs:
     d_train: nnx.GraphDef
     d_eval: nnx.GraphDef
 
+    @classmethod
+    def of(cls, generator: nnx.Module, discriminator: nnx.Module) -> "ModelDefs":
+        """From (typically abstract, `nnx.eval_shape`) modules."""
+        g_train, g_eval = _modes(generator)
+        d_train, d_eval = _modes(discriminator)
+        return cls(g_train=g_train, g_eval=g_eval, d_train=d_train, d_eval=d_eval)
+
     def generator(self, params: nnx.State, batch_stats: nnx.State, *, train: bool) -> nnx.Module:
         return nnx.merge(self.g_train if train else self.g_eval, params, batch_stats)
 
@@ -55,30 +71,17 @@ class ModelDefs:
         return nnx.merge(self.d_train if train else self.d_eval, params, batch_stats)
 
 
-def split_modes(module: nnx.Module) -> tuple[nnx.GraphDef, nnx.GraphDef, nnx.State, nnx.State]:
-    """(train graphdef, eval graphdef, params, rest) of a module. Leaves it in eval mode."""
-    module.train()
-    g_train, params, rest = nnx.split(module, nnx.Param, ...)
-    module.eval()
-    g_eval, _, _ = nnx.split(module, nnx.Param, ...)
-    return g_train, g_eval, params, rest
-
-
-def create(make_generator: Callable[[], nnx.Module], make_discriminator: Callable[[], nnx.Module],
-           g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation, *,
-           seed: int, ema: bool) -> tuple[ModelDefs, TrainState]:
-    """Build both models and the initial state. Pure given `seed`: safe under `jax.jit`."""
-    g_train, g_eval, g_params, g_rest = split_modes(make_generator())
-    d_train, d_eval, d_params, d_rest = split_modes(make_discriminator())
-    defs = ModelDefs(g_train=g_train, g_eval=g_eval, d_train=d_train, d_eval=d_eval)
-    state = TrainState(
+def create(generator: nnx.Module, discriminator: nnx.Module, g_tx: optax.GradientTransformation,
+           d_tx: optax.GradientTransformation, *, ema: bool) -> TrainState:
+    """The initial state of freshly built models. Pure: safe to trace under `jax.jit`."""
+    _, g_params, g_rest = nnx.split(generator, nnx.Param, ...)
+    _, d_params, d_rest = nnx.split(discriminator, nnx.Param, ...)
+    return TrainState(
         step=jnp.zeros((), jnp.int32),
         g_params=g_params, g_batch_stats=g_rest, g_opt_state=g_tx.init(g_params),
         d_params=d_params, d_batch_stats=d_rest, d_opt_state=d_tx.init(d_params),
         g_ema_params=jax.tree.map(jnp.copy, g_params) if ema else None,
-        rng=jax.random.PRNGKey(seed),
     )
-    return defs, state
 
 
 def generator_variables(state: TrainState, *, use_ema: bool = True) -> dict[str, nnx.State]:

@@ -3,17 +3,18 @@
 Every step is `(state, batch) -> (state, metrics)` with `batch = {"L": uint8 [B,H,W],
 "ab": uint8 [B,H,W,2], "flip": bool [B] (optional)}` (global `jax.Array`s sharded over the
 mesh's `data` axis). The uint8 records are flipped and normalised on the devices inside the
-step (`stats.prepare_batch`), so only uint8 crosses from host to accelerator. Metrics are returned as device arrays: the loop fetches them
-one step late, so dispatching step n+1 never waits for step n.
+step (`stats.prepare_batch`), so only uint8 crosses from host to accelerator. Metrics are
+returned as device arrays: the loop fetches them one step late, so dispatching step n+1
+never waits for step n.
 
 Steps, by phase:
-  pretrain_step  phase 1: G alone with L1 (MAE) on ab
-  d_step         NoGAN: D learns to tell real from the output of the frozen G (G in eval mode)
-  gan_step       phase 2, fused: G update (adversarial + lambda_L1 * L1) against the current D,
+  pretrain       phase 1: G alone with L1 (MAE) on ab
+  d_pretrain     NoGAN: D learns to tell real from the output of the frozen G (G in eval mode)
+  gan            phase 2, fused: G update (adversarial + lambda_L1 * L1) against the current D,
                  then a D update on the same real batch and G's (stop-gradient) output.
                  Fusing lets both updates share one G forward pass; pix2pix updates D first,
                  which is the same alternation shifted by half a step.
-  eval_step      G in eval mode (EMA parameters when enabled) -> predictions + per-image metrics
+  evaluate       G in eval mode (EMA parameters when enabled) -> predictions + per-image metrics
 
 Under `jax.jit` with a batch sharded over `data`, BatchNorm statistics are reduced over the
 global batch by XLA: no per-layer host work, no pmean to write by hand.
@@ -31,6 +32,7 @@ from flax import nnx
 
 from jaxcolor import color, metrics
 from jaxcolor.data import stats
+from jaxcolor.models.generator import is_encoder_path
 from jaxcolor.train import losses
 from jaxcolor.train.optim import current_learning_rate
 from jaxcolor.train.state import ModelDefs, TrainState
@@ -57,18 +59,21 @@ class StepConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Steps:
-    """The compiled steps of one run (state argument donated)."""
+    """The compiled steps of one run (state argument donated), one per phase
+    (`schedule.PHASES`), and the evaluation step."""
 
     pretrain: StepFn
-    d_only: StepFn
+    d_pretrain: StepFn
     gan: StepFn
     evaluate: Callable[[TrainState, dict], dict]
+
+    def for_phase(self, phase: str) -> StepFn:
+        return getattr(self, phase)
 
 
 def encoder_mask(g_params: nnx.State) -> nnx.State:
     """A tree of bools shaped like G's params: True for the encoder's (ResNet) leaves."""
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: bool(path) and getattr(path[0], "key", None) == "encoder", g_params)
+    return jax.tree_util.tree_map_with_path(lambda path, _: is_encoder_path(path), g_params)
 
 
 def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransformation,
@@ -129,7 +134,7 @@ def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransforma
         state, m = update_generator(state, grads, g)
         return state.replace(step=state.step + 1), {"g/l1": loss, **m}
 
-    def d_step(state: TrainState, batch: dict):
+    def d_pretrain_step(state: TrainState, batch: dict):
         l_norm, ab_real = stats.prepare_batch(batch)
         g = defs.generator(state.g_params, state.g_batch_stats, train=False)
         ab_fake = jax.lax.stop_gradient(g(l_norm).astype(jnp.float32))
@@ -184,5 +189,5 @@ def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransforma
 
         return jax.jit(constrained, donate_argnums=(0,))
 
-    return Steps(pretrain=compile_step(pretrain_step), d_only=compile_step(d_step),
+    return Steps(pretrain=compile_step(pretrain_step), d_pretrain=compile_step(d_pretrain_step),
                  gan=compile_step(gan_step), evaluate=jax.jit(eval_step))

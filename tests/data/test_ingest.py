@@ -10,6 +10,7 @@ from PIL import Image
 from skimage import data as skdata
 
 from jaxcolor import color
+from jaxcolor.cli import main as jaxcolor_main
 from jaxcolor.data import images, ingest, records, stats
 
 H, W = 12, 10  # non-square
@@ -117,8 +118,9 @@ def test_kaggle_refuses_existing_out(tmp_path, kaggle):
 def test_cli_kaggle(tmp_path, kaggle, capsys):
     gray_path, ab_paths, L, _ = kaggle
     out = tmp_path / "recs"
-    code = ingest.main(["kaggle", f"--gray={gray_path}", "--ab=" + ",".join(map(str, ab_paths)),
-                        f"--out={out}", "--val_every=0", "--chunk=8"])
+    code = jaxcolor_main(["ingest", "kaggle", f"--gray={gray_path}",
+                          "--ab=" + ",".join(map(str, ab_paths)), f"--out={out}",
+                          "--val_every=0", "--chunk=8"])
     captured = capsys.readouterr()
     assert code == 0
     assert f"wrote {N} records to {out}" in captured.out and f"{N} train, 0 val" in captured.out
@@ -129,22 +131,23 @@ def test_cli_kaggle(tmp_path, kaggle, capsys):
 
 def test_cli_user_errors_are_one_line(tmp_path, kaggle, capsys):
     gray_path, ab_paths, _, _ = kaggle
-    code = ingest.main(["kaggle", f"--gray={gray_path}", f"--ab={ab_paths[0]}",
-                        f"--out={tmp_path / 'recs'}"])
+    code = jaxcolor_main(["ingest", "kaggle", f"--gray={gray_path}", f"--ab={ab_paths[0]}",
+                          f"--out={tmp_path / 'recs'}"])
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("error: ab files hold 10 records (ab1.npy: 10)")
     assert err.count("\n") == 1 and "Traceback" not in err
-    code = ingest.main(["images", f"--src={tmp_path / 'none'}", f"--out={tmp_path / 'r'}"])
-    assert code == 1 and capsys.readouterr().err.startswith("error: ")
-    code = ingest.main(["kaggle", f"--gray={gray_path}", f"--ab={ab_paths[0]}",
-                        f"--out={tmp_path / 'recs'}", "--val_every=-1"])
-    assert code == 1 and "--val_every must be >= 0" in capsys.readouterr().err
+    code = jaxcolor_main(["ingest", "images", f"--src={tmp_path / 'none'}",
+                          f"--out={tmp_path / 'r'}"])
+    assert code == 2 and capsys.readouterr().err.startswith("error: ")  # usage: no such path
+    code = jaxcolor_main(["ingest", "kaggle", f"--gray={gray_path}", f"--ab={ab_paths[0]}",
+                          f"--out={tmp_path / 'recs'}", "--val_every=-1"])
+    assert code == 2 and "--val_every must be >= 0" in capsys.readouterr().err
 
 
 def test_cli_as_module_exits_cleanly(tmp_path, kaggle):
     gray_path, ab_paths, _, _ = kaggle
     result = subprocess.run(
-        [sys.executable, "-m", "jaxcolor.data.ingest", "kaggle", f"--gray={gray_path}",
+        [sys.executable, "-m", "jaxcolor", "ingest", "kaggle", f"--gray={gray_path}",
          f"--ab={ab_paths[1]},{ab_paths[2]}", f"--out={tmp_path / 'recs'}"],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
@@ -280,8 +283,8 @@ def test_no_decodable_file_is_an_error(tmp_path):
 
 def test_cli_images(photo_dir, tmp_path, capsys):
     out = tmp_path / "recs"
-    code = ingest.main(["images", f"--src={photo_dir}", f"--out={out}", "--size=16",
-                        "--workers=1", "--val_every=0"])
+    code = jaxcolor_main(["ingest", "images", f"--src={photo_dir}", f"--out={out}",
+                          "--size=16", "--workers=1", "--val_every=0"])
     captured = capsys.readouterr()
     assert code == 0
     assert f"wrote {len(GOOD)} records" in captured.out and "skipped 3 inputs" in captured.out

@@ -9,9 +9,8 @@ import grain
 import jax
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
 
-from jaxcolor import color
+from jaxcolor import color, sharding
 from jaxcolor.data import pipeline, stats
 from jaxcolor.data.records import Records, RecordsWriter
 
@@ -264,20 +263,21 @@ def test_configuration_errors_name_the_field(records, kwargs, field):
 
 
 def test_make_global_batch_on_one_device(records):
-    mesh = stats.data_mesh(jax.devices()[:1])
+    mesh = sharding.make_mesh(jax.devices()[:1])
     batch = _take(_train(records)[0], 1)[0]
     arrays = pipeline.make_global_batch(batch, mesh)
     assert arrays["L"].shape == (6, CROP, CROP) and arrays["L"].dtype == np.uint8
     assert arrays["ab"].shape == (6, CROP, CROP, 2) and arrays["ab"].dtype == np.uint8
-    assert arrays["L"].sharding == NamedSharding(mesh, P(stats.DATA_AXIS))
+    assert arrays["L"].sharding == sharding.batch_sharding(mesh)
     np.testing.assert_array_equal(np.asarray(arrays["ab"]), batch["ab"])
 
 
 def test_global_batch_shards_over_four_devices_in_its_own_process():
     script = textwrap.dedent("""
         import numpy as np, jax
-        from jaxcolor.data import pipeline, stats
-        mesh = stats.data_mesh()
+        from jaxcolor import sharding
+        from jaxcolor.data import pipeline
+        mesh = sharding.local_mesh()
         assert mesh.devices.size == 4
         out = pipeline.make_global_batch({"L": np.zeros((8, 4, 4), np.uint8)}, mesh)
         assert [s.data.shape for s in out["L"].addressable_shards] == [(2, 4, 4)] * 4

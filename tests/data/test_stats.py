@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from jaxcolor import color
+from jaxcolor import color, sharding
 from jaxcolor.data import images, stats
 
 SIZE = 32
@@ -93,13 +93,13 @@ def test_normalize_matches_numpy(batch):
     lab = color.decode_lab8(L8, ab8)
     np.testing.assert_allclose(np.asarray(L), lab[..., :1] / 50.0 - 1.0, atol=1e-6)
     np.testing.assert_allclose(np.asarray(ab), lab[..., 1:] / 110.0, atol=1e-6)
-    L_sm, ab_sm = stats.make_normalize(stats.data_mesh())(L8, ab8)
-    np.testing.assert_allclose(np.asarray(L_sm), np.asarray(L), atol=1e-6)  # jit may fuse
-    np.testing.assert_allclose(np.asarray(ab_sm), np.asarray(ab), atol=1e-6)
+    L_jit, ab_jit = jax.jit(stats.normalize)(L8, ab8)
+    np.testing.assert_allclose(np.asarray(L_jit), np.asarray(L), atol=1e-6)  # jit may fuse
+    np.testing.assert_allclose(np.asarray(ab_jit), np.asarray(ab), atol=1e-6)
 
 
 def test_single_device_mesh():
-    mesh = stats.data_mesh()
+    mesh = sharding.local_mesh()
     assert mesh.axis_names == ("data",) and mesh.devices.size == len(jax.local_devices())
 
 
@@ -107,10 +107,10 @@ def test_single_device_mesh():
 # imported, so this runs in its own interpreter.
 _FOUR_DEVICES = textwrap.dedent("""
     import jax, numpy as np
-    from jaxcolor import color
+    from jaxcolor import color, sharding
     from jaxcolor.data import stats
     assert jax.device_count() == 4, jax.devices()
-    mesh = stats.data_mesh()
+    mesh = sharding.local_mesh()
     assert mesh.devices.size == 4
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (7, 16, 12, 3), np.uint8)  # 7 records: padded to 8
@@ -120,7 +120,9 @@ _FOUR_DEVICES = textwrap.dedent("""
     assert ours.shape == (7,)
     for name in stats.STATS_FIELDS:
         np.testing.assert_allclose(ours[name], ref[name], rtol=1e-4, atol=1e-3, err_msg=name)
-    L, ab = stats.make_normalize(mesh)(L8[:4].repeat(2, 0), ab8[:4].repeat(2, 0))
+    batch = jax.device_put((L8[:4].repeat(2, 0), ab8[:4].repeat(2, 0)),
+                           sharding.batch_sharding(mesh))
+    L, ab = jax.jit(stats.normalize)(*batch)  # elementwise: stays sharded over the 4 devices
     assert len(L.sharding.device_set) == 4 and len(ab.sharding.device_set) == 4
     lab = color.decode_lab8(L8[:4].repeat(2, 0), ab8[:4].repeat(2, 0))
     np.testing.assert_allclose(np.asarray(L), lab[..., :1] / 50 - 1, atol=1e-6)

@@ -37,7 +37,8 @@ def archive(tmp_path_factory):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=faultkit.REPO, text=True,
+    """`jaxcolor SUBCOMMAND ...` in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-m", "jaxcolor", *args], cwd=faultkit.REPO, text=True,
                           capture_output=True, timeout=CLI_TIMEOUT, env=faultkit.trainer_env())
 
 
@@ -87,7 +88,7 @@ def test_colorize_processes_every_valid_file_and_lists_every_failure(archive, ba
     directory, entries = archive
     out = tmp_path / "out"
     started = time.monotonic()
-    proc = _cli("jaxcolor.colorize", f"--workdir={baseline.workdir}", f"--input={directory}",
+    proc = _cli("colorize", f"--checkpoint={baseline.workdir}", f"--input={directory}",
                 f"--output={out}", "--format=same")
     seconds = time.monotonic() - started
 
@@ -123,7 +124,7 @@ def test_colorize_processes_every_valid_file_and_lists_every_failure(archive, ba
 def test_ingest_keeps_every_valid_file_and_lists_every_skipped_one(archive, tmp_path):
     directory, entries = archive
     out = tmp_path / "records"
-    proc = _cli("jaxcolor.data.ingest", "images", f"--src={directory}", f"--out={out}",
+    proc = _cli("ingest", "images", f"--src={directory}", f"--out={out}",
                 "--size=32", "--workers=2", "--val_every=0")
 
     assert proc.returncode == 0, proc.stderr[-5000:]

@@ -9,24 +9,18 @@ phases run (8 + 2 + 6 steps) so that a resumed run crosses phase boundaries. Che
 every 2 steps (~100 MB each) and none deleted, so a test sees every checkpoint a run left.
 """
 
-import importlib.util
 import pathlib
 
 import ml_collections
 
+from jaxcolor import configs
 
-def _gan_config():
-    """experiments/configs/gan.py, loaded by path (config files are scripts, not a package)."""
-    path = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs" / "gan.py"
-    spec = importlib.util.spec_from_file_location("jaxcolor_faults_gan_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+GAN = pathlib.Path(__file__).resolve().parents[2] / "experiments" / "configs" / "gan.py"
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     del variant
-    config = _gan_config().get_config()
+    config = configs.load(GAN)
     config.seed = 0
     config.batch_size = 4
     config.phases.pretrain_steps = 8

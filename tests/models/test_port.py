@@ -11,7 +11,8 @@ import pytest
 from flax import nnx
 from safetensors.numpy import save_file
 
-from jaxcolor.models import port
+from jaxcolor.cli import main as jaxcolor_main
+from jaxcolor.errors import MissingPathError
 from jaxcolor.models.port import (
     PortError,
     infer_depth,
@@ -116,7 +117,7 @@ def test_infer_depth_rejects_non_torchvision_layouts():
 
 
 def test_load_state_dict_errors(tmp_path, monkeypatch):
-    with pytest.raises(PortError, match="no such file"):
+    with pytest.raises(MissingPathError, match="no such file"):
         load_state_dict(tmp_path / "nothing.pth")
     odd = tmp_path / "weights.h5"
     odd.write_bytes(b"")
@@ -186,7 +187,7 @@ def test_cli_converts_a_resnet18_safetensors_file(tmp_path, capsys):
     src = tmp_path / "resnet18.safetensors"
     save_file(sd, str(src))
 
-    assert port.main([str(src), str(tmp_path / "ckpt")]) == 0
+    assert jaxcolor_main(["port", str(src), str(tmp_path / "ckpt")]) == 0
     assert "ResNet-18" in capsys.readouterr().out
 
     encoder = load_encoder_checkpoint(
@@ -208,14 +209,15 @@ def test_cli_user_error_is_one_line_without_traceback(tmp_path):
         [
             sys.executable,
             "-m",
-            "jaxcolor.models.port",
+            "jaxcolor",
+            "port",
             str(tmp_path / "missing.pth"),
             str(tmp_path / "out"),
         ],
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # usage: the source file does not exist
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / 'missing.pth'}: no such file"
     ]

@@ -11,7 +11,6 @@ counts, cadences), so the persistent compilation cache compiles each step once p
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -25,11 +24,10 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from jaxcolor import color
+from jaxcolor import color, configs
 from jaxcolor.data.records import Records, RecordsWriter
-from jaxcolor.train import build, loop, monitor, optim
-from jaxcolor.train import mesh as mesh_lib
-from jaxcolor.train import steps as steps_lib
+from jaxcolor.train import loop, monitor
+from jaxcolor.train.setup import setup
 
 REPO = Path(__file__).resolve().parents[2]
 RECORDS_COUNT, RECORDS_SIZE, VAL_EVERY = 40, 104, 5  # 32 training, 8 validation records
@@ -65,12 +63,9 @@ def write_records(directory: Path, count: int = RECORDS_COUNT, size: int = RECOR
 
 
 def load_config(name: str, variant: str = "") -> ml_collections.ConfigDict:
-    """experiments/configs/<name>.py's config, loaded by path (config files are scripts)."""
-    spec = importlib.util.spec_from_file_location(
-        f"jaxcolor_test_{name}_config", REPO / "experiments" / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(variant)
+    """experiments/configs/<name>.py's config (`jaxcolor.configs.load`)."""
+    path = REPO / "experiments" / "configs" / f"{name}.py"
+    return configs.load(f"{path}:{variant}" if variant else path)
 
 
 def tiny_config(train_dir, **phases) -> ml_collections.ConfigDict:
@@ -107,32 +102,19 @@ def tiny_config(train_dir, **phases) -> ml_collections.ConfigDict:
 
 
 def build_run(config, mesh=None, initial=None):
-    """(defs, state, compiled steps) built exactly as `loop.train_and_evaluate` builds them,
+    """(setup, state) of `jaxcolor.train.setup`, as `loop.train_and_evaluate` builds them,
     so that tests driving the steps directly share its compiled programs. `initial`, a host
     copy of a state, is placed on the mesh instead of initialising (which compiles)."""
-    mesh = mesh_lib.make_mesh() if mesh is None else mesh
-    schedule = loop.Schedule.from_config(config)
-    g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates)
-    d_tx = optim.make_optimizer(config.d, field="d", total_updates=schedule.d_updates)
-    replicated = mesh_lib.replicated(mesh)
-    if initial is None:
-        defs, state = build.create_state(config, g_tx, d_tx, sharding=replicated)
-    else:
-        defs, _ = build.abstract_state(config, g_tx, d_tx, sharding=replicated)
-        state = jax.device_put(initial, replicated)
-    steps = steps_lib.build_steps(
-        defs, steps_lib.StepConfig.from_config(config), g_tx, d_tx,
-        g_encoder_mask=steps_lib.encoder_mask(state.g_params), state_sharding=replicated)
-    return defs, state, steps
+    run = setup(config, mesh)
+    return run, (run.init_state() if initial is None else run.place(initial))
 
 
 def run_steps(steps, state, batch, phases):
-    """Apply the named steps in order to one batch -> (final state, each step's metrics as
-    floats)."""
-    fns = {"pretrain": steps.pretrain, "d_pretrain": steps.d_only, "gan": steps.gan}
+    """Apply the named phases' steps in order to one batch -> (final state, each step's
+    metrics as floats)."""
     history = []
     for phase in phases:
-        state, metrics = fns[phase](state, batch)
+        state, metrics = steps.for_phase(phase)(state, batch)
         history.append({k: float(v) for k, v in metrics.items()})
     return state, history
 

@@ -12,7 +12,9 @@ from flax import nnx
 from tensorboard.backend.event_processing import event_accumulator
 
 from helpers import assert_trees_equal, plain, restore_saved_state, tiny_config
-from jaxcolor.train import build, checkpoint
+from jaxcolor.inference import restore
+from jaxcolor.models import factory
+from jaxcolor.train import checkpoint
 
 FINAL = 10
 
@@ -26,13 +28,13 @@ def test_generator_restores_alone_from_the_saved_config(checkpoints, monkeypatch
     def no_discriminator(*args, **kwargs):
         raise AssertionError("inference must not build D")
 
-    monkeypatch.setattr(build, "make_discriminator", no_discriminator)
-    config = ml_collections.ConfigDict(checkpoint.read_config(checkpoints, FINAL))
-    abstract = nnx.eval_shape(lambda: build.make_generator(config.model, seed=0))
+    monkeypatch.setattr(factory, "make_discriminator", no_discriminator)
+    config = ml_collections.ConfigDict(restore.read_config(checkpoints, FINAL))
+    abstract = nnx.eval_shape(lambda: factory.make_generator(config.model, seed=0))
     _, params, batch_stats = nnx.split(abstract, nnx.Param, ...)
 
-    restored = checkpoint.restore_generator(checkpoints, FINAL,
-                                            {"params": params, "batch_stats": batch_stats})
+    restored = restore.restore_generator(checkpoints, FINAL,
+                                         {"params": params, "batch_stats": batch_stats})
 
     saved = restore_saved_state(checkpoints.parent, FINAL)
     # EMA is on in the tiny config: inference gets the averaged weights.
@@ -43,21 +45,21 @@ def test_generator_restores_alone_from_the_saved_config(checkpoints, monkeypatch
 
 
 def test_saved_config_is_the_run_config(checkpoints, records_dir):
-    saved = checkpoint.read_config(checkpoints, FINAL)
+    saved = restore.read_config(checkpoints, FINAL)
     assert saved == json.loads(tiny_config(records_dir).to_json_best_effort())
 
 
 def test_resolve_step_latest_best_and_explicit(checkpoints, finished_run):
-    assert checkpoint.resolve_step(checkpoints) == FINAL
-    assert checkpoint.resolve_step(checkpoints, step=5) == 5
+    assert restore.resolve_step(checkpoints) == FINAL
+    assert restore.resolve_step(checkpoints, step=5) == 5
     events = event_accumulator.EventAccumulator(str(finished_run.workdir / "tb")).Reload()
     val_l1 = {e.step: e.value for e in events.Scalars("val/l1")}
-    assert checkpoint.resolve_step(checkpoints, best=True) == min(val_l1, key=val_l1.get)
-    with pytest.raises(checkpoint.CheckpointError, match=r"no checkpoint for step 7 "
-                                                         r"\(available: \[5, 10\]\)"):
-        checkpoint.resolve_step(checkpoints, step=7)
-    with pytest.raises(checkpoint.CheckpointError, match="no such checkpoint directory"):
-        checkpoint.resolve_step(checkpoints.parent / "elsewhere")
+    assert restore.resolve_step(checkpoints, best=True) == min(val_l1, key=val_l1.get)
+    with pytest.raises(restore.CheckpointNotFoundError, match=r"no checkpoint for step 7 "
+                                                             r"\(available: \[5, 10\]\)"):
+        restore.resolve_step(checkpoints, step=7)
+    with pytest.raises(restore.CheckpointNotFoundError, match="no such checkpoint directory"):
+        restore.resolve_step(checkpoints.parent / "elsewhere")
 
 
 def test_a_half_written_checkpoint_is_never_the_latest(checkpoints, tmp_path):
@@ -71,4 +73,4 @@ def test_a_half_written_checkpoint_is_never_the_latest(checkpoints, tmp_path):
         assert 15 not in manager.all_steps()
     finally:
         manager.close()
-    assert checkpoint.resolve_step(copy) == FINAL
+    assert restore.resolve_step(copy) == FINAL

@@ -3,6 +3,7 @@ sample grid, checkpoints, an exact resume from a SIGTERM inside the GAN phase, a
 and the errors a user sees for a bad config (in process and through experiments/run.py)."""
 
 import dataclasses
+import os
 import re
 import shutil
 import signal
@@ -21,7 +22,8 @@ from helpers import (CROP, D_PRETRAIN, GAN, PRETRAIN, REPO, assert_trees_equal, 
                      restore_saved_state, run_python, tiny_config, train_recording)
 from jaxcolor import color
 from jaxcolor.data.records import Records, RecordsError
-from jaxcolor.train import build, loop
+from jaxcolor.errors import MissingPathError
+from jaxcolor.train import loop
 from jaxcolor.train import steps as steps_lib
 from jaxcolor.train.inputs import DataConfigError
 
@@ -181,8 +183,7 @@ def nothing_compiles(monkeypatch):
     def must_not_run(*args, **kwargs):
         raise AssertionError("the state was built before the config error was found")
 
-    monkeypatch.setattr(build, "create_state", must_not_run)
-    monkeypatch.setattr(build, "abstract_state", must_not_run)
+    monkeypatch.setattr(loop, "setup", must_not_run)
 
 
 def test_unset_training_data_is_a_config_error(tmp_path, nothing_compiles):
@@ -192,12 +193,12 @@ def test_unset_training_data_is_a_config_error(tmp_path, nothing_compiles):
 
 def test_missing_data_directories_are_named(records_dir, tmp_path, nothing_compiles):
     missing = tmp_path / "no_such_records"
-    with pytest.raises(DataConfigError, match=rf"config\.data\.train={re.escape(str(missing))}"
-                                              r": no such directory"):
+    with pytest.raises(MissingPathError, match=rf"config\.data\.train={re.escape(str(missing))}"
+                                               r": no such directory"):
         loop.train_and_evaluate(tiny_config(missing), tmp_path / "work")
     config = tiny_config(records_dir)
     config.data.val = str(missing)
-    with pytest.raises(DataConfigError, match=r"config\.data\.val=.*: no such directory"):
+    with pytest.raises(MissingPathError, match=r"config\.data\.val=.*: no such directory"):
         loop.train_and_evaluate(config, tmp_path / "work")
 
 
@@ -214,7 +215,7 @@ def _run_py(*flags, timeout=600):
 def test_run_py_rejects_an_unknown_config_key_in_one_line(tmp_path):
     result = _run_py("--config=experiments/configs/demo.py:smoke", f"--workdir={tmp_path}",
                      "--config.model.no_such_key=3")
-    assert result.returncode != 0
+    assert result.returncode == 2  # usage
     assert "Traceback" not in result.stderr
     mentions = [line for line in result.stderr.splitlines() if "no_such_key" in line]
     assert len(mentions) == 1, result.stderr
@@ -224,7 +225,7 @@ def test_run_py_reports_missing_data_as_one_error_line(tmp_path):
     missing = tmp_path / "no_such_records"
     result = _run_py("--config=experiments/configs/gan.py", f"--workdir={tmp_path / 'work'}",
                      f"--config.data.train={missing}", "--config.compilation_cache=")
-    assert result.returncode == 1
+    assert result.returncode == 2  # usage: a path that does not exist
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: config.data.train={missing}: no such directory"]
@@ -275,6 +276,23 @@ def test_run_py_saves_on_sigterm_exits_0_and_resumes(records_dir, compile_cache,
     assert f"step {step + 1}/{TOTAL}" in resumed.stderr
     assert f"step {step}/{TOTAL}" not in resumed.stderr  # no step is trained twice
     assert _checkpoint_steps(tmp_path / "work")[-1] == TOTAL
+
+
+@pytest.mark.slow
+def test_run_py_reports_a_missing_demo_dependency_in_one_line(tmp_path):
+    """DemoDataError (no scikit-image) reaches run.py as one line, not a traceback."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "skimage.py").write_text("raise ImportError('scikit-image is not installed')\n")
+    result = subprocess.run(
+        [sys.executable, "experiments/run.py", "--config=experiments/configs/demo.py:smoke",
+         f"--workdir={tmp_path / 'work'}", "--config.compilation_cache="],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": f"{hide}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "pip install 'jaxcolor[demo]'" in errors[0], result.stderr
 
 
 @pytest.mark.slow

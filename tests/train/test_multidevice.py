@@ -21,8 +21,8 @@ import pytest
 
 from helpers import (REPO, assert_trees_equal, build_run, fixed_batch, run_steps, tiny_config,
                      to_host)
+from jaxcolor import sharding
 from jaxcolor.data import pipeline
-from jaxcolor.train import mesh as mesh_lib
 
 PHASES = ("pretrain", "gan")  # the GAN step also updates D
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
@@ -32,9 +32,9 @@ import pickle, sys
 sys.path.insert(0, "tests/train")
 import jax
 from helpers import build_run, run_steps, tiny_config, to_host
+from jaxcolor import sharding
 from jaxcolor.data import pipeline
-from jaxcolor.train import build, loop
-from jaxcolor.train import mesh as mesh_lib
+from jaxcolor.train import loop, setup
 
 records_dir, work = sys.argv[1], sys.argv[2]
 PHASES = sys.argv[3].split(",")
@@ -42,9 +42,9 @@ assert jax.device_count() == 4, jax.devices()
 
 # A global batch of 6 cannot be split over 4 devices: refused before the state is built.
 def must_not_run(*args, **kwargs):
-    raise AssertionError("create_state reached: the batch size was not checked first")
+    raise AssertionError("init_state reached: the batch size was not checked first")
 
-build.create_state = must_not_run
+setup.Setup.init_state = must_not_run
 config = tiny_config(records_dir)
 config.batch_size = 6
 try:
@@ -54,14 +54,14 @@ except Exception as e:
 
 with open(work + "/in.pkl", "rb") as f:
     initial, batch = pickle.load(f)
-mesh = mesh_lib.make_mesh()
-_, state, steps = build_run(tiny_config(records_dir), mesh, initial=initial)
+mesh = sharding.make_mesh()
+run, state = build_run(tiny_config(records_dir), mesh, initial=initial)
 global_batch = pipeline.make_global_batch(batch, mesh)
 print("batch devices:", len(global_batch["L"].sharding.device_set))
 results = {}
 for phase in PHASES:
-    state = jax.device_put(initial, mesh_lib.replicated(mesh))
-    state, history = run_steps(steps, state, global_batch, (phase,))
+    state = run.place(initial)
+    state, history = run_steps(run.steps, state, global_batch, (phase,))
     results[phase] = (to_host(state), history)
 print("state devices:", len(jax.tree.leaves(state)[0].sharding.device_set))
 with open(work + "/out.pkl", "wb") as f:
@@ -71,8 +71,8 @@ with open(work + "/out.pkl", "wb") as f:
 
 def test_four_devices_train_like_one(records_dir, compile_cache, tmp_path):
     config = tiny_config(records_dir)
-    one_device = mesh_lib.make_mesh(jax.devices()[:1])
-    _, state, steps = build_run(config, one_device)
+    one_device = sharding.make_mesh(jax.devices()[:1])
+    run, state = build_run(config, one_device)
     initial, batch = to_host(state), fixed_batch(records_dir)
     with open(tmp_path / "in.pkl", "wb") as f:
         pickle.dump((initial, batch), f)
@@ -86,8 +86,7 @@ def test_four_devices_train_like_one(records_dir, compile_cache, tmp_path):
         reference = {}
         global_batch = pipeline.make_global_batch(batch, one_device)
         for phase in PHASES:
-            state = jax.device_put(initial, mesh_lib.replicated(one_device))
-            state, history = run_steps(steps, state, global_batch, (phase,))
+            state, history = run_steps(run.steps, run.place(initial), global_batch, (phase,))
             reference[phase] = (to_host(state), history)
         out, err = child.communicate(timeout=600)
     finally:

@@ -8,21 +8,18 @@ import pytest
 
 from helpers import ENCODER_FREEZE_STEPS, EMA_DECAY, build_run, fixed_batch, tiny_config, to_host
 from jaxcolor.data import pipeline
-from jaxcolor.train import mesh as mesh_lib
 
 
 @pytest.fixture(scope="module")
 def run(records_dir, compile_cache):
     """Steps compiled once for the module; tests start from copies of one initial state."""
-    mesh = mesh_lib.make_mesh()
-    _, state, steps = build_run(tiny_config(records_dir), mesh)
-    batch = pipeline.make_global_batch(fixed_batch(records_dir), mesh)
-    return {"initial": to_host(state), "steps": steps, "batch": batch,
-            "sharding": mesh_lib.replicated(mesh)}
+    setup, state = build_run(tiny_config(records_dir))
+    batch = pipeline.make_global_batch(fixed_batch(records_dir), setup.mesh)
+    return {"initial": to_host(state), "steps": setup.steps, "batch": batch, "setup": setup}
 
 
 def _fresh(run):
-    return jax.device_put(run["initial"], run["sharding"])
+    return run["setup"].place(run["initial"])
 
 
 def _changed(before, after) -> list[bool]:
@@ -67,7 +64,7 @@ def test_ema_moves_towards_the_parameters_with_the_configured_decay(run):
 
 def test_d_step_trains_only_the_discriminator(run):
     state = _fresh(run)
-    state, metrics = run["steps"].d_only(state, run["batch"])
+    state, metrics = run["steps"].d_pretrain(state, run["batch"])
     after = to_host(state)
     initial = run["initial"]
     assert not any(_changed(initial.g_params, after.g_params))

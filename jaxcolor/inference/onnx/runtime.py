@@ -2,7 +2,7 @@
 
 `OnnxGenerator` has the JAX generator's interface: l_norm (L / 50 - 1) float32
 [B, H, W, 1] -> ab / 110 float32 [B, H, W, 2], on numpy arrays. It runs either a file
-written by `python -m jaxcolor.export` or a graph built on the fly from a restored generator
+written by `jaxcolor export` or a graph built on the fly from a restored generator
 (`from_generator`, what `Colorizer(backend="onnx")` does), so the two backends always use
 the same weights.
 
@@ -21,14 +21,16 @@ import os
 
 import numpy as np
 
+from jaxcolor.errors import RunError, UsageError
+
 INSTALL_HINT = "pip install 'jaxcolor[onnx]'"
 
 
-class OnnxUnavailableError(ImportError):
+class OnnxUnavailableError(UsageError, ImportError):
     """onnx / onnxruntime are not installed; the message says how to install them."""
 
 
-class OnnxBackendError(ValueError):
+class OnnxBackendError(RunError, ValueError):
     """An input or model does not fit the ONNX backend (names the model and the problem)."""
 
 
@@ -102,9 +104,9 @@ class OnnxGenerator:
                        threads: int | None = None) -> "OnnxGenerator":
         """A session of a restored `UNetGenerator` (eval-mode statistics), built in memory."""
         require("onnx")
-        from jaxcolor.models import onnx_graph
+        from jaxcolor.inference.onnx import graph
 
-        model = onnx_graph.generator_to_onnx(generator, height=height, width=width)
+        model = graph.generator_to_onnx(generator, height=height, width=width)
         return cls(model.SerializeToString(), threads=threads)
 
     def __call__(self, l_norm: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""`python -m jaxcolor.colorize` end to end on a checkpoint of a tiny real training run."""
+"""`jaxcolor colorize` end to end on a checkpoint of a tiny real training run."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcolor import color, colorize
+from jaxcolor import cli as jaxcolor_cli
+from jaxcolor import color
 from jaxcolor.data.records import RecordsWriter
-from test_infer import assert_keeps_lightness, photo_rgb, trained_workdir
-
-REPO = Path(__file__).resolve().parents[1]
+from inference.tiny_run import assert_keeps_lightness, photo_rgb, trained_workdir
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +22,8 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def cli(workdir: Path, *args: str) -> int:
-    return colorize.main([f"--workdir={workdir}", "--batch_size=4", *map(str, args)])
+    return jaxcolor_cli.main(["colorize", f"--checkpoint={workdir}", "--batch_size=4",
+                              *map(str, args)])
 
 
 def odd_files(directory: Path) -> None:
@@ -130,9 +130,9 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     src = tmp_path / "a.png"
     Image.fromarray(photo_rgb(20, 20)).save(src)
     result = subprocess.run(
-        [sys.executable, "-m", "jaxcolor.colorize", f"--checkpoint={tmp_path / 'nope'}",
+        [sys.executable, "-m", "jaxcolor", "colorize", f"--checkpoint={tmp_path / 'nope'}",
          f"--input={src}", f"--output={tmp_path / 'out'}"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nope'}: no such " \

@@ -1,11 +1,8 @@
 """Measure a checkpoint: metrics beside the gray baseline, and a contact sheet to look at.
 
-    python -m jaxcolor.evaluate --workdir=/runs/gan101 --data=/data/val_records --out=/runs/eval
-    python -m jaxcolor.evaluate --checkpoint=/runs/gan101/checkpoints --best \\
-        --data='/photos/test/*.jpg' --out=report --max_images=500 --sheet=16
-
-Each image goes through exactly what `jaxcolor.colorize` does (render size, edge-aware
-upsampling, the image's own L), so the numbers describe what users get. Metrics, computed
+The command line is `jaxcolor evaluate` (`jaxcolor.cli.evaluate`). Each image goes through
+exactly what `jaxcolor colorize` does (render size, edge-aware upsampling, the image's own
+L), so the numbers describe what users get. Metrics, computed
 on the delivered 8-bit sRGB images against the true ones (`jaxcolor.metrics`):
   psnr, ssim        on RGB in [0, 1]
   ab_mae            mean |a - a'|, |b - b'| in Lab units;  ab_auc  Zhang et al.'s AuC (0..150)
@@ -21,29 +18,26 @@ ones are listed and skipped; photos larger than --max_side are first downscaled,
 Writes REPORT_DIR/metrics.json (per-image values, summary, baseline, checkpoint step, the
 training config; infinite PSNRs of exact matches are written as null) and
 REPORT_DIR/contact_sheet.png (gray | predicted | true for the first --sheet images, each
-captioned with its CF), and prints a short table. Exit status: 0, or 2 when nothing could be
-evaluated (bad flags, checkpoint or data).
+captioned with its CF); `format_table` is the short table the command prints.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from jaxcolor import color, infer, metrics
-from jaxcolor import photo as photo_lib
-from jaxcolor.colorize import UsageError, add_checkpoint_flags, load_colorizer, user_errors
+from jaxcolor import color, metrics
 from jaxcolor.data import images
 from jaxcolor.data import records as records_lib
 from jaxcolor.data import stats as stats_lib
+from jaxcolor.inference import photo as photo_lib
+from jaxcolor.inference.colorizer import Colorizer
 
 METRICS = ("psnr", "ssim", "ab_mae", "ab_auc", "cf_pred", "cf_true")
 TILE = 192  # contact-sheet tile box, pixels
@@ -149,7 +143,7 @@ class Report:
         return metrics.summarize({k: [r[which][k] for r in self.per_image] for k in METRICS})
 
 
-def evaluate(colorizer: infer.Colorizer, samples: Iterable[Sample], *, sheet: int,
+def evaluate(colorizer: Colorizer, samples: Iterable[Sample], *, sheet: int,
              progress=None) -> Report:
     """Colourise every sample in batches; per-image metrics for the model and the baseline."""
     report = Report()
@@ -202,7 +196,7 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]]) -
     return sheet
 
 
-def write_report(out: Path, colorizer: infer.Colorizer, report: Report,
+def write_report(out: Path, colorizer: Colorizer, report: Report,
                  data: dict) -> tuple[dict, dict]:
     """metrics.json (+ contact_sheet.png when it has rows); returns (summary, baseline)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -241,70 +235,3 @@ def format_table(summary: dict, baseline: dict) -> str:
         lines.append(f"{title:12s}{fmt.format(summary[key])}{fmt.format(baseline[key])}")
     lines.append(f"{'CF (true)':12s}{summary['cf_true']:8.1f}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------
-# Command line.
-# --------------------------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jaxcolor.evaluate",
-                                     description=__doc__.split("\n\n")[0])
-    add_checkpoint_flags(parser)
-    parser.add_argument("--data", required=True, help="records directory, or photos "
-                        "(file, directory or glob)")
-    parser.add_argument("--out", required=True, help="report directory")
-    parser.add_argument("--max_images", type=int, default=None, help="evaluate at most this many")
-    parser.add_argument("--sheet", type=int, default=8,
-                        help="images on the contact sheet (0: none)")
-    parser.add_argument("--no_filter", action="store_true",
-                        help="records: keep the records the training filter drops (gray, flat)")
-    parser.add_argument("--max_side", type=int, default=512,
-                        help="photos are downscaled to this long side first (not records)")
-    return parser
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from jaxcolor.data.ingest import ProgressBar
-
-    bar = ProgressBar("evaluate")
-    failures: list[dict] = []
-    try:
-        if args.max_images is not None and args.max_images < 1:
-            raise UsageError(f"--max_images must be >= 1, got {args.max_images}")
-        data = Path(args.data).expanduser()
-        recs = records_lib.Records(data) if (data / records_lib.MANIFEST).is_file() else None
-        paths = images.find_images(args.data) if recs is None else []
-        colorizer = load_colorizer(args)
-        if recs is not None:
-            thresholds = (None if args.no_filter
-                          else stats_lib.FilterThresholds.from_config(colorizer.config.data.filter))
-            samples, info = record_samples(recs, args.max_images, thresholds)
-            total = info["count"]
-        else:
-            samples = image_samples(paths, args.max_images, args.max_side, failures)
-            info, total = {"kind": "images"}, min(len(paths), args.max_images or len(paths))
-        report = evaluate(colorizer, samples, sheet=max(args.sheet, 0),
-                          progress=lambda n: bar(n, total or n))
-        if not report.per_image:
-            raise UsageError(f"--data {args.data}: no image could be evaluated "
-                             f"({len(failures)} unreadable)")
-    except user_errors() + (stats_lib.EmptyFilterError,) as e:
-        bar.close()
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    bar.close()
-    out = Path(args.out).expanduser()
-    summary, baseline = write_report(out, colorizer, report, {
-        "path": str(args.data), **info, "images": len(report.per_image), "unreadable": failures})
-    for f in failures:
-        print(f"unreadable: {f['path']}: {f['reason']}")
-    print(format_table(summary, baseline))
-    print(f"{len(report.per_image)} images, checkpoint step {colorizer.step}, render size "
-          f"{colorizer.render_size}, backend {colorizer.backend}; report in {out}")
-    return 0
-
-if __name__ == "__main__":
-    sys.exit(main())

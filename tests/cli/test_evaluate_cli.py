@@ -1,4 +1,4 @@
-"""`python -m jaxcolor.evaluate` end to end: metrics.json, the gray baseline, the contact sheet.
+"""`jaxcolor evaluate` end to end: metrics.json, the gray baseline, the contact sheet.
 
 The metric functions themselves are checked against references in test_metrics.py; these
 tests check what the report holds and that its numbers are consistent and sane.
@@ -13,9 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxcolor import evaluate
-from test_infer import TINY_RUN_STEPS, photo_rgb, trained_workdir
+from jaxcolor.cli import main as jaxcolor_main
+from jaxcolor.inference import evaluation
+from inference.tiny_run import TINY_RUN_STEPS, photo_rgb, trained_workdir
 from train.helpers import write_records
+
+
+def evaluate(*args: str) -> int:
+    return jaxcolor_main(["evaluate", *args])
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +31,8 @@ def workdir(tmp_path_factory) -> Path:
 def test_records_report_with_baseline_and_sheet(workdir, tmp_path, capsys):
     records = write_records(tmp_path / "records", count=12, size=48, val_every=2)
     out = tmp_path / "report"
-    assert evaluate.main([f"--workdir={workdir}", f"--data={records}", f"--out={out}",
-                          "--sheet=3", "--batch_size=4"]) == 0
+    assert evaluate(f"--checkpoint={workdir}", f"--data={records}", f"--out={out}",
+                    "--sheet=3", "--batch_size=4") == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["checkpoint"]["step"] == TINY_RUN_STEPS
     assert report["config"]["model"]["depth"] == 18
@@ -49,25 +54,27 @@ def test_records_report_with_baseline_and_sheet(workdir, tmp_path, capsys):
     assert report["summary"]["cf_true"] == pytest.approx(baseline["cf_true"])
     assert report["summary"]["cf_pred"] > 0  # the model does colour
     sheet = Image.open(out / "contact_sheet.png")
-    assert sheet.size == (3 * evaluate.TILE, 3 * (evaluate.TILE + evaluate.CAPTION))
-    gray_tile = np.asarray(sheet)[:evaluate.TILE, :evaluate.TILE].astype(int)
+    assert sheet.size == (3 * evaluation.TILE, 3 * (evaluation.TILE + evaluation.CAPTION))
+    gray_tile = np.asarray(sheet)[:evaluation.TILE, :evaluation.TILE].astype(int)
     assert np.all(gray_tile[..., 0] == gray_tile[..., 1])  # the first column is gray
-    caption = np.asarray(sheet)[evaluate.TILE:evaluate.TILE + evaluate.CAPTION]
+    caption = np.asarray(sheet)[evaluation.TILE:evaluation.TILE + evaluation.CAPTION]
     assert (caption < 128).any()  # CF captions are drawn
     printed = capsys.readouterr().out
     assert "PSNR (dB)" in printed and "delta-CF" in printed and "model" in printed
 
 
 def test_photo_folder_lists_unreadable_files_and_respects_max_images(workdir, tmp_path):
+    """An unreadable photo is listed and skipped; the report still covers the rest, and the
+    exit status (1) says that some inputs failed."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for i in range(3):
         Image.fromarray(photo_rgb(60 + 10 * i, 900, seed=i)).save(photos / f"p{i}.jpg")
     (photos / "broken.png").write_text("not an image")
     out = tmp_path / "report"
-    assert evaluate.main([f"--checkpoint={workdir / 'checkpoints'}", "--step=2",
-                          f"--data={photos}", f"--out={out}", "--max_images=2",
-                          "--max_side=300", "--sheet=0"]) == 0
+    assert evaluate(f"--checkpoint={workdir / 'checkpoints'}", "--step=2",
+                    f"--data={photos}", f"--out={out}", "--max_images=2",
+                    "--max_side=300", "--sheet=0") == 1
     report = json.loads((out / "metrics.json").read_text())
     assert report["checkpoint"]["step"] == 2
     assert [Path(r["path"]).name for r in report["data"]["unreadable"]] == ["broken.png"]
@@ -77,7 +84,7 @@ def test_photo_folder_lists_unreadable_files_and_respects_max_images(workdir, tm
 
 
 def test_missing_data_is_a_one_line_error(workdir, tmp_path, capsys):
-    assert evaluate.main([f"--workdir={workdir}", f"--data={tmp_path / 'none'}",
-                          f"--out={tmp_path / 'r'}"]) == 2
+    assert evaluate(f"--checkpoint={workdir}", f"--data={tmp_path / 'none'}",
+                    f"--out={tmp_path / 'r'}") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "none" in err and "Traceback" not in err

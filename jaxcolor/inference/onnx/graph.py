@@ -19,6 +19,12 @@ optimises well:
     ab / 110 [B, H, W, 2], both float32 NHWC. Inside, the graph is NCHW (ONNX's layout).
 
 The graph is always float32, whatever the generator's compute dtype.
+
+Divergence from the NNX model cannot pass silently: the builder reads every variable through
+`_Graph.variable` and refuses to finish (`OnnxExportError`) if any variable of the module was
+never read, so a layer added to the generator and not here stops the export; the tests
+compare the graph's output with the JAX model's for every generator config in
+`experiments/configs/`.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from flax import nnx
 from onnx import TensorProto, helper, numpy_helper
 
 from jaxcolor import color
+from jaxcolor.errors import RunError
 from jaxcolor.models import generator as generator_lib
 from jaxcolor.models import resnet
 
@@ -43,26 +50,24 @@ INPUT_NAME = "l_norm"
 OUTPUT_NAME = "ab_norm"
 
 
-class OnnxExportError(ValueError):
+class OnnxExportError(RunError, ValueError):
     """The module cannot be expressed by this exporter (names the module and the problem)."""
 
 
-def _value(variable) -> np.ndarray:
-    return np.asarray(variable[...], np.float64)
-
-
-def fold_batchnorm(conv: nnx.Conv, bn: nnx.BatchNorm | None) -> tuple[np.ndarray, np.ndarray]:
+def fold_batchnorm(value, conv: nnx.Conv,
+                   bn: nnx.BatchNorm | None) -> tuple[np.ndarray, np.ndarray]:
     """An ONNX Conv's (weight OIHW, bias [O]) equal to `bn(conv(x))` in eval mode.
 
     bn(z) = (z - mean) * s + beta with s = scale / sqrt(var + eps), so the folded conv has
-    weight W * s (per output channel) and bias (b - mean) * s + beta.
+    weight W * s (per output channel) and bias (b - mean) * s + beta. `value` reads a
+    variable as float64 (`_Graph.variable`, which also marks it exported).
     """
-    weight = _value(conv.kernel).transpose(3, 2, 0, 1)  # HWIO -> OIHW
-    bias = _value(conv.bias) if conv.bias is not None else np.zeros(weight.shape[0])
+    weight = value(conv.kernel).transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    bias = value(conv.bias) if conv.bias is not None else np.zeros(weight.shape[0])
     if bn is not None:
-        s = _value(bn.scale) / np.sqrt(_value(bn.var) + bn.epsilon)
+        s = value(bn.scale) / np.sqrt(value(bn.var) + bn.epsilon)
         weight = weight * s[:, None, None, None]
-        bias = (bias - _value(bn.mean)) * s + _value(bn.bias)
+        bias = (bias - value(bn.mean)) * s + value(bn.bias)
     return weight.astype(np.float32), bias.astype(np.float32)
 
 
@@ -92,6 +97,12 @@ class _Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self._names: set[str] = set()
+        self.read: set[int] = set()  # ids of the module variables exported so far
+
+    def variable(self, variable: nnx.Variable) -> np.ndarray:
+        """A module variable's value as float64, marked as exported."""
+        self.read.add(id(variable))
+        return np.asarray(variable[...], np.float64)
 
     def _unique(self, base: str) -> str:
         name, i = base, 1
@@ -121,7 +132,7 @@ class _Graph:
         if _pair(conv.kernel_dilation) != (1, 1) or _pair(conv.input_dilation) != (1, 1) \
                 or conv.feature_group_count != 1:
             raise OnnxExportError(f"{name}: only ungrouped, undilated convs are exported")
-        weight, bias = fold_batchnorm(conv, bn)
+        weight, bias = fold_batchnorm(self.variable, conv, bn)
         y = self.op("Conv", [x, self.const(f"{name}.weight", weight),
                              self.const(f"{name}.bias", bias)], name,
                     kernel_shape=list(weight.shape[2:]), strides=list(_pair(conv.strides)),
@@ -145,14 +156,14 @@ def _gray_input(g: _Graph, l_nchw: str) -> str:
                      g.scalar("fifty", 50.0)], "L")  # color.denormalize_l
     f = g.op("Div", [g.op("Add", [L, g.scalar("sixteen", 16.0)], "L_plus_16"),
                      g.scalar("c116", 116.0)], "f_y")
-    # color._lab_f_inv: f**3 above 6/29, linear below (f*f*f, two products, as there).
+    # color.lab_f_inv: f**3 above LAB_DELTA, linear below (f*f*f, two products, as there).
     cube = g.op("Mul", [g.op("Mul", [f, f], "f_sq"), f], "f_cube")
     linear = g.op("Div", [g.op("Sub", [f, g.scalar("c4_29", 4.0 / 29.0)], "f_minus"),
-                          g.scalar("kappa_inv", color._KAPPA_INV)], "f_linear")
-    above = g.op("Greater", [f, g.scalar("c6_29", 6.0 / 29.0)], "f_above")
+                          g.scalar("lab_slope", color.LAB_SLOPE)], "f_linear")
+    above = g.op("Greater", [f, g.scalar("lab_delta", color.LAB_DELTA)], "f_above")
     y = g.op("Max", [g.op("Where", [above, cube, linear], "Y"), g.scalar("zero", 0.0)], "Y_pos")
     # color._linear_to_srgb, then clip to [0, 1] (color.gray_rgb_from_l).
-    knee = g.scalar("srgb_knee", 0.0031308)
+    knee = g.scalar("srgb_knee", color.SRGB_KNEE)
     gamma = g.op("Pow", [g.op("Max", [y, knee], "Y_safe"), g.scalar("inv_2_4", 1.0 / 2.4)],
                  "Y_pow")
     curve = g.op("Sub", [g.op("Mul", [gamma, g.scalar("c1_055", 1.055)], "srgb_scaled"),
@@ -211,8 +222,18 @@ def _attention(g: _Graph, x: str, att: generator_lib.SelfAttention, name: str) -
                     f"{name}.attended")  # [B, C, Nq]
     attended = g.op("Reshape", [attended, g.op("Shape", [x], f"{name}.shape")],
                     f"{name}.unflat")
-    gamma = g.const(f"{name}.gamma", np.asarray(att.gamma[...], np.float32))
+    gamma = g.const(f"{name}.gamma", g.variable(att.gamma).astype(np.float32))
     return g.op("Add", [x, g.op("Mul", [attended, gamma], f"{name}.scaled")], f"{name}.out")
+
+
+def _check_every_variable_read(g: _Graph, model: nnx.Module) -> None:
+    """Refuse a graph that left out part of the module (a layer this builder does not know)."""
+    missing = [".".join(map(str, path)) for path, variable in nnx.iter_graph(model)
+               if isinstance(variable, nnx.Variable) and id(variable) not in g.read]
+    if missing:
+        raise OnnxExportError(f"the generator has {len(missing)} variable(s) the ONNX graph does "
+                              f"not use ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}"
+                              "); jaxcolor.inference.onnx.graph must follow the module's change")
 
 
 def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None = None,
@@ -244,6 +265,7 @@ def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None 
         if i == 0 and model.attention is not None:
             x = _attention(g, x, model.attention, "attention")
     ab = g.op("Tanh", [g.conv(x, model.head, None, "head")], "tanh")
+    _check_every_variable_read(g, model)
     g.nodes.append(helper.make_node("Transpose", [ab], [OUTPUT_NAME], name=OUTPUT_NAME,
                                     perm=[0, 2, 3, 1]))
 

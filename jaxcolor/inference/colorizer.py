@@ -12,7 +12,8 @@ A photo of any size and aspect ratio is seen by the network at the *render size*
 the training crop size, made a multiple of 32; users should never have to tune it by hand,
 DeOldify's render-factor lesson), inside an R x R square padded by reflection. The predicted
 colour is upsampled to full resolution, edge-aware, guided by the photo's own lightness and
-combined with it (`jaxcolor.photo`): the output has the input's exact size and lightness.
+combined with it (`jaxcolor.inference.photo`): the output has the input's exact size and
+lightness.
 Photos are batched through the network; batches are padded to powers of two, so few shapes
 ever compile.
 """
@@ -26,23 +27,20 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from flax import nnx
 from PIL import Image
 
 from jaxcolor import color
-from jaxcolor.models.generator import ENCODER_STRIDE
-from jaxcolor.photo import (UPSAMPLING, InputImageError, Photo, compose, crop_render,
-                            render_lightness)
-from jaxcolor.train import build, checkpoint
+from jaxcolor.errors import UsageError
+from jaxcolor.inference import restore as restore_lib
+from jaxcolor.inference.photo import (UPSAMPLING, InputImageError, Photo, compose, crop_render,
+                                      default_render_size, render_lightness, round_render_size)
+from jaxcolor.models import factory
 
 BACKENDS = ("auto", "jax", "onnx")
-"""How G runs: the jit-compiled NNX module, or its ONNX graph in ONNX Runtime (`onnx_backend`);
-"auto" picks one (`resolve_backend`)."""
-
-__all__ = ["BACKENDS", "Colorizer", "InputImageError", "Photo", "checkpoint_dir",
-           "default_render_size", "resolve_backend"]
+"""How G runs: the jit-compiled NNX module, or its ONNX graph in ONNX Runtime
+(`jaxcolor.inference.onnx.runtime`); "auto" picks one (`resolve_backend`)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -57,37 +55,14 @@ def _forward(graphdef: nnx.GraphDef, params, batch_stats, l_norm: jax.Array) -> 
     return nnx.merge(graphdef, params, batch_stats)(l_norm)
 
 
-def _eval_split(generator) -> tuple[nnx.GraphDef, dict]:
-    """(graph definition, {"params", "batch_stats"}) of a generator in eval mode (BatchNorm
-    uses the running statistics): the variables' layout of the checkpoint's G item."""
-    generator.eval()
-    graphdef, params, batch_stats = nnx.split(generator, nnx.Param, ...)
-    return graphdef, {"params": params, "batch_stats": batch_stats}
-
-
 def resolve_backend(backend: str) -> str:
     """"auto" -> "onnx" where JAX runs on the CPU and `jaxcolor[onnx]` is installed (ONNX
     Runtime runs this network 1.7-2.4x faster there, see BENCHMARKS.md), else "jax"."""
     if backend != "auto":
         return backend
-    from jaxcolor import onnx_backend
+    from jaxcolor.inference.onnx import runtime
 
-    return "onnx" if jax.default_backend() == "cpu" and onnx_backend.available() else "jax"
-
-
-def default_render_size(config) -> int:
-    """The training crop size, rounded up to a multiple of the encoder stride (32)."""
-    return round_render_size(int(config.data.crop_size))
-
-
-def round_render_size(size: int) -> int:
-    return max(ENCODER_STRIDE, -(-int(size) // ENCODER_STRIDE) * ENCODER_STRIDE)
-
-
-def checkpoint_dir(path: str | os.PathLike) -> Path:
-    """A run workdir (holding checkpoints/) or a checkpoints directory -> the latter."""
-    path = Path(path).expanduser()
-    return path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    return "onnx" if jax.default_backend() == "cpu" and runtime.available() else "jax"
 
 
 class Colorizer:
@@ -101,7 +76,7 @@ class Colorizer:
         None: the training crop size.
       batch_size: most photos per forward pass. Batches are padded to a power of two, so at
         most log2(batch_size) + 1 shapes are ever compiled.
-      upsample: "bilateral" (edge-aware, default) or "bilinear" (see `jaxcolor.photo`).
+      upsample: "bilateral" (edge-aware, default) or "bilinear" (see `jaxcolor.inference.photo`).
       backend: "jax" (the jit-compiled generator), "onnx" (the same weights as an ONNX
         graph run by ONNX Runtime, faster on CPU; needs `pip install 'jaxcolor[onnx]'`) or
         "auto" (onnx on a CPU where it is installed, else jax). `self.backend` is the one
@@ -112,14 +87,14 @@ class Colorizer:
                  directory: Path | None = None, render_size: int | None = None,
                  batch_size: int = 8, upsample: str = "bilateral", backend: str = "jax"):
         if backend not in BACKENDS:
-            raise ValueError(f"backend: {backend!r}; choose one of {BACKENDS}")
+            raise UsageError(f"backend: {backend!r}; choose one of {BACKENDS}")
         backend = resolve_backend(backend)
         if upsample not in UPSAMPLING:
-            raise ValueError(f"upsample: {upsample!r}; choose one of {UPSAMPLING}")
+            raise UsageError(f"upsample: {upsample!r}; choose one of {UPSAMPLING}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise UsageError(f"batch_size must be >= 1, got {batch_size}")
         if render_size is not None and render_size < 1:
-            raise ValueError(f"render_size must be positive, got {render_size}")
+            raise UsageError(f"render_size must be positive, got {render_size}")
         self.config = config
         self.step = step
         self.directory = directory
@@ -132,39 +107,32 @@ class Colorizer:
         self.backend = backend
         self._onnx = None
         if backend == "onnx":
-            from jaxcolor import onnx_backend  # optional dependency, imported on demand
+            from jaxcolor.inference.onnx import runtime  # optional dependency, on demand
 
-            self._onnx = onnx_backend.OnnxGenerator.from_generator(
+            self._onnx = runtime.OnnxGenerator.from_generator(
                 self.generator(), height=self.render_size, width=self.render_size)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, step: int | None = None,
                         best: bool = False, **kwargs) -> "Colorizer":
-        """Restore G (latest step, `step`, or the best by validation L1) from a run workdir
-        or its checkpoints directory. Raises `checkpoint.CheckpointError`."""
-        directory = checkpoint_dir(path)
-        step = checkpoint.resolve_step(directory, step=step, best=best)
-        config = ml_collections.ConfigDict(checkpoint.read_config(directory, step))
-        if "model" not in config or "data" not in config:
-            raise checkpoint.CheckpointError(f"{directory}/{step}/config: no model/data section; "
-                                             "not a jaxcolor training checkpoint")
-        graphdef, target = _eval_split(
-            nnx.eval_shape(lambda: build.make_generator(config.model, seed=0)))
-        variables = checkpoint.restore_generator(directory, step, target)
-        return cls(graphdef, variables, config, step=step, directory=directory.absolute(),
-                   **kwargs)
+        """Restore G (latest step, `step`, or the best by validation score) from a run
+        workdir or its checkpoints directory (`jaxcolor.inference.restore`)."""
+        restored = restore_lib.restore(path, step=step, best=best)
+        return cls(restored.graphdef, restored.variables, restored.config, step=restored.step,
+                   directory=restored.directory, **kwargs)
 
     @classmethod
     def from_config(cls, config, *, seed: int = 0, **kwargs) -> "Colorizer":
         """A freshly initialised generator of `config.model` (random weights): for
         benchmarks and tests of the pipeline, whose cost does not depend on the weights."""
-        graphdef, variables = _eval_split(build.make_generator(config.model, seed=seed))
+        graphdef, variables = restore_lib.eval_split(
+            factory.make_generator(config.model, seed=seed))
         return cls(graphdef, variables, config, step=0, **kwargs)
 
     # -- public API ----------------------------------------------------------------------
 
     def generator(self):
-        """The restored generator as an eval-mode NNX module (e.g. for `jaxcolor.export`)."""
+        """The restored generator as an eval-mode NNX module (e.g. for the ONNX export)."""
         return nnx.merge(self._graphdef, self._variables["params"],
                          self._variables["batch_stats"])
 

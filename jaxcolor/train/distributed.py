@@ -1,8 +1,6 @@
-"""Device mesh, shardings and multi-host start-up.
+"""Multi-host start-up: `jax.distributed.initialize` when the config or the launcher asks.
 
-One mesh over every device of every process, with a single `data` axis (Auto axis type):
-batches are sharded over it, the train state is replicated. The same code runs on one CPU,
-eight GPUs or a TPU pod slice; JAX's own runtime does the communication.
+After it, `jaxcolor.sharding.make_mesh()` spans every device of every process.
 """
 
 from __future__ import annotations
@@ -10,14 +8,12 @@ from __future__ import annotations
 import os
 
 import jax
-import numpy as np
 from absl import logging
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-DATA_AXIS = "data"
+from jaxcolor.errors import UsageError
 
 
-class DistributionError(ValueError):
+class DistributionError(UsageError):
     """The batch cannot be split over the devices/processes as configured."""
 
 
@@ -55,16 +51,3 @@ def initialize_distributed(cfg) -> None:
                  jax.process_index(), jax.process_count(), jax.local_device_count(),
                  jax.device_count())
 
-
-def make_mesh(devices=None) -> Mesh:
-    """A 1-D `data` mesh over all devices (all processes), Auto axes."""
-    devices = jax.devices() if devices is None else devices
-    return Mesh(np.asarray(devices), (DATA_AXIS,))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P())
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P(DATA_AXIS))

@@ -1,8 +1,9 @@
-"""ONNX export and the ONNX Runtime backend: the ONNX graph gives the JAX generator's ab.
+"""The generator as an ONNX graph (`jaxcolor.inference.onnx`): it gives the JAX generator's ab.
 
 Random generators (numpy-filled weights and BatchNorm statistics, no training) check the
-graph op by op against the eval-mode JAX model; a checkpoint of a tiny real training run
-checks `python -m jaxcolor.export`, `Colorizer(backend="onnx")` and `colorize --backend=onnx`.
+graph op by op and whole against the eval-mode JAX model, for every generator config the
+project ships; a checkpoint of a tiny real training run checks `Colorizer(backend="onnx")`.
+The `jaxcolor export` command is tested in tests/cli/test_export_cli.py.
 """
 
 from __future__ import annotations
@@ -20,16 +21,20 @@ onnx = pytest.importorskip("onnx", reason="the ONNX export needs `pip install 'j
 ort = pytest.importorskip("onnxruntime",
                           reason="the ONNX backend needs `pip install 'jaxcolor[onnx]'`")
 
-from jaxcolor import color, colorize, export, infer  # noqa: E402
+from jaxcolor import color  # noqa: E402
+from jaxcolor.cli import main as jaxcolor_main  # noqa: E402
+from jaxcolor.inference.colorizer import Colorizer  # noqa: E402
+from jaxcolor.inference.onnx import graph as onnx_graph  # noqa: E402
+from jaxcolor.inference.onnx.runtime import OnnxGenerator  # noqa: E402
 from jaxcolor.models import generator as generator_lib  # noqa: E402
-from jaxcolor.models import onnx_graph, resnet  # noqa: E402
-from jaxcolor.onnx_backend import OnnxBackendError, OnnxGenerator  # noqa: E402
-from test_infer import photo_rgb, trained_workdir  # noqa: E402
+from jaxcolor.models import resnet  # noqa: E402
+from inference.tiny_run import photo_rgb, trained_workdir  # noqa: E402
 
 WIDTHS = (32, 16, 16, 8, 8)  # decoder widths; the ResNet encoder keeps torchvision's
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "configs").glob("*.py"))
 
 
-def random_generator(depth: int, *, attention: bool, seed: int = 0):
+def random_generator(depth: int, *, attention: bool, widths=WIDTHS, seed: int = 0):
     """An eval-mode UNetGenerator with random weights and random BatchNorm statistics.
 
     Filled from numpy (no compiled initialisation). Scaled so that nothing saturates, or a
@@ -38,7 +43,7 @@ def random_generator(depth: int, *, attention: bool, seed: int = 0):
     head and the attention's query/key convs are 10x smaller than He initialisation.
     """
     abstract = nnx.eval_shape(lambda: generator_lib.UNetGenerator(
-        depth, WIDTHS, self_attention=attention, rngs=nnx.Rngs(0)))
+        depth, widths, self_attention=attention, rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
     rng = np.random.default_rng(seed)
     last_bn = "bn3" if depth >= 50 else "bn2"
@@ -105,13 +110,9 @@ def test_gray_preprocessing_equals_the_encoders_input():
     np.testing.assert_allclose(got[0, :, 0].T, want[0, 0], atol=1e-5)
 
 
-@pytest.mark.parametrize("depth, attention", [(18, False), (50, True)])
-def test_onnx_graph_gives_the_jax_generators_ab(depth, attention):
-    model = random_generator(depth, attention=attention)
-    l_norm = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
+def assert_graph_equals_model(model, l_norm: np.ndarray, *, attention: bool) -> None:
     want = np.asarray(nnx.jit(lambda m, x: m(x))(model, jnp.asarray(l_norm)))
     assert 0.05 < np.abs(want).mean() < 0.8  # neither ~0 nor saturated: the test can fail
-
     proto = onnx_graph.generator_to_onnx(model)  # symbolic batch, height and width
     ops = {node.op_type for node in proto.graph.node}
     assert "BatchNormalization" not in ops  # folded into the convolutions
@@ -121,8 +122,38 @@ def test_onnx_graph_gives_the_jax_generators_ab(depth, attention):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+@pytest.mark.parametrize("depth, attention", [(18, False), (50, True)])
+def test_onnx_graph_gives_the_jax_generators_ab(depth, attention):
+    model = random_generator(depth, attention=attention)
+    l_norm = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
+    assert_graph_equals_model(model, l_norm, attention=attention)
+
+
+@pytest.mark.parametrize("attention", [False, True], ids=["as_shipped", "self_attention"])
+@pytest.mark.parametrize("config_file", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_onnx_graph_equals_every_shipped_generator_config(config_file, attention):
+    """The hand-built graph against the NNX generator of each config in experiments/configs
+    (its depth and decoder widths), also with the SAGAN block on: a change to the generator
+    that the graph does not follow fails here, not in a user's colours."""
+    from jaxcolor import configs
+
+    model_cfg = configs.load(config_file).model
+    model = random_generator(int(model_cfg.depth), widths=tuple(model_cfg.decoder_widths),
+                             attention=attention or bool(model_cfg.self_attention))
+    l_norm = np.random.default_rng(2).uniform(-1, 1, (1, 32, 64, 1)).astype(np.float32)
+    assert_graph_equals_model(model, l_norm,
+                              attention=attention or bool(model_cfg.self_attention))
+
+
+def test_a_layer_the_graph_does_not_know_stops_the_export():
+    model = random_generator(18, attention=False)
+    model.refiner = nnx.Conv(2, 2, kernel_size=(1, 1), rngs=nnx.Rngs(0))  # not in the graph
+    with pytest.raises(onnx_graph.OnnxExportError, match=r"2 variable\(s\) .*refiner"):
+        onnx_graph.generator_to_onnx(model)
+
+
 # --------------------------------------------------------------------------------------
-# The CLI and the backend, on a checkpoint.
+# The backend, on a checkpoint.
 # --------------------------------------------------------------------------------------
 
 
@@ -132,39 +163,12 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def jax_colorizer(workdir) -> infer.Colorizer:
-    return infer.Colorizer.from_checkpoint(workdir, batch_size=4)
-
-
-def test_export_cli_writes_a_model_equal_to_the_checkpoints_generator(workdir, tmp_path,
-                                                                       capsys):
-    out = tmp_path / "models" / "g.onnx"
-    assert export.main([f"--checkpoint={workdir}", f"--out={out}", "--render_size=96"]) == 0
-    assert "wrote" in capsys.readouterr().out
-
-    model = OnnxGenerator(out)
-    assert (model.batch, model.height, model.width) == (1, 96, 96)
-    colorizer = infer.Colorizer.from_checkpoint(workdir, render_size=96)
-    assert model.metadata["jaxcolor.step"] == str(colorizer.step)
-    assert model.metadata["jaxcolor.render_size"] == "96"
-    L = np.random.default_rng(2).uniform(0, 100, (3, 96, 96)).astype(np.float32)
-    want = colorizer.predict_ab(L)
-    got = color.denormalize_ab(model(color.normalize_l(L)[..., None]))  # 3 runs of batch 1
-    np.testing.assert_allclose(got, want, atol=1e-4 * color.AB_SCALE)
-    with pytest.raises(OnnxBackendError, match="--render_size"):
-        model(np.zeros((1, 32, 32, 1), np.float32))
-
-
-def test_dynamic_batch_export_takes_any_batch(workdir, tmp_path):
-    out = tmp_path / "g.onnx"
-    assert export.main([f"--checkpoint={workdir}", f"--out={out}", "--dynamic_batch"]) == 0
-    model = OnnxGenerator(out)
-    assert model.batch is None
-    assert model(np.zeros((5, model.height, model.width, 1), np.float32)).shape[0] == 5
+def jax_colorizer(workdir) -> Colorizer:
+    return Colorizer.from_checkpoint(workdir, batch_size=4)
 
 
 def test_onnx_backend_colours_like_the_jax_backend(workdir, jax_colorizer, tmp_path, capsys):
-    onnx_colorizer = infer.Colorizer.from_checkpoint(workdir, batch_size=4, backend="onnx")
+    onnx_colorizer = Colorizer.from_checkpoint(workdir, batch_size=4, backend="onnx")
     size = onnx_colorizer.render_size
     L = np.random.default_rng(3).uniform(0, 100, (3, size, size)).astype(np.float32)
     np.testing.assert_allclose(onnx_colorizer.predict_ab(L), jax_colorizer.predict_ab(L),
@@ -172,7 +176,7 @@ def test_onnx_backend_colours_like_the_jax_backend(workdir, jax_colorizer, tmp_p
 
     rgb = photo_rgb(45, 70)
     Image.fromarray(rgb).save(tmp_path / "photo.png")
-    assert colorize.main([f"--workdir={workdir}", "--backend=onnx",
+    assert jaxcolor_main(["colorize", f"--checkpoint={workdir}", "--backend=onnx",
                           f"--input={tmp_path}/photo.png", f"--output={tmp_path}/out"]) == 0
     written = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
     diff = np.abs(written.astype(int) - jax_colorizer.colorize(rgb).astype(int))
@@ -181,22 +185,7 @@ def test_onnx_backend_colours_like_the_jax_backend(workdir, jax_colorizer, tmp_p
 
 def test_colorize_defaults_to_onnx_on_cpu_when_installed(workdir, tmp_path, capsys):
     Image.fromarray(photo_rgb(40, 56)).save(tmp_path / "photo.png")
-    assert colorize.main([f"--workdir={workdir}", f"--input={tmp_path}/photo.png",
-                          f"--output={tmp_path}/out"]) == 0
+    assert jaxcolor_main(["colorize", f"--checkpoint={workdir}",
+                          f"--input={tmp_path}/photo.png", f"--output={tmp_path}/out"]) == 0
     assert "backend onnx" in capsys.readouterr().err
-    assert infer.Colorizer.from_checkpoint(workdir, backend="auto").backend == "onnx"
-
-
-def test_export_user_errors_are_one_line(workdir, tmp_path, capsys):
-    cases = [
-        ([f"--checkpoint={tmp_path / 'missing'}", f"--out={tmp_path / 'g.onnx'}"], "missing"),
-        ([f"--checkpoint={workdir}", f"--out={tmp_path}"], "is a directory"),
-        ([f"--checkpoint={workdir}", f"--out={tmp_path / 'g.onnx'}", "--step=999"], "999"),
-        ([f"--checkpoint={workdir}", f"--out={tmp_path / 'g.onnx'}", "--render_size=0"],
-         "--render_size"),
-    ]
-    for argv, needle in cases:
-        assert export.main(argv) == 1
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("error:") and needle in err and "\n" not in err, err
-    assert not (tmp_path / "g.onnx").exists()
+    assert Colorizer.from_checkpoint(workdir, backend="auto").backend == "onnx"

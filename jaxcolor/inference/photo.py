@@ -1,6 +1,6 @@
 """A photo at full resolution, and the pixel work around the network: `compose`.
 
-The network (`jaxcolor.infer.Colorizer`) only ever sees a small square; everything that
+The network (`jaxcolor.inference.Colorizer`) only ever sees a small square; everything that
 touches the full-resolution photo lives here, as numpy functions:
 
   * `Photo`: what can be colourised, validated once: uint8 sRGB gray [H, W] or RGB
@@ -32,6 +32,8 @@ from PIL import Image
 
 from jaxcolor import color
 from jaxcolor.data import images
+from jaxcolor.errors import RunError
+from jaxcolor.models.generator import ENCODER_STRIDE
 
 MIN_SIDE = 8
 """Photos smaller than this on a side are refused: nothing recognisable to colour."""
@@ -45,10 +47,9 @@ UPSAMPLING = ("bilateral", "bilinear")
 
 BILATERAL_SIGMA = 10.0
 """Range scale of the joint bilateral upsampling, in L units (0..100)."""
-_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
-class InputImageError(ValueError):
+class InputImageError(RunError, ValueError):
     """An input cannot be colourised (wrong type, dtype, shape, range or too small)."""
 
 
@@ -105,7 +106,7 @@ class Photo:
         """Any Pillow mode: alpha (RGBA, LA, PA, palette transparency) is kept; 16-bit gray
         is scaled to 8 bit; palette, bilevel, CMYK, YCbCr become gray or RGB."""
         mode = image.mode
-        if has_alpha(image):
+        if images.has_alpha(image):
             rgba = np.asarray(image.convert("RGBA"))
             return cls(rgba[..., :3], rgba[..., 3])
         if mode in ("L", "1"):
@@ -123,22 +124,6 @@ class Photo:
         return cls(np.asarray(L8, np.uint8).astype(np.float32) / color.L8_SCALE)
 
 
-def has_alpha(image: Image.Image) -> bool:
-    """Whether a Pillow image carries transparency (alpha band or a transparent palette)."""
-    return image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
-
-
-def _cie_f(t: np.ndarray) -> np.ndarray:
-    """CIE's f(t) of L = 116 f(Y / Yn) - 16 (cube root, linear near black)."""
-    d = 6.0 / 29.0
-    return np.where(t > d**3, np.cbrt(np.maximum(t, d**3)), t / (3 * d * d) + 4.0 / 29.0)
-
-
-def _cie_f_inv(f: np.ndarray) -> np.ndarray:
-    d = 6.0 / 29.0
-    return np.where(f > d, f**3, 3 * d * d * (f - 4.0 / 29.0))
-
-
 def _luminance_tables() -> np.ndarray:
     """[3, 256] float32: each 8-bit level's share of luminance Y, per sRGB channel.
 
@@ -152,7 +137,7 @@ def _luminance_tables() -> np.ndarray:
         rgb = np.zeros((256, 3), np.uint8)
         rgb[:, c] = levels
         L = color.rgb_to_lab_np(rgb)[:, 0].astype(np.float64)
-        tables[c] = _cie_f_inv((L + 16.0) / 116.0)
+        tables[c] = color.lab_f_inv(np, (L + 16.0) / 116.0)
     return tables.astype(np.float32)
 
 
@@ -167,12 +152,22 @@ def lightness(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2:
         return _GRAY_L[pixels]
     y = _Y_TABLES[0][pixels[..., 0]] + _Y_TABLES[1][pixels[..., 1]] + _Y_TABLES[2][pixels[..., 2]]
-    return 116.0 * _cie_f(y) - 16.0
+    return 116.0 * color.lab_f(np, y) - 16.0
 
 
 # --------------------------------------------------------------------------------------
 # Geometry: photo <-> render square.
 # --------------------------------------------------------------------------------------
+
+
+def round_render_size(size: int) -> int:
+    """A render size the encoder takes: rounded up to a multiple of its stride (32)."""
+    return max(ENCODER_STRIDE, -(-int(size) // ENCODER_STRIDE) * ENCODER_STRIDE)
+
+
+def default_render_size(config) -> int:
+    """The training crop size of a run's config, as a render size."""
+    return round_render_size(int(config.data.crop_size))
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:

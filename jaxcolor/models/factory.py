@@ -1,0 +1,64 @@
+"""`config.model` -> the generator, the discriminator and the compute dtype.
+
+The one place that reads the model section of a run config, so that training, inference,
+export and the benchmarks build exactly the same networks from a config (inference rebuilds
+G from the config saved with a checkpoint). The modules themselves know nothing of configs.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxcolor.errors import UsageError
+from jaxcolor.models.discriminator import PatchDiscriminator
+from jaxcolor.models.generator import UNetGenerator
+
+COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
+
+
+def compute_dtype(name: str):
+    """"auto" -> bfloat16 on GPU/TPU (tensor cores, half the activation memory), float32 on
+    CPU (XLA:CPU has no fast bf16 convolutions); or an explicit "float32"/"bfloat16"."""
+    if name == "auto":
+        return jnp.bfloat16 if jax.default_backend() in ("gpu", "tpu") else jnp.float32
+    if name in COMPUTE_DTYPES:
+        return jnp.dtype(name)
+    raise UsageError(f"config.model.compute_dtype: {name!r}; choose one of {COMPUTE_DTYPES}")
+
+
+def init_rngs(seed: int) -> nnx.Rngs:
+    """Parameter-initialisation keys. The "rbg" generator compiles and runs several times
+    faster than the default threefry for the hundreds of weight tensors of a ResNet U-Net
+    (bits differ between backends, which initialisation does not care about)."""
+    return nnx.Rngs(jax.random.key(seed, impl="rbg"))
+
+
+def make_generator(model_cfg, *, seed: int) -> UNetGenerator:
+    return UNetGenerator(depth=int(model_cfg.depth),
+                         decoder_widths=tuple(model_cfg.decoder_widths),
+                         self_attention=bool(model_cfg.self_attention),
+                         dtype=compute_dtype(model_cfg.compute_dtype), rngs=init_rngs(seed))
+
+
+def make_discriminator(model_cfg, *, seed: int) -> PatchDiscriminator:
+    return PatchDiscriminator(in_channels=3, base_width=int(model_cfg.d_width),
+                              n_layers=int(model_cfg.d_layers), norm=model_cfg.d_norm,
+                              spectral_norm=bool(model_cfg.d_spectral_norm),
+                              dtype=compute_dtype(model_cfg.compute_dtype), rngs=init_rngs(seed))
+
+
+def abstract_generator(model_cfg) -> UNetGenerator:
+    """G of `model_cfg` with `jax.ShapeDtypeStruct`s for arrays: its structure (the graph
+    definition to merge restored variables into) without computing or compiling anything."""
+    return nnx.eval_shape(lambda: make_generator(model_cfg, seed=0))
+
+
+def abstract_discriminator(model_cfg) -> PatchDiscriminator:
+    return nnx.eval_shape(lambda: make_discriminator(model_cfg, seed=0))
+
+
+def count_params(params) -> int:
+    return int(sum(np.size(x) for x in jax.tree.leaves(params)))

@@ -1,0 +1,110 @@
+"""Everything a run builds before its first step, from a config: `setup(config)`.
+
+The training loop, the tests and the benchmarks all call this one function, so they run the
+same models, optimisers, shardings and compiled steps. It computes and compiles nothing:
+models are traced abstractly (`nnx.eval_shape`), which gives the graph definitions and the
+state's shapes (the target a checkpoint restores onto); the steps compile at their first
+call. `Setup.init_state()` then creates a fresh state on the devices when there is nothing
+to restore.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+from absl import logging
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+
+from jaxcolor import sharding
+from jaxcolor.models import factory
+from jaxcolor.train import optim, state as state_lib, steps as steps_lib
+from jaxcolor.train.schedule import Schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """A run's mesh, schedule, optimisers, model definitions, state shapes and steps."""
+
+    config: object
+    mesh: Mesh
+    schedule: Schedule
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    defs: state_lib.ModelDefs
+    abstract_state: state_lib.TrainState  # jax.ShapeDtypeStruct leaves, replicated shardings
+    steps: steps_lib.Steps
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return sharding.replicated(self.mesh)
+
+    @property
+    def batch_sharding(self) -> NamedSharding:
+        return sharding.batch_sharding(self.mesh)
+
+    def init_state(self) -> state_lib.TrainState:
+        """A freshly initialised state, created inside `jax.jit` straight onto the replicated
+        sharding (no host round trip of a ResNet-101's weights), with ported encoder weights
+        when `config.model.backbone_weights` names them."""
+        init = functools.partial(initial_state, self.config, self.g_tx, self.d_tx)
+        fresh = jax.jit(init, out_shardings=self.replicated)()
+        return _load_backbone(self.config, fresh, replicated=self.replicated)
+
+    def place(self, host_state) -> state_lib.TrainState:
+        """A host copy of a state (e.g. a test's saved initial state), on the devices."""
+        return jax.device_put(host_state, self.replicated)
+
+
+def initial_state(config, g_tx: optax.GradientTransformation,
+                  d_tx: optax.GradientTransformation) -> state_lib.TrainState:
+    """Both models initialised from `config.seed`, and their optimiser states. Pure."""
+    return state_lib.create(
+        factory.make_generator(config.model, seed=int(config.seed)),
+        factory.make_discriminator(config.model, seed=int(config.seed) + 1),
+        g_tx, d_tx, ema=float(config.g.ema_decay) > 0)
+
+
+def setup(config, mesh: Mesh | None = None) -> Setup:
+    """Build a run's `Setup` from its config (mesh: default, every device of every process)."""
+    mesh = sharding.make_mesh() if mesh is None else mesh
+    schedule = Schedule.from_config(config)
+    g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates)
+    d_tx = optim.make_optimizer(config.d, field="d", total_updates=schedule.d_updates)
+    defs = state_lib.ModelDefs.of(factory.abstract_generator(config.model),
+                                  factory.abstract_discriminator(config.model))
+    replicated = sharding.replicated(mesh)
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+        jax.eval_shape(functools.partial(initial_state, config, g_tx, d_tx)))
+    steps = steps_lib.build_steps(
+        defs, steps_lib.StepConfig.from_config(config), g_tx, d_tx,
+        g_encoder_mask=steps_lib.encoder_mask(abstract.g_params), state_sharding=replicated)
+    return Setup(config=config, mesh=mesh, schedule=schedule, g_tx=g_tx, d_tx=d_tx, defs=defs,
+                 abstract_state=abstract, steps=steps)
+
+
+def _load_backbone(config, state: state_lib.TrainState, *,
+                   replicated: NamedSharding) -> state_lib.TrainState:
+    """Load ported ImageNet weights into G's encoder when `config.model.backbone_weights` is
+    set; otherwise say plainly that the encoder starts from random initialisation."""
+    path = config.model.backbone_weights
+    if not path:
+        logging.warning("config.model.backbone_weights is not set: the ResNet encoder starts "
+                        "from random initialisation (port ImageNet weights with "
+                        "`jaxcolor port`)")
+        return state
+    from jaxcolor.models import port  # orbax restore of the encoder; only needed here
+
+    generator = factory.make_generator(config.model, seed=int(config.seed))
+    nnx.update(generator, jax.device_get(state.g_params), jax.device_get(state.g_batch_stats))
+    port.load_encoder_checkpoint(path, generator.encoder)
+    _, params, rest = nnx.split(generator, nnx.Param, ...)
+    params, rest = jax.device_put((params, rest), replicated)
+    ema = jax.tree.map(jnp.copy, params) if state.g_ema_params is not None else None
+    logging.info("Loaded encoder weights from %s", path)
+    return state.replace(g_params=params, g_batch_stats=rest, g_ema_params=ema)
