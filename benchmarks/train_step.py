@@ -16,8 +16,8 @@ Step kinds:
   pretrain   phase 1, G alone with L1 (`steps.pretrain`)
   gan        the fused GAN step: G update then D update sharing one G forward (`steps.gan`)
   d_pretrain NoGAN's D step against the frozen G (`steps.d_pretrain`)
-  separate   the unfused alternative: `steps.d_pretrain` then a G-only update (adversarial + L1,
-             built here from the same models and losses as `steps.gan`), two programs per
+  separate   the unfused alternative: `steps.d_pretrain` then G's half of the GAN step
+             (`steps.gan_generator_update`) as its own program, two programs per
              iteration; images/s counts one batch per D+G pair, comparable with `gan`
 
 FLOPs per image come from XLA's cost analysis of the compiled step (multiply-add = 2) divided
@@ -31,9 +31,6 @@ import argparse
 import statistics
 
 import jax
-import jax.numpy as jnp
-import optax
-from flax import nnx
 
 from benchmarks import common
 
@@ -66,36 +63,17 @@ def _parse(argv):
 
 
 def make_g_only_step(setup):
-    """G's half of the fused GAN step as its own jitted, state-donating program.
-
-    Same forward, losses and optimiser as `steps.gan`'s G update; it leaves out the encoder
-    freeze mask and the EMA update (both off in gan.py: `encoder_freeze_steps=0`,
-    `ema_decay=0`), which cost a few elementwise passes over the parameters.
-    """
+    """G's half of the fused GAN step (`steps.gan_generator_update`) as its own jitted,
+    state-donating program."""
     from jaxcolor.data import stats
-    from jaxcolor.train import losses, steps as steps_lib
+    from jaxcolor.train import steps as steps_lib
 
-    cfg = steps_lib.StepConfig.from_config(setup.config)
-    defs, g_tx, replicated = setup.defs, setup.g_tx, setup.replicated
-
-    def g_step(state, batch):
+    def g_step(ctx, state, batch):
         l_norm, ab_real = stats.prepare_batch(batch)
-        g = defs.generator(state.g_params, state.g_batch_stats, train=True)
-        d = defs.discriminator(state.d_params, state.d_batch_stats, train=True)
+        state, metrics, _ = steps_lib.gan_generator_update(ctx, state, l_norm, ab_real)
+        return state.replace(step=state.step + 1), metrics
 
-        def loss_fn(g, d):
-            ab = g(l_norm).astype(jnp.float32)
-            adv = losses.generator_adversarial_loss(d(l_norm, ab), cfg.gan_loss)
-            return adv + cfg.lambda_l1 * losses.l1(ab, ab_real)
-
-        loss, grads = nnx.value_and_grad(loss_fn, argnums=0)(g, d)
-        updates, opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
-        state = state.replace(g_params=optax.apply_updates(state.g_params, updates),
-                              g_batch_stats=nnx.state(g, nnx.Not(nnx.Param)),
-                              g_opt_state=opt_state, step=state.step + 1)
-        return jax.lax.with_sharding_constraint(state, replicated), {"g/loss": loss}
-
-    return jax.jit(g_step, donate_argnums=(0,))
+    return steps_lib.compile_step(setup.steps.context, g_step, setup.replicated)
 
 
 def _compile(fn, state, batch) -> tuple[object, dict]:

@@ -1,50 +1,18 @@
-"""What every subcommand shares: the progress bar, the checkpoint and colouriser flags, help
-epilogues of examples, and the one rule that turns exceptions into exit statuses."""
+"""What every subcommand shares: the checkpoint and colouriser flags, help epilogues of
+examples, the one rule that turns exceptions into exit statuses, and the progress bar
+(`jaxcolor.progress`, which the training console shares)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Callable
 
 from jaxcolor import errors
+from jaxcolor.progress import ProgressBar
 
-
-class ProgressBar:
-    """A one-line progress bar with rate and ETA, redrawn at most every `interval` seconds."""
-
-    def __init__(self, label: str, stream=None, width: int = 30, interval: float = 0.1,
-                 unit: str = "/s"):
-        self.label, self.width, self.interval, self.unit = label, width, interval, unit
-        self.stream = sys.stderr if stream is None else stream
-        self._started = self._drawn = time.time()
-        self._active = False
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.time()
-        if done < total and now - self._drawn < self.interval:
-            return
-        self._drawn, self._active = now, True
-        filled = int(self.width * done / max(total, 1))
-        rate = done / max(now - self._started, 1e-9)
-        eta = f" ETA {_duration((total - done) / rate)}" if 0 < done < total else ""
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                          f"{done}/{total} {100 * done / max(total, 1):3.0f}% "
-                          f"{rate:.1f}{self.unit}{eta}   ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self._active:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._active = False
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+__all__ = ["ProgressBar", "add_checkpoint_flags", "add_colorizer_flags", "check_positive",
+           "examples", "load_colorizer", "run_command"]
 
 
 def examples(*lines: str) -> str:

@@ -1,6 +1,6 @@
 """Decode any photo file into uint8 sRGB, and the resize + centre crop that makes records.
 
-Used by ingestion (`jaxcolor.data.ingest images`) and by anything else that reads user
+Used by ingestion (`jaxcolor ingest images`) and by anything else that reads user
 photos (the demo data builder, the colourise CLI), so every entry point sees an image the
 same way:
 

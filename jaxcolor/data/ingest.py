@@ -16,7 +16,8 @@ summary and in the manifest; the run goes on.
 Both report progress through a callback and return a summary: records written, inputs
 skipped, how many records the default filter (`jaxcolor.data.stats.select`) would remove per
 rule (for information: the records keep every image; training applies the configured
-filter), time and throughput. Every `--val_every`-th record is the held-out validation split (0: none).
+filter), time and throughput. Every `--val_every`-th record is the held-out validation
+split (0: none).
 """
 
 from __future__ import annotations

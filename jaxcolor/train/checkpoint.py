@@ -77,7 +77,8 @@ class Checkpointer:
                                   f"({e}); earlier checkpoints are intact") from e
         self._writing = step
 
-    def restore(self, step: int, abstract_state: TrainState, *, data_iter) -> tuple[TrainState, dict]:
+    def restore(self, step: int, abstract_state: TrainState, *,
+                data_iter) -> tuple[TrainState, dict]:
         """Restore state (onto the shardings in `abstract_state`) and the data iterator."""
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state),

@@ -22,16 +22,10 @@ from PIL import Image
 
 from jaxcolor import color
 from jaxcolor import metrics as metrics_lib
+from jaxcolor.progress import format_duration
 from jaxcolor.train.state import TrainState
 
 _CONSOLE_KEYS = ("g/l1", "g/adv", "d/loss")
-
-
-def _format_eta(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def image_grid(L8: np.ndarray, ab8_true: np.ndarray, ab_pred_norm: np.ndarray) -> np.ndarray:
@@ -146,7 +140,8 @@ class Monitor:
         rate = (done - self._start_step) / max(elapsed, 1e-9)
         losses = "  ".join(f"{k} {means[k]:.4f}" for k in _CONSOLE_KEYS if k in means)
         logging.info("[%s] step %d/%d  %s  %.1f img/s  ETA %s", phase, done, self.total, losses,
-                     perf["perf/images_per_sec"], _format_eta((self.total - done) / max(rate, 1e-9)))
+                     perf["perf/images_per_sec"],
+                     format_duration((self.total - done) / max(rate, 1e-9)))
         self._window.clear()
         self._step_seconds = self._wait_seconds = 0.0
         self._steps_in_window = 0

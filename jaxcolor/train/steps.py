@@ -23,6 +23,7 @@ global batch by XLA: no per-layer host work, no pmean to write by hand.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -58,6 +59,17 @@ class StepConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class StepContext:
+    """What the pure steps close over: static model definitions, optimisers and settings."""
+
+    defs: ModelDefs
+    cfg: StepConfig
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    g_encoder_mask: nnx.State  # True on the encoder's leaves of G's params
+
+
+@dataclasses.dataclass(frozen=True)
 class Steps:
     """The compiled steps of one run (state argument donated), one per phase
     (`schedule.PHASES`), and the evaluation step."""
@@ -66,6 +78,7 @@ class Steps:
     d_pretrain: StepFn
     gan: StepFn
     evaluate: Callable[[TrainState, dict], dict]
+    context: StepContext
 
     def for_phase(self, phase: str) -> StepFn:
         return getattr(self, phase)
@@ -76,118 +89,137 @@ def encoder_mask(g_params: nnx.State) -> nnx.State:
     return jax.tree_util.tree_map_with_path(lambda path, _: is_encoder_path(path), g_params)
 
 
+# NNX note: each model is merged once per step and differentiated as a module
+# (`nnx.value_and_grad` over its Params); BatchNorm statistics updated during the forward pass
+# are read back with `nnx.state(model, Not(Param))`. Merging inside a function that `jax.grad`
+# differentiates would mutate BatchStats across trace levels.
+
+
+def update_generator(ctx: StepContext, state: TrainState, grads,
+                     g: nnx.Module) -> tuple[TrainState, dict]:
+    """Apply G's gradients: encoder freeze, optimiser, EMA; BatchNorm statistics from `g`."""
+    frozen = state.step < ctx.cfg.encoder_freeze_steps
+
+    def freeze_encoder(tree):
+        return jax.tree.map(lambda x, is_enc: jnp.where(is_enc & frozen, 0.0, x),
+                            tree, ctx.g_encoder_mask)
+
+    # Zero the encoder's gradients (its Adam moments stay clean) and its updates (AdamW's
+    # weight decay would otherwise still move a frozen encoder).
+    grads = freeze_encoder(grads)
+    updates, opt_state = ctx.g_tx.update(grads, state.g_opt_state, state.g_params)
+    params = optax.apply_updates(state.g_params, freeze_encoder(updates))
+    ema = state.g_ema_params
+    if ema is not None:
+        decay = ctx.cfg.ema_decay
+        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+    new = state.replace(g_params=params, g_batch_stats=nnx.state(g, _NOT_PARAM),
+                        g_opt_state=opt_state, g_ema_params=ema)
+    return new, {"g/grad_norm": optax.tree.norm(grads), "g/lr": current_learning_rate(opt_state)}
+
+
+def update_discriminator(ctx: StepContext, state: TrainState, l_norm, ab_real,
+                         ab_fake) -> tuple[TrainState, dict]:
+    """One D update on a real and a generated (stop-gradient) batch."""
+    d = ctx.defs.discriminator(state.d_params, state.d_batch_stats, train=True)
+
+    def loss_fn(d):
+        real, fake = d(l_norm, ab_real), d(l_norm, ab_fake)
+        return losses.discriminator_loss(real, fake, ctx.cfg.gan_loss), (real, fake)
+
+    (loss, (real, fake)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(d)
+    updates, opt_state = ctx.d_tx.update(grads, state.d_opt_state, state.d_params)
+    params = optax.apply_updates(state.d_params, updates)
+    new = state.replace(d_params=params, d_batch_stats=nnx.state(d, _NOT_PARAM),
+                        d_opt_state=opt_state)
+    return new, {"d/loss": loss, "d/real_logit": real.mean(), "d/fake_logit": fake.mean(),
+                 "d/grad_norm": optax.tree.norm(grads), "d/lr": current_learning_rate(opt_state)}
+
+
+def pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
+    l_norm, ab_real = stats.prepare_batch(batch)
+    g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=True)
+    loss, grads = nnx.value_and_grad(lambda g: losses.l1(g(l_norm), ab_real))(g)
+    state, m = update_generator(ctx, state, grads, g)
+    return state.replace(step=state.step + 1), {"g/l1": loss, **m}
+
+
+def d_pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
+    l_norm, ab_real = stats.prepare_batch(batch)
+    g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=False)
+    ab_fake = jax.lax.stop_gradient(g(l_norm).astype(jnp.float32))
+    state, m = update_discriminator(ctx, state, l_norm, ab_real, ab_fake)
+    return state.replace(step=state.step + 1), m
+
+
+def gan_generator_update(ctx: StepContext, state: TrainState, l_norm,
+                         ab_real) -> tuple[TrainState, dict, jax.Array]:
+    """G's half of the GAN step: adversarial + lambda_L1 * L1 against the current D.
+    Returns the new state, G's metrics and G's output (for D's half)."""
+    g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=True)
+    # D judges in train mode (batch statistics), as in pix2pix; its running-stat updates
+    # from this pass are dropped: only D's own update moves them.
+    d = ctx.defs.discriminator(state.d_params, state.d_batch_stats, train=True)
+
+    def loss_fn(g, d):
+        ab = g(l_norm).astype(jnp.float32)
+        adv = losses.generator_adversarial_loss(d(l_norm, ab), ctx.cfg.gan_loss)
+        l1 = losses.l1(ab, ab_real)
+        return adv + ctx.cfg.lambda_l1 * l1, (ab, adv, l1)
+
+    (total, (ab_fake, adv, l1)), grads = nnx.value_and_grad(
+        loss_fn, argnums=0, has_aux=True)(g, d)
+    state, m = update_generator(ctx, state, grads, g)
+    return state, {"g/loss": total, "g/adv": adv, "g/l1": l1, **m}, ab_fake
+
+
+def gan_step(ctx: StepContext, state: TrainState, batch: dict):
+    """The fused GAN step: G's update, then D's on the same real batch and G's output."""
+    l_norm, ab_real = stats.prepare_batch(batch)
+    state, g_metrics, ab_fake = gan_generator_update(ctx, state, l_norm, ab_real)
+    state, d_metrics = update_discriminator(ctx, state, l_norm, ab_real,
+                                            jax.lax.stop_gradient(ab_fake))
+    return state.replace(step=state.step + 1), {**g_metrics, **d_metrics}
+
+
+def eval_step(ctx: StepContext, state: TrainState, batch: dict) -> dict:
+    """Predictions and per-image metrics ([B] arrays) of G in eval mode."""
+    l_norm, ab_true = stats.prepare_batch(batch)
+    params = state.g_ema_params if state.g_ema_params is not None else state.g_params
+    g = ctx.defs.generator(params, state.g_batch_stats, train=False)
+    ab_pred = g(l_norm).astype(jnp.float32)
+    lab_pred = color.model_to_lab(l_norm, ab_pred)
+    lab_true = color.model_to_lab(l_norm, ab_true)
+    rgb_pred, rgb_true = color.lab_to_rgb(lab_pred), color.lab_to_rgb(lab_true)
+    return {
+        "l1": jnp.mean(jnp.abs(ab_pred - ab_true), axis=(1, 2, 3)),
+        "ab_mae": metrics.ab_mae(lab_pred[..., 1:], lab_true[..., 1:]),
+        "psnr": metrics.psnr(rgb_pred, rgb_true),
+        "cf_pred": metrics.colorfulness(rgb_pred * 255.0),
+        "cf_true": metrics.colorfulness(rgb_true * 255.0),
+        "ab_pred": ab_pred,
+    }
+
+
+def compile_step(ctx: StepContext, step, state_sharding=None) -> StepFn:
+    """`step(ctx, state, batch)` as a jitted `(state, batch) -> (state, metrics)` that
+    donates the state and keeps it on `state_sharding` (replicated over the mesh)."""
+
+    def constrained(state, batch):
+        state, metrics_ = step(ctx, state, batch)
+        if state_sharding is not None:
+            state = jax.lax.with_sharding_constraint(state, state_sharding)
+        return state, metrics_
+
+    return jax.jit(constrained, donate_argnums=(0,))
+
+
 def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransformation,
                 d_tx: optax.GradientTransformation, *, g_encoder_mask: nnx.State,
                 state_sharding=None) -> Steps:
-    """Close the pure step functions over the static models/optimisers and jit them."""
-
-    def update_generator(state: TrainState, grads, g: nnx.Module) -> tuple[TrainState, dict]:
-        frozen = state.step < cfg.encoder_freeze_steps
-
-        def freeze_encoder(tree):
-            return jax.tree.map(lambda x, is_enc: jnp.where(is_enc & frozen, 0.0, x),
-                                tree, g_encoder_mask)
-
-        # Zero the encoder's gradients (its Adam moments stay clean) and its updates
-        # (AdamW's weight decay would otherwise still move a frozen encoder).
-        grads = freeze_encoder(grads)
-        updates, opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
-        params = optax.apply_updates(state.g_params, freeze_encoder(updates))
-        ema = state.g_ema_params
-        if ema is not None:
-            decay = cfg.ema_decay
-            ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
-        new = state.replace(g_params=params, g_batch_stats=nnx.state(g, _NOT_PARAM),
-                            g_opt_state=opt_state, g_ema_params=ema)
-        return new, {"g/grad_norm": optax.tree.norm(grads),
-                     "g/lr": current_learning_rate(opt_state)}
-
-    def update_discriminator(state: TrainState, l_norm, ab_real, ab_fake):
-        d = defs.discriminator(state.d_params, state.d_batch_stats, train=True)
-
-        def loss_fn(d):
-            real, fake = d(l_norm, ab_real), d(l_norm, ab_fake)
-            return losses.discriminator_loss(real, fake, cfg.gan_loss), (real, fake)
-
-        (loss, (real, fake)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(d)
-        updates, opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
-        params = optax.apply_updates(state.d_params, updates)
-        new = state.replace(d_params=params, d_batch_stats=nnx.state(d, _NOT_PARAM),
-                            d_opt_state=opt_state)
-        return new, {"d/loss": loss, "d/real_logit": real.mean(), "d/fake_logit": fake.mean(),
-                     "d/grad_norm": optax.tree.norm(grads),
-                     "d/lr": current_learning_rate(opt_state)}
-
-    # NNX note: each model is merged once per step and differentiated as a module
-    # (`nnx.value_and_grad` over its Params); BatchNorm statistics updated during the forward
-    # pass are read back with `nnx.state(model, Not(Param))`. Merging inside a function that
-    # `jax.grad` differentiates would mutate BatchStats across trace levels.
-
-    def pretrain_step(state: TrainState, batch: dict):
-        l_norm, ab_real = stats.prepare_batch(batch)
-        g = defs.generator(state.g_params, state.g_batch_stats, train=True)
-
-        def loss_fn(g):
-            return losses.l1(g(l_norm), ab_real)
-
-        loss, grads = nnx.value_and_grad(loss_fn)(g)
-        state, m = update_generator(state, grads, g)
-        return state.replace(step=state.step + 1), {"g/l1": loss, **m}
-
-    def d_pretrain_step(state: TrainState, batch: dict):
-        l_norm, ab_real = stats.prepare_batch(batch)
-        g = defs.generator(state.g_params, state.g_batch_stats, train=False)
-        ab_fake = jax.lax.stop_gradient(g(l_norm).astype(jnp.float32))
-        state, m = update_discriminator(state, l_norm, ab_real, ab_fake)
-        return state.replace(step=state.step + 1), m
-
-    def gan_step(state: TrainState, batch: dict):
-        l_norm, ab_real = stats.prepare_batch(batch)
-        g = defs.generator(state.g_params, state.g_batch_stats, train=True)
-        # D judges in train mode (batch statistics), as in pix2pix; its running-stat updates
-        # from this pass are dropped: only D's own step below moves them.
-        d = defs.discriminator(state.d_params, state.d_batch_stats, train=True)
-
-        def loss_fn(g, d):
-            ab = g(l_norm).astype(jnp.float32)
-            adv = losses.generator_adversarial_loss(d(l_norm, ab), cfg.gan_loss)
-            l1 = losses.l1(ab, ab_real)
-            return adv + cfg.lambda_l1 * l1, (ab, adv, l1)
-
-        (total, (ab_fake, adv, l1)), grads = nnx.value_and_grad(
-            loss_fn, argnums=0, has_aux=True)(g, d)
-        state, g_metrics = update_generator(state, grads, g)
-        state, d_metrics = update_discriminator(state, l_norm, ab_real,
-                                                jax.lax.stop_gradient(ab_fake))
-        metrics_ = {"g/loss": total, "g/adv": adv, "g/l1": l1, **g_metrics, **d_metrics}
-        return state.replace(step=state.step + 1), metrics_
-
-    def eval_step(state: TrainState, batch: dict) -> dict:
-        """Predictions and per-image metrics ([B] arrays) of G in eval mode."""
-        l_norm, ab_true = stats.prepare_batch(batch)
-        params = state.g_ema_params if state.g_ema_params is not None else state.g_params
-        g = defs.generator(params, state.g_batch_stats, train=False)
-        ab_pred = g(l_norm).astype(jnp.float32)
-        lab_pred = color.model_to_lab(l_norm, ab_pred)
-        lab_true = color.model_to_lab(l_norm, ab_true)
-        rgb_pred, rgb_true = color.lab_to_rgb(lab_pred), color.lab_to_rgb(lab_true)
-        return {
-            "l1": jnp.mean(jnp.abs(ab_pred - ab_true), axis=(1, 2, 3)),
-            "ab_mae": metrics.ab_mae(lab_pred[..., 1:], lab_true[..., 1:]),
-            "psnr": metrics.psnr(rgb_pred, rgb_true),
-            "cf_pred": metrics.colorfulness(rgb_pred * 255.0),
-            "cf_true": metrics.colorfulness(rgb_true * 255.0),
-            "ab_pred": ab_pred,
-        }
-
-    def compile_step(fn):
-        def constrained(state, batch):
-            state, metrics_ = fn(state, batch)
-            if state_sharding is not None:  # keep the state replicated over the mesh
-                state = jax.lax.with_sharding_constraint(state, state_sharding)
-            return state, metrics_
-
-        return jax.jit(constrained, donate_argnums=(0,))
-
-    return Steps(pretrain=compile_step(pretrain_step), d_pretrain=compile_step(d_pretrain_step),
-                 gan=compile_step(gan_step), evaluate=jax.jit(eval_step))
+    """The jitted steps of a run, closed over its static models, optimisers and settings."""
+    ctx = StepContext(defs=defs, cfg=cfg, g_tx=g_tx, d_tx=d_tx, g_encoder_mask=g_encoder_mask)
+    return Steps(pretrain=compile_step(ctx, pretrain_step, state_sharding),
+                 d_pretrain=compile_step(ctx, d_pretrain_step, state_sharding),
+                 gan=compile_step(ctx, gan_step, state_sharding),
+                 evaluate=jax.jit(functools.partial(eval_step, ctx)), context=ctx)

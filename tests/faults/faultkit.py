@@ -9,7 +9,6 @@ of compiling them again.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -21,30 +20,16 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from PIL import Image
 
-from jaxcolor import color
+from jaxcolor import color, configs
 from jaxcolor.data.records import RecordsWriter
+from train.helpers import colourful_images
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINER = REPO / "tests" / "faults" / "trainer.py"
 CONFIG = REPO / "tests" / "faults" / "tiny_config.py"
 ORBAX_TMP = ".orbax-checkpoint-tmp"  # suffix of a step directory Orbax is still writing
 RESUMED = re.compile(r"Resumed from (\S+)/(\d+)")
-
-
-def colourful_images(count: int, size: int, seed: int = 0) -> np.ndarray:
-    """uint8 RGB [count, size, size, 3]: smooth random colour fields plus noise, so every
-    image passes the training filter (colourful, with contrast)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((count, size, size, 3), np.uint8)
-    for i in range(count):
-        coarse = rng.integers(0, 256, (4, 4, 3), np.uint8)
-        smooth = np.asarray(Image.fromarray(coarse).resize((size, size),
-                                                           Image.Resampling.BILINEAR))
-        noise = rng.integers(-12, 13, (size, size, 3))
-        out[i] = np.clip(smooth.astype(np.int32) + noise, 0, 255).astype(np.uint8)
-    return out
 
 
 GRAY = slice(3, None, 8)  # records 3, 11, 19, 27, 35 are gray: the training filter drops them
@@ -64,10 +49,7 @@ def write_records(directory: Path, count: int = 40, size: int = 40, val_every: i
 
 def tiny_config(**phases):
     """tests/faults/tiny_config.py's config (`phases` overrides config.phases)."""
-    spec = importlib.util.spec_from_file_location("jaxcolor_faults_tiny_config", CONFIG)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = configs.load(CONFIG)
     config.phases.update(phases)
     return config
 

@@ -231,9 +231,10 @@ def _check_every_variable_read(g: _Graph, model: nnx.Module) -> None:
     missing = [".".join(map(str, path)) for path, variable in nnx.iter_graph(model)
                if isinstance(variable, nnx.Variable) and id(variable) not in g.read]
     if missing:
+        listed = ", ".join(missing[:4]) + (", ..." if len(missing) > 4 else "")
         raise OnnxExportError(f"the generator has {len(missing)} variable(s) the ONNX graph does "
-                              f"not use ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''}"
-                              "); jaxcolor.inference.onnx.graph must follow the module's change")
+                              f"not use ({listed}); jaxcolor.inference.onnx.graph must follow "
+                              "the module's change")
 
 
 def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None = None,

@@ -1,0 +1,62 @@
+"""`train.setup.setup`: what a run builds before its first step, computing nothing.
+
+The loop, these tests and the benchmarks all build a run through it; the model definitions
+come from abstract models outside any trace, so two setups of one config share compiled
+programs, and a fresh state matches the restore target leaf for leaf.
+"""
+
+import jax
+import numpy as np
+import pytest
+from jax import monitoring
+
+from helpers import tiny_config
+from jaxcolor.train import setup as setup_lib
+from jaxcolor.train import state as state_lib
+
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+@pytest.fixture
+def compiles():
+    """A list that grows by one entry for every XLA compilation while the test runs."""
+    seen = []
+
+    def listener(event, duration, **kwargs):
+        if event == COMPILE_EVENT:
+            seen.append(duration)
+
+    monitoring.register_event_duration_secs_listener(listener)
+    yield seen
+    monitoring.unregister_event_duration_listener(listener)
+
+
+def test_setup_traces_but_compiles_nothing(records_dir, compiles):
+    run = setup_lib.setup(tiny_config(records_dir))
+    assert compiles == []
+    assert isinstance(run.defs, state_lib.ModelDefs)
+    leaves = jax.tree.leaves(run.abstract_state)
+    assert leaves and all(isinstance(x, jax.ShapeDtypeStruct) for x in leaves)
+    assert all(x.sharding == run.replicated for x in leaves)
+    assert run.schedule.total == sum(tiny_config(records_dir).phases.values())
+
+
+def test_two_setups_of_one_config_share_their_graph_definitions(records_dir):
+    """Equal (hashable) graph definitions: jit caches steps and inference forwards by them."""
+    first, second = (setup_lib.setup(tiny_config(records_dir)) for _ in range(2))
+    assert first.defs == second.defs and hash(first.defs) == hash(second.defs)
+    assert first.defs.g_train != first.defs.g_eval  # BatchNorm mode is part of the structure
+
+
+def test_a_fresh_state_matches_the_restore_target(records_dir, compile_cache):
+    run = setup_lib.setup(tiny_config(records_dir))
+    state = run.init_state()
+    fresh, target = jax.tree_util.tree_structure(state), jax.tree_util.tree_structure(
+        run.abstract_state)
+    assert fresh == target
+    for x, t in zip(jax.tree.leaves(state), jax.tree.leaves(run.abstract_state)):
+        assert x.shape == t.shape and x.dtype == t.dtype and x.sharding == t.sharding
+    assert int(state.step) == 0
+    assert state.g_ema_params is not None  # the tiny config keeps an EMA
+    for ema, param in zip(jax.tree.leaves(state.g_ema_params), jax.tree.leaves(state.g_params)):
+        np.testing.assert_array_equal(ema, param)
