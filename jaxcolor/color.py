@@ -95,7 +95,7 @@ def _rgb_to_lab(xp, rgb, dtype):
     return xp.stack([L, a, b], axis=-1)
 
 
-def _lab_to_linear_planes(xp, L, a, b):
+def lab_to_linear_planes(xp, L, a, b):
     """Linear sRGB (R, G, B planes, not clipped) of CIELAB channels. Planar, channel by
     channel: numpy is slow on a trailing axis of 3 (per-pixel matmul, min, max)."""
     fy = (L + 16.0) / 116.0
@@ -108,7 +108,7 @@ def _lab_to_linear_planes(xp, L, a, b):
 
 def _lab_to_rgb(xp, lab, dtype, clip):
     lab = xp.asarray(lab, dtype=dtype)
-    linear = xp.stack(_lab_to_linear_planes(xp, lab[..., 0], lab[..., 1], lab[..., 2]), -1)
+    linear = xp.stack(lab_to_linear_planes(xp, lab[..., 0], lab[..., 1], lab[..., 2]), -1)
     rgb = _linear_to_srgb(xp, linear)
     return xp.clip(rgb, 0.0, 1.0) if clip else rgb
 
@@ -128,15 +128,16 @@ def lab_to_rgb(lab: jnp.ndarray, clip: bool = True) -> jnp.ndarray:
     return _lab_to_rgb(jnp, lab, jnp.float32, clip)
 
 
-def gray_rgb_from_l(L: jnp.ndarray) -> jnp.ndarray:
+def gray_rgb_from_l(L, *, xp=jnp):
     """The sRGB gray value in [0, 1] that lightness L (in [0, 100]) stands for.
 
     Equal to `lab_to_rgb` with a = b = 0 (every channel gets the same value), but one value
-    per pixel: this is what an ImageNet-pretrained encoder should see for a gray photo.
+    per pixel: this is what an ImageNet-pretrained encoder should see for a gray photo, and
+    the gray image evaluation measures the model against (`xp=np` there).
     """
-    L = jnp.asarray(L, jnp.float32)
-    y = lab_f_inv(jnp, (L + 16.0) / 116.0)  # Y / Yn with Yn = 1
-    return jnp.clip(_linear_to_srgb(jnp, jnp.maximum(y, 0.0)), 0.0, 1.0)
+    L = xp.asarray(L, xp.float32)
+    y = lab_f_inv(xp, (L + 16.0) / 116.0)  # Y / Yn with Yn = 1
+    return xp.clip(_linear_to_srgb(xp, xp.maximum(y, 0.0)), 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -157,10 +158,21 @@ def lab_to_rgb_np(lab: np.ndarray, clip: bool = True) -> np.ndarray:
     return _lab_to_rgb(np, lab, np.float32, clip)
 
 
-def lab_to_linear_rgb_planes(L: np.ndarray, a: np.ndarray, b: np.ndarray):
-    """CIELAB channels -> *linear* sRGB as three float32 planes (R, G, B), not clipped: the
-    gamut test (0 <= linear <= 1) without the cost of the gamma curve."""
-    return _lab_to_linear_planes(np, *(np.asarray(c, np.float32) for c in (L, a, b)))
+# --------------------------------------------------------------------------------------
+# 8-bit sRGB at full resolution: its lightness, the gamut, the gamma curve. `xp` is numpy
+# (host) or jax.numpy (`jaxcolor.inference.compose`, on the device), from the same tables.
+# --------------------------------------------------------------------------------------
+
+# Overshoot that 8-bit rounding removes without visible change: half a level of the encoded
+# (gamma) value, expressed in linear sRGB, where the gamut test is cheap.
+_GAMUT_LOW = -(0.5 / 255) / 12.92
+_GAMUT_HIGH = ((1.0 + 0.5 / 255 + 0.055) / 1.055) ** 2.4
+
+
+def in_srgb_gamut(xp, r, g, b):
+    """Whether linear sRGB planes encode to 8-bit sRGB without clipping (to half a level)."""
+    return ((xp.minimum(xp.minimum(r, g), b) >= _GAMUT_LOW)
+            & (xp.maximum(xp.maximum(r, g), b) <= _GAMUT_HIGH))
 
 
 def _srgb8_table(size: int = 1 << 16) -> np.ndarray:
@@ -168,12 +180,42 @@ def _srgb8_table(size: int = 1 << 16) -> np.ndarray:
     return rgb01_to_uint8(_linear_to_srgb(np, linear))
 
 
-def linear_to_srgb8(linear: np.ndarray) -> np.ndarray:
-    """Linear sRGB values (clipped to [0, 1]) -> uint8 sRGB by a 65536-entry table: the gamma
-    curve costs one look-up per value (within 1 level of `rgb01_to_uint8(lab_to_rgb_np(.))`)."""
-    scaled = np.clip(np.asarray(linear, np.float32) * (_SRGB8_TABLE.size - 1) + 0.5,
-                     0, _SRGB8_TABLE.size - 1)
-    return _SRGB8_TABLE[scaled.astype(np.uint16)]
+def linear_to_srgb8(xp, linear):
+    """Linear sRGB values (clipped to [0, 1]) -> uint8 sRGB. numpy looks the gamma curve up
+    in a 65536-entry table (one look-up per value, within 1 level of the exact curve);
+    jax.numpy computes the curve (cheap on an accelerator) and rounds."""
+    if xp is np:
+        scaled = np.clip(np.asarray(linear, np.float32) * (_SRGB8_TABLE.size - 1) + 0.5,
+                         0, _SRGB8_TABLE.size - 1)
+        return _SRGB8_TABLE[scaled.astype(np.uint16)]
+    srgb = _linear_to_srgb(xp, xp.clip(linear, 0.0, 1.0))
+    return xp.clip(xp.round(srgb * 255.0), 0, 255).astype(xp.uint8)
+
+
+def _luminance_tables() -> np.ndarray:
+    """[3, 256] float32: each 8-bit level's share of luminance Y, per sRGB channel.
+
+    Derived from `rgb_to_lab_np` (L of the pure channel colours, inverted to Y), so
+    `srgb8_lightness` agrees with it by construction while costing three table look-ups and
+    one cube root per pixel instead of a full Lab conversion.
+    """
+    levels = np.arange(256, dtype=np.uint8)
+    tables = np.zeros((3, 256), np.float64)
+    for c in range(3):
+        rgb = np.zeros((256, 3), np.uint8)
+        rgb[:, c] = levels
+        L = rgb_to_lab_np(rgb)[:, 0].astype(np.float64)
+        tables[c] = lab_f_inv(np, (L + 16.0) / 116.0)
+    return tables.astype(np.float32)
+
+
+def srgb8_lightness(xp, pixels):
+    """CIELAB L (float32, 0..100) of uint8 sRGB pixels: gray [H, W] or RGB [..., 3]."""
+    if pixels.ndim == 2:
+        return xp.asarray(_GRAY_L)[pixels]
+    tables = xp.asarray(_Y_TABLES)
+    y = tables[0][pixels[..., 0]] + tables[1][pixels[..., 1]] + tables[2][pixels[..., 2]]
+    return 116.0 * lab_f(xp, y) - 16.0
 
 
 def rgb01_to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -247,3 +289,5 @@ def model_to_lab(l_norm, ab_norm):
 
 
 _SRGB8_TABLE = _srgb8_table()  # uint8 sRGB of 65536 evenly spaced linear values
+_Y_TABLES = _luminance_tables()  # each 8-bit level's share of Y, per channel
+_GRAY_L = rgb_to_lab_np(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1))[:, 0]

@@ -107,13 +107,27 @@ def test_lab8_to_model_matches_host_decode():
     np.testing.assert_allclose(np.asarray(ab_norm), color.normalize_ab(lab[..., 1:]), atol=1e-6)
 
 
-def test_linear_planes_and_srgb8_table_match_the_float_conversion():
+@pytest.mark.parametrize("xp", [np, jnp], ids=["np", "jnp"])
+def test_linear_planes_and_srgb8_match_the_float_conversion(xp):
     rng = np.random.default_rng(3)
     rgb = rng.uniform(0, 1, (5000, 3)).astype(np.float32)  # in gamut by construction
     lab = color.rgb_to_lab_np(rgb)
-    planes = color.lab_to_linear_rgb_planes(lab[:, 0], lab[:, 1], lab[:, 2])
+    planes = color.lab_to_linear_planes(xp, *(xp.asarray(lab[:, i]) for i in range(3)))
+    assert bool(np.all(color.in_srgb_gamut(xp, *planes)))
     expected = color.rgb01_to_uint8(color.lab_to_rgb_np(lab))
-    got = np.stack([color.linear_to_srgb8(p) for p in planes], -1)
-    assert np.abs(got.astype(int) - expected).max() <= 1
+    got = np.stack([np.asarray(color.linear_to_srgb8(xp, p)) for p in planes], -1)
+    assert np.abs(got.astype(int) - expected).max() <= 1  # numpy: by table; jnp: the curve
     assert np.mean(got == expected) > 0.99
-    assert color.linear_to_srgb8(np.array([-0.5, 0.0, 1.0, 7.0])).tolist() == [0, 0, 255, 255]
+    ends = np.asarray(color.linear_to_srgb8(xp, xp.asarray([-0.5, 0.0, 1.0, 7.0])))
+    assert ends.tolist() == [0, 0, 255, 255]
+    assert not bool(color.in_srgb_gamut(xp, *(xp.asarray([v]) for v in (1.2, 0.5, 0.5))))
+
+
+@pytest.mark.parametrize("xp", [np, jnp], ids=["np", "jnp"])
+def test_srgb8_lightness_is_the_lab_conversions_l(xp):
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    np.testing.assert_allclose(np.asarray(color.srgb8_lightness(xp, xp.asarray(rgb))),
+                               color.rgb_to_lab_np(rgb)[..., 0], atol=1e-3)
+    gray = rgb[..., 0]
+    np.testing.assert_allclose(np.asarray(color.srgb8_lightness(xp, xp.asarray(gray))),
+                               color.rgb_to_lab_np(np.stack([gray] * 3, -1))[..., 0], atol=1e-3)

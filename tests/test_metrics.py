@@ -40,20 +40,39 @@ def _random_pairs():
     return pred, true
 
 
+XPS = pytest.mark.parametrize("xp", [jnp, np], ids=["jnp", "np"])
+
+
+@XPS
 @pytest.mark.parametrize("make", [_astronaut_pairs, _random_pairs], ids=["astronaut", "random"])
-def test_psnr_and_ssim_match_skimage(make):
+def test_psnr_and_ssim_match_skimage(make, xp):
     pred, true = make()
-    psnr = np.asarray(metrics.psnr(pred, true))
-    ssim = np.asarray(metrics.ssim(pred, true))
+    psnr = np.asarray(metrics.psnr(pred, true, xp=xp))
+    ssim = np.asarray(metrics.ssim(pred, true, xp=xp))
     assert psnr.shape == ssim.shape == (len(pred),)
     np.testing.assert_allclose(psnr, [_sk_psnr(p, t) for p, t in zip(pred, true)], rtol=1e-5)
     np.testing.assert_allclose(ssim, [_sk_ssim(p, t) for p, t in zip(pred, true)], atol=1e-4)
 
 
-def test_identical_images_give_infinite_psnr_and_unit_ssim():
+@XPS
+def test_identical_images_give_infinite_psnr_and_unit_ssim(xp):
     img = skdata.astronaut()[:32, :32].astype(np.float32) / 255.0
-    assert np.isposinf(float(metrics.psnr(img, img)))
-    assert float(metrics.ssim(img, img)) == pytest.approx(1.0, abs=1e-6)
+    assert np.isposinf(float(metrics.psnr(img, img, xp=xp)))
+    assert float(metrics.ssim(img, img, xp=xp)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_numpy_and_jax_give_the_same_numbers():
+    """Evaluation measures on the host (numpy, any image size, no compiling), the eval step
+    on the device: one implementation, one answer."""
+    rng = np.random.default_rng(7)
+    pred, true = (rng.integers(0, 256, (2, 37, 53, 3), np.uint8) for _ in range(2))
+    pred_ab, true_ab = (rng.normal(0, 30, (2, 37, 53, 2)).astype(np.float32) for _ in range(2))
+    for name, args in (("psnr", (pred / 255.0, true / 255.0)), ("ssim", (pred / 255, true / 255)),
+                       ("ab_mae", (pred_ab, true_ab)), ("ab_auc", (pred_ab, true_ab)),
+                       ("colorfulness", (pred,))):
+        fn = getattr(metrics, name)
+        np.testing.assert_allclose(np.asarray(fn(*args, xp=np)), np.asarray(fn(*args)),
+                                   rtol=2e-5, atol=1e-5, err_msg=name)
 
 
 def test_ssim_border_handling_matches_skimage_and_unrelated_images_score_low():

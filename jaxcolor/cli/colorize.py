@@ -37,19 +37,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse larger images (decompression-bomb guard)")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="threads decoding and writing files")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="threads decoding, composing and writing (default: every core)")
 
 
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from jaxcolor.inference import files, pipeline
+    from jaxcolor.inference import files
 
     common.check_positive(batch_size=args.batch_size, render_size=args.render_size,
                           workers=args.workers, max_pixels=args.max_pixels)
     output = Path(args.output).expanduser()
-    summary = pipeline.Summary()
+    summary = files.Summary()
     Image.MAX_IMAGE_PIXELS = args.max_pixels  # Pillow's own bomb guard, per process
     items, summary.failures, inputs = files.discover(args.input, output, args.max_pixels)
     planned = files.plan(items, inputs, output, args.format)
@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
           f"backend {colorizer.backend}, {len(planned)} images", file=sys.stderr, flush=True)
     bar = common.ProgressBar("colorize", unit=" images/s")
     try:
-        pipeline.run(colorizer, planned, overwrite=args.overwrite, workers=args.workers,
-                     progress=bar, summary=summary)
+        files.colorize_files(colorizer, planned, overwrite=args.overwrite,
+                             workers=args.workers, progress=bar, summary=summary)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted\n{summary.format(output)}", file=sys.stderr)

@@ -33,7 +33,7 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:
     """How the restored generator colourises: render size, batch, upsampling, backend."""
-    from jaxcolor.inference.colorizer import BACKENDS
+    from jaxcolor.inference.colorizer import BACKENDS, COMPOSES
     from jaxcolor.inference.photo import UPSAMPLING
 
     parser.add_argument("--render_size", type=int, default=None,
@@ -45,6 +45,9 @@ def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:
                         help="run G with JAX, or as ONNX in ONNX Runtime (faster on CPU; "
                              "pip install 'jaxcolor[onnx]'); auto: onnx on a CPU where it "
                              "is installed, else jax")
+    parser.add_argument("--compose", choices=COMPOSES, default="auto",
+                        help="full-resolution pixel work on the device (jitted JAX) or the "
+                             "host (numpy); auto: device on an accelerator, else host")
 
 
 def load_colorizer(args):
@@ -56,7 +59,8 @@ def load_colorizer(args):
     logging.set_verbosity(logging.ERROR)
     return Colorizer.from_checkpoint(
         args.checkpoint, step=args.step, best=args.best, render_size=args.render_size,
-        batch_size=args.batch_size, upsample=args.upsample, backend=args.backend)
+        batch_size=args.batch_size, upsample=args.upsample, backend=args.backend,
+        compose=args.compose)
 
 
 def check_positive(**values: int | None) -> None:

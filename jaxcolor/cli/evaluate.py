@@ -7,6 +7,7 @@ The library side is `jaxcolor.inference.evaluation`. Exit status: 0 all evaluate
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from jaxcolor import errors
@@ -16,22 +17,33 @@ HELP = "measure a checkpoint (PSNR, SSIM, ab error, AuC, colourfulness) against 
 EXAMPLES = common.examples(
     "jaxcolor evaluate --checkpoint=/runs/gan101 --data=/data/val_records --out=/runs/eval",
     "jaxcolor evaluate --checkpoint=/runs/gan101/checkpoints --best \\\n"
-    "      --data='/photos/test/*.jpg' --out=report --max_images=500 --sheet=16")
+    "      --data='/photos/test/*.jpg' --out=report --max_images=500 --sheet=16",
+    "jaxcolor evaluate --checkpoint=/runs/gan101 --data=/imagenet/val --protocol=paper "
+    "--out=imagenet_report")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from jaxcolor.inference.evaluation import PROTOCOLS
+
     common.add_checkpoint_flags(parser)
     common.add_colorizer_flags(parser)
     parser.add_argument("--data", required=True, help="records directory, or photos "
                         "(file, directory or glob)")
     parser.add_argument("--out", required=True, help="report directory")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="full",
+                        help="paper: short side to 256 and the centre 256x256, as the "
+                             "published tables; full: the whole photo (see --max_side)")
     parser.add_argument("--max_images", type=int, default=None, help="evaluate at most this many")
     parser.add_argument("--sheet", type=int, default=8,
                         help="images on the contact sheet (0: none)")
     parser.add_argument("--no_filter", action="store_true",
                         help="records: keep the records the training filter drops (gray, flat)")
+    parser.add_argument("--keep_gray", action="store_true",
+                        help="also measure grayscale references (skipped and counted by default)")
     parser.add_argument("--max_side", type=int, default=512,
-                        help="photos are downscaled to this long side first (not records)")
+                        help="full protocol: photos are downscaled to this long side first")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="threads decoding, composing and measuring (default: every core)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,33 +51,36 @@ def run(args: argparse.Namespace) -> int:
     from jaxcolor.inference import evaluation
 
     common.check_positive(max_images=args.max_images, max_side=args.max_side,
-                          batch_size=args.batch_size, render_size=args.render_size)
+                          batch_size=args.batch_size, render_size=args.render_size,
+                          workers=args.workers)
     data = Path(args.data).expanduser()
     recs = records_lib.Records(data) if (data / records_lib.MANIFEST).is_file() else None
     paths = images.find_images(args.data) if recs is None else []
     colorizer = common.load_colorizer(args)
-    failures: list[dict] = []
+    protocol = evaluation.Protocol(args.protocol, args.max_side, args.keep_gray)
     if recs is not None:
         thresholds = (None if args.no_filter
                       else stats_lib.FilterThresholds.from_config(colorizer.config.data.filter))
-        samples, info = evaluation.record_samples(recs, args.max_images, thresholds)
-        total = info["count"]
+        jobs, info = evaluation.record_jobs(recs, thresholds, protocol)
     else:
-        samples = evaluation.image_samples(paths, args.max_images, args.max_side, failures)
-        info, total = {"kind": "images"}, min(len(paths), args.max_images or len(paths))
+        jobs, info = evaluation.photo_jobs(paths, protocol), {"kind": "images"}
     bar = common.ProgressBar("evaluate", unit=" images/s")
-    report = evaluation.evaluate(colorizer, samples, sheet=max(args.sheet, 0),
-                                 progress=lambda n: bar(n, total or n))
+    report = evaluation.evaluate(colorizer, jobs, max_images=args.max_images,
+                                 sheet=max(args.sheet, 0), workers=args.workers, progress=bar)
     bar.close()
-    for f in failures:
+    for f in report.unreadable:
         print(f"unreadable: {f['path']}: {f['reason']}")
     if not report.per_image:
         raise errors.RunError(f"--data {args.data}: no image could be evaluated "
-                              f"({len(failures)} unreadable)")
+                              f"({len(report.unreadable)} unreadable, {report.skipped_gray} "
+                              "grayscale references skipped)")
     out = Path(args.out).expanduser()
     summary, baseline = evaluation.write_report(out, colorizer, report, {
-        "path": str(args.data), **info, "images": len(report.per_image), "unreadable": failures})
+        "path": str(args.data), **info, "protocol": args.protocol,
+        "max_side": args.max_side if args.protocol == "full" else None})
     print(evaluation.format_table(summary, baseline))
-    print(f"{len(report.per_image)} images, checkpoint step {colorizer.step}, render size "
-          f"{colorizer.render_size}, backend {colorizer.backend}; report in {out}")
-    return errors.EXIT_FAILED if failures else errors.EXIT_OK
+    gray = f", {report.skipped_gray} grayscale references skipped" if report.skipped_gray else ""
+    print(f"{len(report.per_image)} images ({args.protocol} protocol{gray}), checkpoint step "
+          f"{colorizer.step}, render size {colorizer.render_size}, backend "
+          f"{colorizer.backend}; report in {out}")
+    return errors.EXIT_FAILED if report.unreadable else errors.EXIT_OK

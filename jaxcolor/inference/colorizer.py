@@ -20,6 +20,7 @@ ever compile.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from pathlib import Path
@@ -33,14 +34,20 @@ from PIL import Image
 
 from jaxcolor import color
 from jaxcolor.errors import UsageError
+from jaxcolor.inference import compose as compose_lib
 from jaxcolor.inference import restore as restore_lib
-from jaxcolor.inference.photo import (UPSAMPLING, InputImageError, Photo, compose, crop_render,
-                                      default_render_size, render_lightness, round_render_size)
+from jaxcolor.inference.photo import (BILATERAL_SIGMA, UPSAMPLING, InputImageError, Photo, compose,
+                                      crop_render, default_render_size, render_lightness,
+                                      round_render_size)
 from jaxcolor.models import factory
 
 BACKENDS = ("auto", "jax", "onnx")
 """How G runs: the jit-compiled NNX module, or its ONNX graph in ONNX Runtime
 (`jaxcolor.inference.onnx.runtime`); "auto" picks one (`resolve_backend`)."""
+
+COMPOSES = ("auto", "device", "host")
+"""Where the full-resolution pixel work runs: jitted JAX on the device
+(`jaxcolor.inference.compose`) or numpy on the host (`jaxcolor.inference.photo.compose`)."""
 
 
 # --------------------------------------------------------------------------------------
@@ -49,10 +56,21 @@ BACKENDS = ("auto", "jax", "onnx")
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _forward(graphdef: nnx.GraphDef, params, batch_stats, l_norm: jax.Array) -> jax.Array:
-    """G in eval mode. The graph definition is static (hashable), so every Colorizer of the
-    same architecture shares the compiled code of each batch shape."""
-    return nnx.merge(graphdef, params, batch_stats)(l_norm)
+def _forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array) -> jax.Array:
+    """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100). The graph
+    definition is static (hashable), so every Colorizer of the same architecture shares the
+    compiled code of each batch shape."""
+    ab_norm = nnx.merge(graphdef, params, batch_stats)(color.normalize_l(L)[..., None])
+    return color.denormalize_ab(ab_norm.astype(jnp.float32))
+
+
+def resolve_compose(compose: str, backend: str) -> str:
+    """"auto" -> "device" where G runs in JAX on an accelerator (the photo's pixels go there
+    once, uint8 both ways), else "host": numpy next to ONNX Runtime or XLA:CPU (the faster
+    of the two on CPUs, see BENCHMARKS.md)."""
+    if compose != "auto":
+        return compose
+    return "device" if backend == "jax" and jax.default_backend() != "cpu" else "host"
 
 
 def resolve_backend(backend: str) -> str:
@@ -81,13 +99,21 @@ class Colorizer:
         graph run by ONNX Runtime, faster on CPU; needs `pip install 'jaxcolor[onnx]'`) or
         "auto" (onnx on a CPU where it is installed, else jax). `self.backend` is the one
         chosen.
+      compose: where the full-resolution pixel work runs: "device" (jitted JAX, tiles of
+        uint8 both ways), "host" (numpy) or "auto" (`resolve_compose`). `self.compose` is
+        the one chosen.
+      compose_threads: threads of one host compose (None: one per core; pipelines that
+        compose several photos at once pass 1).
     """
 
     def __init__(self, graphdef: nnx.GraphDef, variables: dict, config, *, step: int,
                  directory: Path | None = None, render_size: int | None = None,
-                 batch_size: int = 8, upsample: str = "bilateral", backend: str = "jax"):
+                 batch_size: int = 8, upsample: str = "bilateral", backend: str = "jax",
+                 compose: str = "auto", compose_threads: int | None = None):
         if backend not in BACKENDS:
             raise UsageError(f"backend: {backend!r}; choose one of {BACKENDS}")
+        if compose not in COMPOSES:
+            raise UsageError(f"compose: {compose!r}; choose one of {COMPOSES}")
         backend = resolve_backend(backend)
         if upsample not in UPSAMPLING:
             raise UsageError(f"upsample: {upsample!r}; choose one of {UPSAMPLING}")
@@ -105,6 +131,8 @@ class Colorizer:
         self._graphdef = graphdef
         self._variables = variables
         self.backend = backend
+        self.compose = resolve_compose(compose, backend)
+        self.compose_threads = compose_threads
         self._onnx = None
         if backend == "onnx":
             from jaxcolor.inference.onnx import runtime  # optional dependency, on demand
@@ -161,23 +189,122 @@ class Colorizer:
         """`Photo`s -> uint8 RGB / RGBA arrays of the same sizes, batched through G."""
         outputs = []
         for start in range(0, len(photos), self.batch_size):
-            chunk = photos[start:start + self.batch_size]
-            rendered = [render_lightness(p, self.render_size) for p in chunk]
-            ab = self.predict_ab(np.stack([r[0] for r in rendered]))
-            for photo, (L_sq, inner), ab_sq in zip(chunk, rendered, ab):
-                outputs.append(compose(photo, crop_render(ab_sq, inner), crop_render(L_sq, inner),
-                                       upsample=self.upsample))
+            batch = self.submit([self.prepare(p) for p in photos[start:start + self.batch_size]])
+            batch.fetch()
+            outputs += [batch.finish(i) for i in range(len(batch))]
         return outputs
+
+    # -- the three stages of a batch, for pipelines that overlap them ---------------------
+
+    def prepare(self, photo: Photo) -> Prepared:
+        """Host work before the network, safe in worker threads: the render-size L and, for
+        the device compose, the photo cut into tiles."""
+        L_render, inner = render_lightness(photo, self.render_size)
+        tiles = compose_lib.cut_tiles(photo.pixels) if self.compose == "device" else None
+        return Prepared(photo, L_render.astype(np.float32), inner, tiles)
+
+    def submit(self, prepared: Sequence[Prepared]) -> HostBatch | DeviceBatch:
+        """Start G (and the device compose) on a batch; with JAX this returns before the
+        device is done. `fetch()` then `finish(i)` give the colour photos."""
+        if not prepared:
+            raise ValueError("submit: empty batch")
+        L = np.stack([p.L_render for p in prepared])
+        if self.compose == "host":
+            ab = (self._predict_onnx(L) if self._onnx is not None
+                  else self._predict_device(L)[:len(prepared)])
+            return HostBatch(prepared, ab, self.upsample, self.compose_threads)
+        ab = self._predict_onnx(L) if self._onnx is not None else self._predict_device(L)
+        return DeviceBatch(prepared, ab, jnp.asarray(L), self.upsample)
 
     def predict_ab(self, L: np.ndarray) -> np.ndarray:
         """Lab ab [n, R, R, 2] predicted for lightness L [n, R, R] (0..100), float32."""
-        if self._onnx is not None:  # any batch size runs without recompiling
-            l_norm = color.normalize_l(np.asarray(L, np.float32))[..., None]
-            return color.denormalize_ab(self._onnx(l_norm))
+        if self._onnx is not None:
+            return self._predict_onnx(L)
+        return np.asarray(self._predict_device(L)[:L.shape[0]], np.float32)
+
+    def _predict_onnx(self, L: np.ndarray) -> np.ndarray:
+        l_norm = color.normalize_l(np.asarray(L, np.float32))[..., None]
+        return color.denormalize_ab(self._onnx(l_norm))  # any batch size, no recompiling
+
+    def _predict_device(self, L: np.ndarray) -> jax.Array:
+        """ab on the device, for a batch padded to a power of two (few compiled shapes)."""
         n = L.shape[0]
-        bucket = 1 << (n - 1).bit_length()  # pad to a power of two: few compiled shapes
-        padded = np.zeros((bucket,) + L.shape[1:] + (1,), np.float32)
-        padded[:n, ..., 0] = color.normalize_l(L)
-        ab = _forward(self._graphdef, self._variables["params"], self._variables["batch_stats"],
-                      jnp.asarray(padded))
-        return color.denormalize_ab(np.asarray(ab[:n], np.float32))
+        padded = np.zeros((1 << (n - 1).bit_length(),) + L.shape[1:], np.float32)
+        padded[:n] = L
+        return _forward(self._graphdef, self._variables["params"],
+                        self._variables["batch_stats"], jnp.asarray(padded))
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """One photo ready for the network: its render-size L and where it sits in the square."""
+
+    photo: Photo
+    L_render: np.ndarray  # float32 [R, R]
+    inner: tuple[int, int]  # (rh, rw): the photo inside the square
+    tiles: np.ndarray | None  # device compose: `compose.cut_tiles(photo.pixels)`
+
+
+class HostBatch:
+    """A batch whose G ran; the full-resolution compose runs in numpy, per photo, in
+    `finish` (which pipelines call from worker threads)."""
+
+    def __init__(self, prepared, ab, upsample: str, threads: int | None):
+        self._prepared, self._ab = list(prepared), ab
+        self._upsample, self._threads = upsample, threads
+
+    def __len__(self) -> int:
+        return len(self._prepared)
+
+    def fetch(self) -> None:
+        self._ab = np.asarray(self._ab, np.float32)  # waits for the device, if G ran there
+
+    def finish(self, i: int) -> np.ndarray:
+        p = self._prepared[i]
+        return compose(p.photo, crop_render(self._ab[i], p.inner), crop_render(p.L_render, p.inner),
+                       upsample=self._upsample, threads=self._threads)
+
+
+class DeviceBatch:
+    """A batch composed on the device: tiles of every photo, grouped by pixel layout, in
+    calls of at most `compose.MAX_TILES` tiles; `fetch` brings the uint8 tiles back."""
+
+    def __init__(self, prepared, ab, L_square, upsample: str):
+        self._prepared = list(prepared)
+        sigma = BILATERAL_SIGMA if upsample == "bilateral" else None
+        ab = jnp.asarray(ab)
+        self._calls = []  # (photo index of each tile, device output)
+        for layout in {(p.tiles.dtype, p.tiles.ndim) for p in self._prepared}:
+            members = [i for i, p in enumerate(self._prepared)
+                       if (p.tiles.dtype, p.tiles.ndim) == layout]
+            tiles = np.concatenate([self._prepared[i].tiles for i in members])
+            meta = np.concatenate([compose_lib.tile_meta(
+                i, *self._prepared[i].photo.size, self._prepared[i].inner, L_square.shape[1])
+                for i in members])
+            for start in range(0, len(tiles), compose_lib.MAX_TILES):
+                chunk = slice(start, start + compose_lib.MAX_TILES)
+                out = compose_lib.compose_tiles(*compose_lib.pad_to_bucket(tiles[chunk],
+                                                                          meta[chunk]),
+                                                ab, L_square, sigma=sigma)
+                self._calls.append((meta[chunk, 0], out))
+        self._tiles: list[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self._prepared)
+
+    def fetch(self) -> None:
+        """Wait for the device; sort the uint8 tiles back to their photos."""
+        pieces = [[] for _ in self._prepared]
+        for owners, out in self._calls:
+            host = np.asarray(out)[:len(owners)]
+            for i in np.unique(owners):
+                pieces[i].append(host[owners == i])
+        self._tiles = [np.concatenate(p) for p in pieces]
+        self._calls = []
+
+    def finish(self, i: int) -> np.ndarray:
+        photo = self._prepared[i].photo
+        rgb = compose_lib.assemble(self._tiles[i], *photo.size)
+        if photo.alpha is None:
+            return np.ascontiguousarray(rgb)
+        return np.dstack([rgb, photo.alpha])

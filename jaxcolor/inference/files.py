@@ -10,7 +10,9 @@ Outputs mirror the inputs' paths relative to the input (a stack [N, H, W] or a r
 directory becomes a folder of 000000.png, 000001.png, ...), at the input's exact size;
 alpha is kept (except in JPEG, which has none: composited on white). Files are written
 atomically (temporary name, then rename), so an interrupted run never leaves half-written
-images. An output that would replace an input is refused before anything runs (`plan`).
+images, and the same command resumes: existing outputs are skipped unless asked to
+overwrite. An output that would replace an input is refused before anything runs (`plan`).
+`colorize_files` runs a plan through `jaxcolor.inference.pipeline`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import functools
 import glob
 import itertools
 import os
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -28,8 +31,10 @@ from PIL import Image, ImageOps
 
 from jaxcolor.data import images
 from jaxcolor.data import records as records_lib
-from jaxcolor.errors import UsageError
+from jaxcolor.errors import RunError, UsageError
 from jaxcolor.inference import photo as photo_lib
+from jaxcolor.inference import pipeline
+from jaxcolor.inference.colorizer import Colorizer
 
 IMAGE_SUFFIXES = images.IMAGE_EXTENSIONS
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
@@ -200,6 +205,10 @@ def plan(items: list[Item], inputs: set[Path], output: Path, fmt: str) -> list[t
     return planned
 
 
+class WriteError(RunError):
+    """An output could not be written (disk full, no permission); names the file."""
+
+
 def save_image(pixels: np.ndarray, path: Path) -> None:
     """Write atomically: a hidden temporary file in the same directory, then a rename."""
     fmt = _SAVE_FORMATS[path.suffix.lower()]
@@ -212,5 +221,59 @@ def save_image(pixels: np.ndarray, path: Path) -> None:
     try:
         image.save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
         os.replace(tmp, path)
+    except OSError as e:
+        raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------
+# The run.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a run did: photos written, existing outputs skipped, failures in input order."""
+
+    done: int = 0
+    skipped: int = 0
+    failures: list[Failure] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def format(self, output: Path) -> str:
+        rate = self.done / max(self.seconds, 1e-9)
+        lines = [f"failed: {f.label}: {f.reason}" for f in self.failures]
+        skipped = (f", skipped {self.skipped} existing (--overwrite to redo)"
+                   if self.skipped else "")
+        lines.append(f"done {self.done}, failed {len(self.failures)}{skipped} in "
+                     f"{self.seconds:.1f} s ({rate:.2f} images/s); outputs in {output}")
+        return "\n".join(lines)
+
+
+def colorize_files(colorizer: Colorizer, planned: list[tuple[Item, Path]], *, overwrite: bool,
+                   workers: int | None, progress: Callable[[int, int], None],
+                   summary: Summary) -> Summary:
+    """Colourise `planned` (item, output path) pairs through `pipeline.process`; fills and
+    returns `summary` (also when interrupted: what was written stays written)."""
+    todo = [(item, out) for item, out in planned if overwrite or not out.exists()]
+    summary.skipped += len(planned) - len(todo)
+    jobs = [pipeline.Job(item.label, item.load, functools.partial(_write, out))
+            for item, out in todo]
+    started = time.perf_counter()
+    try:
+        for outcome in pipeline.process(colorizer, jobs, workers=workers,
+                                        read_errors=READ_ERRORS, finish_errors=(WriteError,)):
+            if outcome.ok:
+                summary.done += 1
+            else:
+                summary.failures.append(Failure(outcome.job.label, outcome.error))
+            progress(summary.done + len(summary.failures), len(todo))
+    finally:
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _write(path: Path, pixels: np.ndarray, _extra) -> Path:
+    save_image(pixels, path)
+    return path

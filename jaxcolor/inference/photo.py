@@ -124,35 +124,11 @@ class Photo:
         return cls(np.asarray(L8, np.uint8).astype(np.float32) / color.L8_SCALE)
 
 
-def _luminance_tables() -> np.ndarray:
-    """[3, 256] float32: each 8-bit level's share of luminance Y, per sRGB channel.
-
-    Derived from `color.rgb_to_lab_np` (L of the pure channel colours, inverted to Y), so
-    `lightness` agrees with the colour module by construction while costing three table
-    look-ups and one cube root per pixel instead of a full Lab conversion.
-    """
-    levels = np.arange(256, dtype=np.uint8)
-    tables = np.zeros((3, 256), np.float64)
-    for c in range(3):
-        rgb = np.zeros((256, 3), np.uint8)
-        rgb[:, c] = levels
-        L = color.rgb_to_lab_np(rgb)[:, 0].astype(np.float64)
-        tables[c] = color.lab_f_inv(np, (L + 16.0) / 116.0)
-    return tables.astype(np.float32)
-
-
-_Y_TABLES = _luminance_tables()  # constants, computed once at import
-_GRAY_L = color.rgb_to_lab_np(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1))[:, 0]
-
-
 def lightness(pixels: np.ndarray) -> np.ndarray:
     """CIELAB L (float32 [h, W], 0..100) of rows of `Photo.pixels`."""
     if pixels.dtype != np.uint8:
         return np.clip(pixels.astype(np.float32), 0.0, 100.0)
-    if pixels.ndim == 2:
-        return _GRAY_L[pixels]
-    y = _Y_TABLES[0][pixels[..., 0]] + _Y_TABLES[1][pixels[..., 1]] + _Y_TABLES[2][pixels[..., 2]]
-    return 116.0 * color.lab_f(np, y) - 16.0
+    return color.srgb8_lightness(np, pixels)
 
 
 # --------------------------------------------------------------------------------------
@@ -266,17 +242,6 @@ class Upsampler:
 # --------------------------------------------------------------------------------------
 
 
-# Overshoot that 8-bit rounding removes without visible change: half a level of the encoded
-# (gamma) value, expressed in linear sRGB, where the gamut test is cheap.
-_GAMUT_LOW = -(0.5 / 255) / 12.92
-_GAMUT_HIGH = ((1.0 + 0.5 / 255 + 0.055) / 1.055) ** 2.4
-
-
-def _in_gamut(r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return ((np.minimum(np.minimum(r, g), b) >= _GAMUT_LOW)
-            & (np.maximum(np.maximum(r, g), b) <= _GAMUT_HIGH))
-
-
 def lab_to_rgb8_keep_l(L: np.ndarray, a: np.ndarray, b: np.ndarray,
                        steps: int = 12) -> np.ndarray:
     """Lab planes (L, a, b) -> uint8 sRGB [..., 3], reducing chroma (not lightness) of colours
@@ -291,20 +256,22 @@ def lab_to_rgb8_keep_l(L: np.ndarray, a: np.ndarray, b: np.ndarray,
     saturated model can put most pixels out of gamut, and this must stay cheap then.
     """
     L, a, b = (np.asarray(c, np.float32) for c in (L, a, b))
-    planes = color.lab_to_linear_rgb_planes(L, a, b)
-    out = ~_in_gamut(*planes)
+    planes = color.lab_to_linear_planes(np, L, a, b)
+    out = ~color.in_srgb_gamut(np, *planes)
     if out.any():
         L_o, a_o, b_o = L[out], a[out], b[out]
         lo, hi = np.zeros(len(L_o), np.float32), np.ones(len(L_o), np.float32)  # 0: gray fits
         for _ in range(steps):
             mid = 0.5 * (lo + hi)
-            fits = _in_gamut(*color.lab_to_linear_rgb_planes(L_o, a_o * mid, b_o * mid))
+            fits = color.in_srgb_gamut(np, *color.lab_to_linear_planes(np, L_o, a_o * mid,
+                                                                        b_o * mid))
             lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
-        for plane, fitted in zip(planes, color.lab_to_linear_rgb_planes(L_o, a_o * lo, b_o * lo)):
-            plane[out] = fitted
+        fitted = color.lab_to_linear_planes(np, L_o, a_o * lo, b_o * lo)
+        for plane, fitted_plane in zip(planes, fitted):
+            plane[out] = fitted_plane
     rgb = np.empty(L.shape + (3,), np.uint8)
     for c, plane in enumerate(planes):
-        rgb[..., c] = color.linear_to_srgb8(plane)
+        rgb[..., c] = color.linear_to_srgb8(np, plane)
     return rgb
 
 

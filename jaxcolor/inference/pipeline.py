@@ -1,115 +1,198 @@
-"""Colourise a planned list of files: decode ahead, batch through G, write behind.
+"""Colourise a stream of inputs on every core and the device at once: `process`.
 
-`run` is the loop behind `jaxcolor colorize`: worker threads decode the next photos and
-write finished ones while the main thread runs the network; at most one chunk of outputs
-waits to be written, so memory stays bounded whatever the number of files. A file that
-cannot be read, coloured or written is reported in the `Summary` and the rest still run.
+Three stages overlap, so that while batch k runs on the device, the photos of batch k+1 are
+decoded and batch k-1 is written:
+
+  workers (threads)   decode a job's input and prepare it for the network (render-size L,
+                      tiles for the device compose): `Job.load`, `Colorizer.prepare`
+  this thread         cut the stream into batches (`batch_size` photos, or fewer when their
+                      pixels reach `CHUNK_PIXELS`), `Colorizer.submit` batch k (returns while
+                      the device works), then `fetch` batch k-1's results
+  workers (threads)   finish each photo (host compose where it runs on the host, alpha) and
+                      hand it to `Job.finish` (encode and write, or measure)
+
+Threads, not processes: Pillow's decoders, encoders and resampling, numpy and JAX release
+the GIL for their work, and threads share the decoded photos without copying (the figures
+are in BENCHMARKS.md). Memory stays bounded whatever the number of inputs: at most
+`AHEAD_BATCHES` batches are decoded ahead and as many wait to be finished.
+
+Outcomes come back in the order of the jobs, whatever finished first; a job whose input
+cannot be read, coloured or finished becomes a failed outcome with the reason, and the rest
+go on. A batch that fails on the device is retried photo by photo, so one bad photo costs
+only itself.
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
-import time
-from collections import deque
-from pathlib import Path
-from typing import Callable, Iterable, Iterator
+import os
+from typing import Any, Callable, Iterable, Iterator
 
-from jaxcolor.inference import files
 from jaxcolor.inference.colorizer import Colorizer
+from jaxcolor.inference.photo import Photo
 
-CHUNK_PIXELS = 2**27  # decoded pixels held at once (plus lookahead), whatever the batch size
+CHUNK_PIXELS = 2**27  # full-resolution pixels in one batch, whatever the batch size
+AHEAD_BATCHES = 2  # batches decoded ahead of the device, and waiting to be finished
 COLORIZE_ERRORS = (ValueError, MemoryError, RuntimeError)  # RuntimeError: XLA out of memory
 
 
-@dataclasses.dataclass
-class Summary:
-    done: int = 0
-    skipped: int = 0
-    failures: list[files.Failure] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-
-    def format(self, output: Path) -> str:
-        rate = self.done / max(self.seconds, 1e-9)
-        lines = [f"failed: {f.label}: {f.reason}" for f in self.failures]
-        skipped = (f", skipped {self.skipped} existing (--overwrite to redo)"
-                   if self.skipped else "")
-        lines.append(f"done {self.done}, failed {len(self.failures)}{skipped} in "
-                     f"{self.seconds:.1f} s ({rate:.2f} images/s); outputs in {output}")
-        return "\n".join(lines)
+def default_workers() -> int:
+    """Every core: decoding and encoding are the host's share of the work."""
+    return os.cpu_count() or 1
 
 
-def _reason(e: BaseException) -> str:
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One input. `load` (in a worker) decodes it: a `Photo`, or (Photo, extra); `finish`
+    (in a worker) takes the colour photo (uint8 RGB or RGBA) and the extra, and returns the
+    job's value (e.g. the path written, or the metrics)."""
+
+    label: str
+    load: Callable[[], Any]
+    finish: Callable[[Any, Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    job: Job
+    value: Any = None
+    exception: BaseException | None = None  # why the job failed, if it did
+
+    @property
+    def ok(self) -> bool:
+        return self.exception is None
+
+    @property
+    def error(self) -> str | None:
+        """The reason to report, when the job failed."""
+        return None if self.exception is None else reason(self.exception)
+
+
+def reason(e: BaseException) -> str:
+    """What to tell the user about a failure: the error's own reason, or its message."""
     return getattr(e, "reason", None) or str(e) or type(e).__name__
 
 
-def _lookahead(pool, fn, items: Iterable, ahead: int) -> Iterator:
-    """(item, future of fn(item)) in order, with at most `ahead` running ahead."""
-    queue = deque()
-    for item in items:
-        queue.append((item, pool.submit(fn, item)))
-        if len(queue) > ahead:
-            yield queue.popleft()
-    while queue:
-        yield queue.popleft()
+class _Failed:
+    """A queued result that is already known: the job failed with `exception`."""
+
+    def __init__(self, exception: BaseException):
+        self.exception = exception
 
 
-def run(colorizer: Colorizer, planned: list[tuple[files.Item, Path]], *, overwrite: bool,
-        workers: int, progress: Callable[[int, int], None], summary: Summary) -> Summary:
-    """Colourise `planned` (item, output path) pairs; fills and returns `summary`.
+def process(colorizer: Colorizer, jobs: Iterable[Job], *, workers: int | None = None,
+            read_errors: tuple[type[BaseException], ...] = (Exception,),
+            finish_errors: tuple[type[BaseException], ...] = (Exception,)) -> Iterator[Outcome]:
+    """Outcomes of `jobs`, in their order (see the module docstring). `read_errors` and
+    `finish_errors` are what counts as a failure of that job rather than a bug."""
+    workers = max(1, workers or default_workers())
+    pool = concurrent.futures.ThreadPoolExecutor(workers)
+    try:
+        yield from _Run(colorizer, pool, workers, read_errors, finish_errors).outcomes(jobs)
+    finally:  # also when the caller stops early: queued work is dropped, running work ends
+        pool.shutdown(wait=True, cancel_futures=True)
 
-    Worker threads decode the next photos and write finished ones while the main thread runs
-    the network; at most one chunk of outputs waits to be written, so memory stays bounded.
-    """
-    todo = [(item, out) for item, out in planned if overwrite or not out.exists()]
-    summary.skipped += len(planned) - len(todo)
-    started = time.perf_counter()
 
-    def fail(item: files.Item, reason: str) -> None:
-        summary.failures.append(files.Failure(item.label, reason))
-        progress(summary.done + len(summary.failures), len(todo))
+class _Run:
+    """The state of one `process` call: futures of prepared photos and of finished jobs."""
 
-    def colour(chunk) -> list:
-        """Outputs (or the exception) per photo; a failing batch is retried one by one."""
+    def __init__(self, colorizer, pool, workers, read_errors, finish_errors):
+        self.colorizer, self.pool = colorizer, pool
+        self.read_errors, self.finish_errors = read_errors, finish_errors
+        self.ahead = AHEAD_BATCHES * max(colorizer.batch_size, workers)
+        self.finishing: collections.deque = collections.deque()  # (job, future) in order
+
+    def _load(self, job: Job):
+        loaded = job.load()
+        photo, extra = loaded if isinstance(loaded, tuple) else (loaded, None)
+        return self.colorizer.prepare(photo), extra
+
+    def outcomes(self, jobs: Iterable[Job]) -> Iterator[Outcome]:
+        batch, pixels, in_flight = [], 0, None
+        for entry in self._prepared(jobs):
+            if entry is not None:
+                batch.append(entry)
+                pixels += entry[1].photo.pixels.size
+                if len(batch) == self.colorizer.batch_size or pixels >= CHUNK_PIXELS:
+                    in_flight = self._advance(batch, in_flight)
+                    batch, pixels = [], 0
+            yield from self._done(keep=self.ahead)
+        if batch:
+            in_flight = self._advance(batch, in_flight)
+        self._advance([], in_flight)
+        yield from self._done(keep=0)
+
+    def _prepared(self, jobs: Iterable[Job]) -> Iterator[tuple | None]:
+        """(job, prepared, extra) in job order, loaded up to `ahead` jobs in advance; None for
+        a job whose input failed (queued as its outcome)."""
+        loading = collections.deque()
+        for job in jobs:
+            loading.append((job, self.pool.submit(self._load, job)))
+            while len(loading) > self.ahead or (loading and loading[0][1].done()):
+                yield self._take(*loading.popleft())
+        while loading:
+            yield self._take(*loading.popleft())
+
+    def _take(self, job: Job, future) -> tuple | None:
+        """(job, prepared, extra) of a loaded job; a failed load is queued as its outcome."""
         try:
-            return colorizer.colorize_photos([photo for _, _, photo in chunk])
+            prepared, extra = future.result()
+        except self.read_errors as e:
+            self.finishing.append((job, _Failed(e)))
+            return None
+        return job, prepared, extra
+
+    def _advance(self, batch: list, in_flight):
+        """Submit `batch` to the device, then hand the previous batch's photos to the
+        workers to finish. Returns what is now in flight."""
+        submitted = self._submit(batch) if batch else None
+        if in_flight is not None:
+            self._hand_over(*in_flight)
+        return None if submitted is None else (batch, submitted)
+
+    def _submit(self, batch: list):
+        try:
+            return self.colorizer.submit([prepared for _, prepared, _ in batch])
         except COLORIZE_ERRORS as e:
-            return [e] if len(chunk) == 1 else [o for c in chunk for o in colour([c])]
+            return e
 
-    def settle(pending) -> None:
-        for item, out, future in pending:
-            error = future.exception()
-            if error is not None:
-                fail(item, f"cannot write {out}: {_reason(error)}")
-            else:
-                summary.done += 1
-                progress(summary.done + len(summary.failures), len(todo))
+    def _hand_over(self, batch: list, submitted) -> None:
+        """Fetch a submitted batch's results; queue each photo's finish in a worker. A batch
+        that failed is retried one photo at a time."""
+        try:
+            if isinstance(submitted, BaseException):
+                raise submitted
+            submitted.fetch()
+        except COLORIZE_ERRORS as e:
+            if len(batch) == 1:
+                self.finishing.append((batch[0][0], _Failed(e)))
+                return
+            for one in batch:
+                self._hand_over([one], self._submit([one]))
+            return
+        for i, (job, _, extra) in enumerate(batch):
+            self.finishing.append((job, self.pool.submit(self._finish, job, submitted, i,
+                                                         extra)))
 
-    def flush(pool, chunk, pending) -> list:
-        outs = colour(chunk)
-        settle(pending)
-        submitted = []
-        for (item, out, _), pixels in zip(chunk, outs):
-            if isinstance(pixels, BaseException):
-                fail(item, _reason(pixels))
-            else:
-                submitted.append((item, out, pool.submit(files.save_image, pixels, out)))
-        return submitted
+    @staticmethod
+    def _finish(job: Job, submitted, i: int, extra):
+        return job.finish(submitted.finish(i), extra)
 
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        chunk, pixels, pending = [], 0, []
-        loads = _lookahead(pool, lambda pair: pair[0].load(), todo, ahead=colorizer.batch_size)
-        for (item, out), future in loads:
-            try:
-                photo = future.result()
-            except files.READ_ERRORS as e:
-                fail(item, _reason(e))
+    def _done(self, keep: int) -> Iterator[Outcome]:
+        """Outcomes at the front of the queue that are ready; waits for more while more than
+        `keep` jobs are queued (bounded memory; 0 at the end)."""
+        while self.finishing:
+            job, result = self.finishing[0]
+            if isinstance(result, _Failed):
+                self.finishing.popleft()
+                yield Outcome(job, exception=result.exception)
                 continue
-            chunk.append((item, out, photo))
-            pixels += photo.pixels.size
-            if len(chunk) == colorizer.batch_size or pixels >= CHUNK_PIXELS:
-                pending = flush(pool, chunk, pending)
-                chunk, pixels = [], 0
-        settle(flush(pool, chunk, pending) if chunk else pending)
-    summary.seconds = time.perf_counter() - started
-    return summary
+            if len(self.finishing) <= keep and not result.done():
+                return
+            self.finishing.popleft()
+            try:
+                yield Outcome(job, value=result.result())
+            except COLORIZE_ERRORS + self.finish_errors as e:
+                yield Outcome(job, exception=e)
