@@ -9,8 +9,11 @@ Runs `jaxcolor.train.loop.train_and_evaluate` (the same code as experiments/run.
 pipeline, device placement, jitted steps, one-step-late metric fetches, checkpointing) on a
 records set in a temporary workdir (`--workdir` keeps it), for `--steps` steps of one phase.
 The figures are the loop's own: every `--log_every` steps its Monitor writes
-`perf/images_per_sec` (global batch / mean step time) and `perf/data_wait_fraction` (time in
-`next(train iterator)` / step time) to TensorBoard; they are read back from the event file.
+`perf/images_per_sec` (global batch / mean step time), `perf/data_wait_fraction` (time
+waiting for the next device batch / step time) and `perf/host_ms_per_step` (the step time
+less the waits for data and for the device: the host's own work per step, which holds the
+device back once it nears the device's step time) to TensorBoard; they are read back from the
+event file. Compare `value` with `benchmarks.train_step` (the device-only figure).
 The first window holds the compilation and is dropped; `value` is the median of the others.
 
 `--synthetic N` writes N random uint8 records (no validation split, so no evaluation runs).
@@ -76,7 +79,8 @@ def read_perf(tb_dir: Path) -> dict[str, list[tuple[int, float]]]:
             "(pip install -e .[test])") from e
     acc = event_accumulator.EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
     acc.Reload()
-    tags = ("perf/images_per_sec", "perf/data_wait_fraction", "perf/step_seconds")
+    tags = ("perf/images_per_sec", "perf/data_wait_fraction", "perf/step_seconds",
+            "perf/host_ms_per_step")
     return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags
             if t in acc.Tags()["scalars"]}
 
@@ -110,12 +114,16 @@ def main(argv=None) -> dict:
 
     rates = [v for _, v in perf["perf/images_per_sec"]][1:]  # window 1: compilation
     waits = [v for _, v in perf["perf/data_wait_fraction"]][1:]
+    host_ms = [v for _, v in perf["perf/host_ms_per_step"]][1:]
     result = common.make_result(
         f"end_to_end/{args.phase}", round(statistics.median(rates), 2), "images/s",
         batch=int(config.batch_size), resolution=crop,
         data_wait_fraction=round(statistics.median(waits), 4),
+        host_ms_per_step=round(statistics.median(host_ms), 3),
+        step_ms=round(1000 * int(config.batch_size) / statistics.median(rates), 3),
         windows={"images_per_sec": [round(r, 2) for r in rates],
                  "data_wait_fraction": [round(w, 4) for w in waits],
+                 "host_ms_per_step": [round(h, 3) for h in host_ms],
                  "first_window_images_per_sec": round(perf["perf/images_per_sec"][0][1], 2)},
         config={"config": args.config, "overrides": args.overrides, "phase": args.phase,
                 "steps": args.steps, "log_every": args.log_every,

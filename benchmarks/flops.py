@@ -3,10 +3,10 @@
     python -m benchmarks.flops                       # gan.py (ResNet-101 U-Net, 224) and demo.py
     python -m benchmarks.flops --config experiments/configs/gan.py --size 512 --steps ''
 
-Everything is lowered and compiled from abstract values (`jax.eval_shape` of the model and
-state initialisation, `jax.ShapeDtypeStruct` inputs), so nothing of a ResNet-101 is allocated:
-the compiled programs are only asked for `cost_analysis()["flops"]` (a multiply-add counts
-as 2 FLOPs). One JSON line per (config, figure):
+Everything is lowered from abstract values (`jax.eval_shape` of the model and state
+initialisation, `jax.ShapeDtypeStruct` inputs) for the CPU and never compiled, so nothing of
+a ResNet-101 is allocated: XLA's cost analysis of the lowered programs gives the FLOPs (a
+multiply-add counts as 2; `common.lowered_flops`). One JSON line per (config, figure):
 
   flops/g_forward   G in eval mode, L -> ab (what inference runs)
   flops/d_forward   D on (L, ab) -> patch logits
@@ -15,8 +15,8 @@ as 2 FLOPs). One JSON line per (config, figure):
 `value` is GFLOP per image (the program's FLOPs divided by `--batch`). Multiply by a
 throughput in images/s for the FLOP/s a step needs, and divide by a device's peak for the
 model-FLOPs utilisation that throughput implies (`implied_tflops` at `--target` images/s).
-The count is XLA's after its optimisations on the backend that compiled it, so it can
-differ slightly between CPU and GPU (different fusion and algebraic simplification).
+The count is taken before any backend pass, so it is the same on every machine (a GPU's
+compiled program hides its cuDNN convolutions from the analysis).
 """
 
 from __future__ import annotations
@@ -67,16 +67,17 @@ def forward_flops(setup, batch: int, size: int) -> dict[str, float]:
     def d_forward(params, rest, l_norm, ab):
         return defs.discriminator(params, rest, train=False)(l_norm, ab)
 
-    g = jax.jit(g_forward).lower(state.g_params, state.g_batch_stats, l_norm).compile()
-    d = jax.jit(d_forward).lower(state.d_params, state.d_batch_stats, l_norm, ab).compile()
-    return {"g_forward": common.compiled_flops(g), "d_forward": common.compiled_flops(d)}
+    return {"g_forward": common.lowered_flops(jax.jit(g_forward), state.g_params,
+                                              state.g_batch_stats, l_norm),
+            "d_forward": common.lowered_flops(jax.jit(d_forward), state.d_params,
+                                              state.d_batch_stats, l_norm, ab)}
 
 
-def step_flops(setup, kind: str, batch: int, size: int) -> float | None:
+def step_flops(setup, kind: str, batch: int, size: int) -> float:
     """FLOPs of one training step of `kind` over a batch of `batch` images."""
     abstract_batch = common.synthetic_batch(batch, size, setup.batch_sharding, abstract=True)
-    step = setup.steps.for_phase(kind)
-    return common.compiled_flops(step.lower(setup.abstract_state, abstract_batch).compile())
+    return common.lowered_flops(setup.steps.for_phase(kind), setup.abstract_state,
+                                abstract_batch)
 
 
 def count_params(tree) -> int:
@@ -90,24 +91,23 @@ def main(argv=None) -> list[dict]:
         config = common.load_config(spec)
         common.apply_overrides(config, args.overrides)
         size = int(args.size or config.data.crop_size)
-        setup = common.training_setup(config)
+        setup = common.cpu_setup(config)
         counts = forward_flops(setup, args.batch, size)
         for kind in args.steps:
             counts[f"{kind}_step"] = step_flops(setup, kind, args.batch, size)
         params = {"g_params": count_params(setup.abstract_state.g_params),
                   "d_params": count_params(setup.abstract_state.d_params)}
         for figure, flops in counts.items():
-            per_image = flops / args.batch if flops is not None else None
-            implied = (float(f"{per_image * args.target / 1e12:.4g}")
-                       if per_image is not None and args.target else None)
+            per_image = flops / args.batch
+            implied = float(f"{per_image * args.target / 1e12:.4g}") if args.target else None
             result = common.make_result(
-                f"flops/{figure}", float(f"{per_image / 1e9:.4g}") if per_image else None,
+                f"flops/{figure}", float(f"{per_image / 1e9:.4g}"),
                 "GFLOP/image", batch=args.batch, resolution=size,
                 target_images_per_s=args.target, implied_tflops=implied, **params,
                 config={"config": spec, "overrides": args.overrides,
                         **common.model_summary(config),
                         "resolved_dtype": common.compute_dtype_name(config),
-                        "counted_by": "xla_cost_analysis"})
+                        "counted_by": common.FLOPS_SOURCE})
             common.emit(result, args.out)
             results.append(result)
     return results

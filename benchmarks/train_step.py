@@ -20,9 +20,10 @@ Step kinds:
              (`steps.gan_generator_update`) as its own program, two programs per
              iteration; images/s counts one batch per D+G pair, comparable with `gan`
 
-FLOPs per image come from XLA's cost analysis of the compiled step (multiply-add = 2) divided
-by the batch; MFU = FLOPs/image x images/s / the device's dense bf16 peak (null where the
-peak is unknown, e.g. CPUs, or the compute dtype is not bf16).
+FLOPs per image come from XLA's cost analysis of the step lowered for the CPU (before backend
+passes, so the same count on every machine; `common.lowered_flops`), divided by the batch;
+MFU = FLOPs/image x images/s / the device's dense bf16 peak (null where the peak is
+unknown, e.g. CPUs, or the compute dtype is not bf16).
 """
 
 from __future__ import annotations
@@ -79,8 +80,17 @@ def make_g_only_step(setup):
 def _compile(fn, state, batch) -> tuple[object, dict]:
     lowered, lower_s = common.timed(lambda: fn.lower(state, batch))
     compiled, compile_s = common.timed(lowered.compile)
-    return compiled, {"lower_s": round(lower_s, 3), "compile_s": round(compile_s, 3),
-                      "flops": common.compiled_flops(compiled)}
+    return compiled, {"lower_s": round(lower_s, 3), "compile_s": round(compile_s, 3)}
+
+
+def step_flops(config, kind: str, batch_size: int, size: int) -> float:
+    """FLOPs of one iteration of `kind` (both programs for "separate"), counted on the CPU
+    lowering (`common.lowered_flops`), so MFU means the same on every backend."""
+    cpu = common.cpu_setup(config)
+    batch = common.synthetic_batch(batch_size, size, cpu.batch_sharding, abstract=True)
+    programs = ([cpu.steps.d_pretrain, make_g_only_step(cpu)] if kind == "separate"
+                else [cpu.steps.for_phase(kind)])
+    return sum(common.lowered_flops(p, cpu.abstract_state, batch) for p in programs)
 
 
 def measure(setup, state, kind: str, batch_size: int, size: int,
@@ -112,8 +122,7 @@ def measure(setup, state, kind: str, batch_size: int, size: int,
         return args.steps_per_window * batch_size
 
     (rate, rates), cpu = common.cpu_usage(lambda: common.median_rate(window, args.windows))
-    flops = [c["flops"] for c in costs]
-    flops_per_image = sum(flops) / batch_size if all(f is not None for f in flops) else None
+    flops_per_image = step_flops(setup.config, kind, batch_size, size) / batch_size
     return state, {
         "rate": rate, "rates": rates,
         "lower_s": round(sum(c["lower_s"] for c in costs), 3),
@@ -139,17 +148,17 @@ def main(argv=None) -> list[dict]:
     for batch_size in args.batches:
         for kind in args.kinds:
             state, m = measure(setup, state, kind, batch_size, size, args)
-            achieved = (m["flops_per_image"] * m["rate"] if m["flops_per_image"] else None)
+            achieved = m["flops_per_image"] * m["rate"]
             result = common.make_result(
                 f"train_step/{kind}", round(m["rate"], 2), "images/s", batch=batch_size,
                 resolution=size,
                 step_ms=round(1000 * batch_size / m["rate"], 2),
                 compile_s=m["compile_s"], lower_s=m["lower_s"],
-                gflops_per_image=(float(f'{m["flops_per_image"] / 1e9:.4g}')
-                                  if m["flops_per_image"] else None),
-                achieved_tflops=float(f"{achieved / 1e12:.4g}") if achieved else None,
+                gflops_per_image=float(f'{m["flops_per_image"] / 1e9:.4g}'),
+                flops_source=common.FLOPS_SOURCE,
+                achieved_tflops=float(f"{achieved / 1e12:.4g}"),
                 peak_tflops_per_device=peak / 1e12 if peak else None,
-                mfu=round(achieved / (peak * devices), 4) if achieved and peak else None,
+                mfu=round(achieved / (peak * devices), 4) if peak else None,
                 cpu_s_per_image=round(m["cpu_s_per_image"], 4), cpu_share=m["cpu_share"],
                 windows=[round(r, 2) for r in m["rates"]],
                 config={"config": args.config, "overrides": args.overrides, "kind": kind,

@@ -47,7 +47,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.data.flip = True  # random horizontal flips (training only)
     config.data.shuffle_seed = 0  # the order of records; same seed, same batches
     config.data.num_workers = 0  # Grain worker processes (keep fixed across a resumed run)
-    config.data.prefetch = 2  # batches read ahead of the step
+    config.data.prefetch = 2  # batches read ahead of the step (on the host, and to the devices)
     config.data.filter = ml_collections.ConfigDict()
     config.data.filter.min_colorfulness = 5.0  # drop grayscale / near-monochrome records
     config.data.filter.min_ab_std = ml_collections.FieldReference(None, field_type=float)  # off

@@ -56,7 +56,7 @@ COMPOSES = ("auto", "device", "host")
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array) -> jax.Array:
+def forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array) -> jax.Array:
     """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100). The graph
     definition is static (hashable), so every Colorizer of the same architecture shares the
     compiled code of each batch shape."""
@@ -128,8 +128,8 @@ class Colorizer:
                             else round_render_size(render_size))
         self.batch_size = int(batch_size)
         self.upsample = upsample
-        self._graphdef = graphdef
-        self._variables = variables
+        self.graphdef = graphdef
+        self.variables = variables
         self.backend = backend
         self.compose = resolve_compose(compose, backend)
         self.compose_threads = compose_threads
@@ -161,8 +161,8 @@ class Colorizer:
 
     def generator(self):
         """The restored generator as an eval-mode NNX module (e.g. for the ONNX export)."""
-        return nnx.merge(self._graphdef, self._variables["params"],
-                         self._variables["batch_stats"])
+        return nnx.merge(self.graphdef, self.variables["params"],
+                         self.variables["batch_stats"])
 
     def colorize(self, image_or_images):
         """PIL image(s) -> PIL RGB (RGBA if the input had alpha); uint8 numpy gray [H, W],
@@ -211,28 +211,31 @@ class Colorizer:
         L = np.stack([p.L_render for p in prepared])
         if self.compose == "host":
             ab = (self._predict_onnx(L) if self._onnx is not None
-                  else self._predict_device(L)[:len(prepared)])
+                  else self.predict_device(L)[:len(prepared)])
             return HostBatch(prepared, ab, self.upsample, self.compose_threads)
-        ab = self._predict_onnx(L) if self._onnx is not None else self._predict_device(L)
+        ab = self._predict_onnx(L) if self._onnx is not None else self.predict_device(L)
         return DeviceBatch(prepared, ab, jnp.asarray(L), self.upsample)
 
     def predict_ab(self, L: np.ndarray) -> np.ndarray:
         """Lab ab [n, R, R, 2] predicted for lightness L [n, R, R] (0..100), float32."""
         if self._onnx is not None:
             return self._predict_onnx(L)
-        return np.asarray(self._predict_device(L)[:L.shape[0]], np.float32)
+        return np.asarray(self.predict_device(L)[:L.shape[0]], np.float32)
 
     def _predict_onnx(self, L: np.ndarray) -> np.ndarray:
         l_norm = color.normalize_l(np.asarray(L, np.float32))[..., None]
         return color.denormalize_ab(self._onnx(l_norm))  # any batch size, no recompiling
 
-    def _predict_device(self, L: np.ndarray) -> jax.Array:
-        """ab on the device, for a batch padded to a power of two (few compiled shapes)."""
+    def predict_device(self, L) -> jax.Array:
+        """JAX backend: ab [b, R, R, 2] on the device for L [n, R, R], the batch padded to
+        b = the next power of two (few compiled shapes); returns without waiting."""
+        L = jnp.asarray(L, jnp.float32)
         n = L.shape[0]
-        padded = np.zeros((1 << (n - 1).bit_length(),) + L.shape[1:], np.float32)
-        padded[:n] = L
-        return _forward(self._graphdef, self._variables["params"],
-                        self._variables["batch_stats"], jnp.asarray(padded))
+        pad = (1 << (n - 1).bit_length()) - n
+        if pad:
+            L = jnp.concatenate([L, jnp.zeros((pad,) + L.shape[1:], L.dtype)])
+        return forward(self.graphdef, self.variables["params"],
+                        self.variables["batch_stats"], L)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,6 +18,7 @@ from jax.sharding import Mesh
 from jaxcolor.data import pipeline, stats
 from jaxcolor.data.records import Records
 from jaxcolor.errors import MissingPathError, UsageError
+from jaxcolor.train.prefetch import DevicePrefetch
 
 
 class DataConfigError(UsageError):
@@ -29,7 +30,7 @@ class Inputs:
     """Training iterator (checkpointed with the state) and the validation source."""
 
     mesh: Mesh
-    train_iter: "pipeline.grain.DatasetIterator"
+    train_iter: DevicePrefetch  # global device batches; its state is checkpointed
     val_records: Records | None
     val_split: str | None
     global_batch: int
@@ -41,9 +42,7 @@ class Inputs:
         return self.val_records is not None
 
     def next_train_batch(self) -> dict[str, jax.Array]:
-        local = next(self.train_iter)
-        return pipeline.make_global_batch(
-            {"L": local["L"], "ab": local["ab"], "flip": local["flip"]}, self.mesh)
+        return next(self.train_iter)
 
     def val_batches(self, max_images: int) -> Iterator[tuple[dict[str, jax.Array], np.ndarray]]:
         """(global batch, local mask) pairs over the validation split, in fixed order."""
@@ -60,9 +59,7 @@ class Inputs:
             yield batch, np.asarray(local["mask"])
 
     def close(self) -> None:
-        close = getattr(self.train_iter, "close", None)
-        if close is not None:
-            close()
+        self.train_iter.close()
 
 
 def _open(path, field: str) -> Records:
@@ -98,6 +95,10 @@ def make_inputs(config, mesh: Mesh) -> Inputs:
     except pipeline.PipelineError as e:
         logging.warning("no validation: %s", e)
         val_records, val_split = None, None
+    def to_device(local: dict) -> dict[str, jax.Array]:
+        return pipeline.make_global_batch({k: local[k] for k in ("L", "ab", "flip")}, mesh)
+
+    train_iter = DevicePrefetch(train_iter, to_device, depth=int(data_cfg.prefetch))
     return Inputs(mesh=mesh, train_iter=train_iter, val_records=val_records,
                   val_split=val_split, global_batch=int(config.batch_size),
                   crop_size=int(data_cfg.crop_size),

@@ -91,13 +91,19 @@ class _Pending:
 
     def __init__(self, step: int, phase: str, metrics: dict):
         self.step, self.phase, self.metrics = step, phase, metrics
+        self._fetched: dict[str, float] | None = None
+
+    def fetch(self) -> None:
+        """Bring the metrics to the host: waits for the device to finish the step."""
+        if self._fetched is None:
+            self._fetched = {k: float(v) for k, v in jax.device_get(self.metrics).items()}
 
     def settle(self, mon: monitor.Monitor) -> dict[str, float]:
-        """Fetch the metrics (waits for the step), refuse non-finite losses, record them."""
-        fetched = {k: float(v) for k, v in jax.device_get(self.metrics).items()}
-        _check_finite(self.step, fetched)
-        mon.record(self.step, self.phase, fetched)
-        return fetched
+        """Fetch the metrics, refuse non-finite losses, record them."""
+        self.fetch()
+        _check_finite(self.step, self._fetched)
+        mon.record(self.step, self.phase, self._fetched)
+        return self._fetched
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
@@ -139,14 +145,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         with _StopRequest(multi_process=jax.process_count() > 1) as stop:
             for step in range(start, schedule.total):
                 phase = schedule.phase(step)
-                t0 = time.perf_counter()
-                batch = data.next_train_batch()
-                waited = time.perf_counter() - t0
-                state, metrics = steps.for_phase(phase)(state, batch)
-                if pending is not None:  # the previous step's numbers, while this one runs
-                    pending.settle(mon)
-                pending = _Pending(step, phase, metrics)
-                mon.step_timing(time.perf_counter() - t0, waited)
+                state, pending = _train_step(steps.for_phase(phase), state, data, pending,
+                                             mon, step, phase)
                 done = step + 1
                 at_end = done == schedule.total
                 eval_due = done % config.eval_every == 0 or at_end
@@ -178,6 +178,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         mon.close()
         data.close()
     return last_metrics
+
+
+def _train_step(step_fn, state, data: inputs.Inputs, pending: _Pending | None,
+                mon: monitor.Monitor, step: int, phase: str):
+    """Dispatch `step`, then settle the previous step's metrics while it runs; time the
+    waits for data and for the device. Returns (state, this step as pending)."""
+    t0 = time.perf_counter()
+    batch = data.next_train_batch()
+    data_wait = time.perf_counter() - t0
+    state, metrics = step_fn(state, batch)
+    t1 = time.perf_counter()
+    if pending is not None:
+        pending.fetch()
+    device_wait = time.perf_counter() - t1
+    if pending is not None:
+        pending.settle(mon)
+    mon.step_timing(time.perf_counter() - t0, data_wait, device_wait)
+    return state, _Pending(step, phase, metrics)
 
 
 def _report_stop(checkpointer: checkpoint_lib.Checkpointer, signum: int, done: int) -> None:

@@ -2,7 +2,9 @@
 
 TensorBoard (tensorboardX, under workdir/tb):
   train/*   every loss term, D's mean logits on real and fake, learning rates, gradient norms
-  perf/*    images/s, step time, fraction of step time spent waiting for data
+  perf/*    images/s, step time, fraction of step time spent waiting for data, and the host's
+            own milliseconds per step (step time less the waits for data and for the
+            device: if it nears the device's step time, the host holds the device back)
   val/*     L1 on ab, mean |ab| error (Lab units), PSNR, colourfulness of predictions and of
             ground truth and their gap (delta-CF); an image grid of a fixed probe set
   config    the run config as text
@@ -111,13 +113,17 @@ class Monitor:
         self._window = collections.defaultdict(list)
         self._step_seconds = 0.0
         self._wait_seconds = 0.0
+        self._device_seconds = 0.0
         self._steps_in_window = 0
         self._started = time.perf_counter()
         self._start_step = start_step
 
-    def step_timing(self, seconds: float, waited: float) -> None:
+    def step_timing(self, seconds: float, data_wait: float, device_wait: float) -> None:
+        """One step's wall time, and how much of it the host waited for data and for the
+        device (fetching the previous step's metrics)."""
         self._step_seconds += seconds
-        self._wait_seconds += waited
+        self._wait_seconds += data_wait
+        self._device_seconds += device_wait
         self._steps_in_window += 1
 
     def record(self, step: int, phase: str, metrics: dict[str, float]) -> None:
@@ -132,7 +138,9 @@ class Monitor:
         step_time = self._step_seconds / n
         perf = {"perf/images_per_sec": self.config.batch_size / max(step_time, 1e-9),
                 "perf/step_seconds": step_time,
-                "perf/data_wait_fraction": self._wait_seconds / max(self._step_seconds, 1e-9)}
+                "perf/data_wait_fraction": self._wait_seconds / max(self._step_seconds, 1e-9),
+                "perf/host_ms_per_step": 1000 * (self._step_seconds - self._wait_seconds
+                                                 - self._device_seconds) / n}
         if self.writer is not None:
             for k, v in {**{f"train/{k}": v for k, v in means.items()}, **perf}.items():
                 self.writer.add_scalar(k, v, done)
@@ -143,7 +151,7 @@ class Monitor:
                      perf["perf/images_per_sec"],
                      format_duration((self.total - done) / max(rate, 1e-9)))
         self._window.clear()
-        self._step_seconds = self._wait_seconds = 0.0
+        self._step_seconds = self._wait_seconds = self._device_seconds = 0.0
         self._steps_in_window = 0
 
     def write_eval(self, step: int, results: dict) -> None:
