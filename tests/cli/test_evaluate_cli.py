@@ -88,3 +88,28 @@ def test_missing_data_is_a_one_line_error(workdir, tmp_path, capsys):
                     f"--out={tmp_path / 'r'}") == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "none" in err and "Traceback" not in err
+
+
+def test_paper_protocol_crops_to_256_and_skips_grayscale_references(workdir, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(photo_rgb(300, 420, seed=1)).save(photos / "a_colour.png")
+    Image.fromarray(photo_rgb(600, 280, seed=2)).save(photos / "b_colour.png")
+    gray = np.asarray(Image.fromarray(photo_rgb(300, 300, seed=3)).convert("L"))
+    Image.fromarray(np.dstack([gray] * 3)).save(photos / "c_gray_as_rgb.png")
+    out = tmp_path / "report"
+    assert evaluate(f"--checkpoint={workdir}", f"--data={photos}", f"--out={out}",
+                    "--protocol=paper", "--sheet=0") == 0  # skipped references are no failure
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["data"]["protocol"] == "paper" and report["data"]["skipped_gray"] == 1
+    assert [Path(r["name"]).name for r in report["per_image"]] == ["a_colour.png",
+                                                                   "b_colour.png"]
+    assert all(r["height"] == r["width"] == 256 for r in report["per_image"])
+    assert report["baseline"]["psnr"] is not None  # finite: no gray reference in the mean
+
+    kept = tmp_path / "kept"
+    assert evaluate(f"--checkpoint={workdir}", f"--data={photos}", f"--out={kept}",
+                    "--protocol=paper", "--sheet=0", "--keep_gray") == 0
+    report = json.loads((kept / "metrics.json").read_text())
+    assert report["data"]["skipped_gray"] == 0 and len(report["per_image"]) == 3
+    assert report["baseline"]["psnr"] is None  # the gray reference's is +inf (JSON null)

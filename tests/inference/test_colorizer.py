@@ -93,3 +93,26 @@ def test_auto_backend_picks_onnx_only_on_a_cpu_with_the_onnx_extra(monkeypatch):
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     assert resolve("auto") == "jax"  # accelerators: XLA
     assert resolve("onnx") == "onnx" and resolve("jax") == "jax"
+
+
+def test_device_and_host_compose_give_the_same_colours(tmp_path_factory):
+    workdir = trained_workdir(tmp_path_factory)
+    host = Colorizer.from_checkpoint(workdir, batch_size=4, compose="host")
+    device = Colorizer.from_checkpoint(workdir, batch_size=4, compose="device")
+    assert (host.compose, device.compose) == ("host", "device")
+    rgba = np.dstack([photo_rgb(200, 150, seed=2), np.full((200, 150), 77, np.uint8)])
+    photos = [photo_rgb(333, 517), np.asarray(Image.fromarray(photo_rgb(90, 60)).convert("L")),
+              rgba]
+    for want, got in zip(host.colorize(photos), device.colorize(photos)):
+        assert want.shape == got.shape and got.dtype == np.uint8
+        assert np.abs(want.astype(int) - got.astype(int)).max() <= 1
+    assert device.colorize(rgba)[..., 3].min() == 77  # alpha kept
+
+
+def test_auto_compose_is_the_device_only_on_accelerators(monkeypatch):
+    resolve = colorizer_lib.resolve_compose
+    assert resolve("host", "jax") == "host" and resolve("device", "onnx") == "device"
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert resolve("auto", "jax") == "host" and resolve("auto", "onnx") == "host"
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert resolve("auto", "jax") == "device" and resolve("auto", "onnx") == "host"

@@ -1,0 +1,108 @@
+"""`inference.pipeline.process`: outcomes in job order whatever finishes first, a bad input
+or a failing batch costs only itself, memory stays bounded, and stopping early stops the
+work. A stand-in colouriser (no model) makes the timing and the failures controllable."""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+
+import numpy as np
+import pytest
+
+from jaxcolor.inference import pipeline
+from jaxcolor.inference.photo import InputImageError, Photo
+
+
+class FakeColorizer:
+    """prepare/submit/fetch/finish like `Colorizer`: a photo's "colour" is its pixels + 1;
+    a batch holding a photo whose pixels are `poison` fails on the device."""
+
+    def __init__(self, batch_size: int = 4, poison: int | None = None):
+        self.batch_size, self.poison = batch_size, poison
+        self.batches: list[int] = []
+
+    def prepare(self, photo):
+        return types.SimpleNamespace(photo=photo)
+
+    def submit(self, prepared):
+        self.batches.append(len(prepared))
+        return FakeBatch(list(prepared), self.poison)
+
+
+class FakeBatch:
+    def __init__(self, prepared, poison):
+        self.photos, self.poison = [p.photo for p in prepared], poison
+
+    def fetch(self):
+        if any(p.pixels[0, 0] == self.poison for p in self.photos):
+            raise RuntimeError("RESOURCE_EXHAUSTED: out of memory")
+
+    def finish(self, i):
+        return self.photos[i].pixels + 1
+
+
+def job(k: int, *, delay: float = 0.0, bad: bool = False, log: list | None = None):
+    def load():
+        if log is not None:
+            log.append(k)
+        time.sleep(delay)
+        if bad:
+            raise InputImageError(f"photo {k}: damaged")
+        return Photo(np.full((8, 8), k, np.uint8))
+
+    return pipeline.Job(f"photo{k}", load, lambda colour, extra: int(colour[0, 0]))
+
+
+def test_outcomes_keep_the_order_of_the_jobs():
+    rng = np.random.default_rng(0)
+    jobs = [job(k, delay=float(rng.uniform(0, 0.02))) for k in range(23)]
+    outcomes = list(pipeline.process(FakeColorizer(), jobs, workers=4))
+    assert [o.job.label for o in outcomes] == [f"photo{k}" for k in range(23)]
+    assert [o.value for o in outcomes] == [k + 1 for k in range(23)]
+
+
+def test_a_bad_input_costs_only_itself():
+    jobs = [job(k, bad=(k == 5)) for k in range(12)]
+    outcomes = list(pipeline.process(FakeColorizer(), jobs, workers=2,
+                                     read_errors=(InputImageError,)))
+    assert [(o.job.label, o.error) for o in outcomes if not o.ok] == [
+        ("photo5", "photo 5: damaged")]
+    assert [o.value for o in outcomes if o.ok] == [k + 1 for k in range(12) if k != 5]
+
+
+def test_a_batch_that_fails_on_the_device_is_retried_photo_by_photo():
+    colorizer = FakeColorizer(batch_size=4, poison=13)
+    outcomes = list(pipeline.process(colorizer, [job(k) for k in range(10, 18)], workers=2))
+    assert [(o.job.label, o.error) for o in outcomes if not o.ok] == [
+        ("photo13", "RESOURCE_EXHAUSTED: out of memory")]
+    assert [o.value for o in outcomes if o.ok] == [11, 12, 13, 15, 16, 17, 18]
+    assert colorizer.batches == [4, 4, 1, 1, 1, 1]  # the failing batch, again one by one
+
+
+def test_decoding_runs_a_bounded_distance_ahead_and_stops_when_the_caller_does():
+    started = []
+    jobs = (job(k, log=started) for k in range(1000))  # a generator: a huge archive
+    outcomes = pipeline.process(FakeColorizer(batch_size=2), jobs, workers=2)
+    first = next(outcomes)
+    assert first.value == 1
+    time.sleep(0.1)
+    assert len(started) <= 2 * pipeline.AHEAD_BATCHES * 2 + 4  # never the whole archive
+    outcomes.close()
+    settled = len(started)
+    time.sleep(0.1)
+    assert len(started) == settled  # nothing more is decoded after the caller stopped
+
+
+def test_work_spreads_over_the_worker_threads():
+    seen = set()
+
+    def finish(colour, extra):
+        seen.add(threading.current_thread().name)
+        time.sleep(0.01)
+        return 0
+
+    jobs = [pipeline.Job(f"p{k}", job(k).load, finish) for k in range(16)]
+    assert all(o.ok for o in pipeline.process(FakeColorizer(), jobs, workers=3))
+    assert len(seen) >= 2 and threading.current_thread().name not in seen
