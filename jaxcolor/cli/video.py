@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True,
                         help="a .mp4, .mov or .mkv file, or a folder for PNG frames")
     parser.add_argument("--codec", choices=("h264", "h265", "ffv1"), default="h264",
-                        help="video codec (ffv1: lossless RGB, .mkv or .mov)")
+                        help="video codec (ffv1: lossless RGB, in .mkv)")
     parser.add_argument("--crf", type=int, default=18,
                         help="quality of h264/h265, 0..51, lower is better (default 18)")
     parser.add_argument("--preset", default="medium",

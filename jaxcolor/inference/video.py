@@ -205,8 +205,8 @@ def check_output(source: Source, output: Path, kind: str, codec: video_io.Codec)
     if output.resolve() == source.info.path.resolve():
         raise UsageError(f"refusing to write {output}: it is the input")
     if kind == "video":
-        if codec.name == "ffv1" and output.suffix.lower() not in (".mkv", ".mov"):
-            raise UsageError(f"--output {output}: FFV1 is stored in .mkv or .mov files")
+        if codec.name == "ffv1" and output.suffix.lower() != ".mkv":
+            raise UsageError(f"--output {output}: FFV1 is stored in .mkv files")
         video_io.check_audio(source.info, output.suffix.lower())
 
 

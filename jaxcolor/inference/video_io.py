@@ -24,6 +24,7 @@ lightness survives the round trip up to the codec's loss (none with `--lossless`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import io
@@ -81,13 +82,16 @@ class Codec:
         even = width % 2 == 0 and height % 2 == 0
         if self.name == "ffv1":
             return "ffv1", "bgr0", {"level": "3", "slicecrc": "1"}
+        # One encoder thread: x264's threads made different bits for the same frames now
+        # and then on a loaded machine, and a resumed film must equal an uninterrupted one.
         if self.lossless:
-            return "libx264rgb", "rgb24", {"qp": "0", "preset": self.preset}
+            return "libx264rgb", "rgb24", {"qp": "0", "preset": self.preset, "threads": "1"}
         pix_fmt = "yuv420p" if even else "yuv444p"
         options = {"crf": str(self.crf), "preset": self.preset}
         if self.name == "h265":
-            return "libx265", pix_fmt, {**options, "x265-params": "log-level=error"}
-        return "libx264", pix_fmt, options
+            return "libx265", pix_fmt, {**options, "x265-params":
+                                        "log-level=error:pools=1:frame-threads=1"}
+        return "libx264", pix_fmt, {**options, "threads": "1"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,10 +348,11 @@ def assemble(output: Path, suffix: str, segments: list[tuple[Path, list]],
     opened = [av.open(str(path)) for path, _ in segments]
     try:
         with av.open(str(output), "w", format=fmt, options=_mux_options(fmt, info)) as out, \
-                _open(info.path) as source:
+                (_open(info.path) if info.audio else contextlib.nullcontext()) as source:
             video = out.add_stream_from_template(opened[0].streams.video[0])
             video.time_base = info.time_base
-            audio = {s.index: out.add_stream_from_template(s) for s in source.streams.audio}
+            audio = ({s.index: out.add_stream_from_template(s) for s in source.streams.audio}
+                     if source is not None else {})
             for _, _, packet in heapq.merge(_video_packets(opened, segments, video, info),
                                             _audio_packets(source, audio),
                                             key=lambda item: item[:2]):
