@@ -32,7 +32,7 @@ import numpy as np
 
 from jaxcolor.data import images
 from jaxcolor.errors import UsageError
-from jaxcolor.inference import files, pipeline, temporal, video_io
+from jaxcolor.inference import files, pipeline, temporal, video_io, video_mux
 from jaxcolor.inference.colorizer import Colorizer
 from jaxcolor.inference.photo import Photo
 from jaxcolor.inference.segments import WorkDir
@@ -207,7 +207,7 @@ def check_output(source: Source, output: Path, kind: str, codec: video_io.Codec)
     if kind == "video":
         if codec.name == "ffv1" and output.suffix.lower() != ".mkv":
             raise UsageError(f"--output {output}: FFV1 is stored in .mkv files")
-        video_io.check_audio(source.info, output.suffix.lower())
+        video_mux.check_audio(source.info, output.suffix.lower())
 
 
 def job_identity(source: Source, output: Path, colorizer: Colorizer, settings: Settings,
@@ -307,9 +307,9 @@ def _finish(work: WorkDir, source: Source, output: Path, kind: str, segments: in
     if kind == "video":
         tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
         try:
-            video_io.assemble(tmp, output.suffix, [(work.file(k, ".mkv"), r["stamps"])
+            video_mux.assemble(tmp, output.suffix, [(work.file(k, ".mkv"), r["stamps"])
                                                    for k, r in enumerate(records)], info)
-            found = video_io.count_frames(tmp)
+            found = video_mux.count_frames(tmp)
             if found != (written, info.width, info.height):
                 raise video_io.VideoWriteError(
                     f"{output}: assembled {found[0]} frames of {found[1]}x{found[2]}, expected "
