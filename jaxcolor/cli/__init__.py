@@ -18,7 +18,7 @@ from typing import Sequence
 
 from jaxcolor.cli import common
 
-SUBCOMMANDS = ("ingest", "colorize", "evaluate", "export", "port")
+SUBCOMMANDS = ("ingest", "colorize", "video", "evaluate", "export", "port")
 
 _DESCRIPTION = """\
 Colourise grayscale photographs with a GAN trained in JAX.

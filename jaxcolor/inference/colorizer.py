@@ -206,14 +206,23 @@ class Colorizer:
     def submit(self, prepared: Sequence[Prepared]) -> HostBatch | DeviceBatch:
         """Start G (and the device compose) on a batch; with JAX this returns before the
         device is done. `fetch()` then `finish(i)` give the colour photos."""
+        return self.compose_batch(prepared, self.predict(prepared))
+
+    def predict(self, prepared: Sequence[Prepared]):
+        """G's Lab ab [n', R, R, 2] for a batch (n' >= n: JAX batches are padded): a jax
+        array still being computed (JAX) or numpy (ONNX). The first half of `submit`, for
+        callers that change the colour before composing it (`jaxcolor.inference.temporal`)."""
         if not prepared:
             raise ValueError("submit: empty batch")
         L = np.stack([p.L_render for p in prepared])
+        return self._predict_onnx(L) if self._onnx is not None else self.predict_device(L)
+
+    def compose_batch(self, prepared: Sequence[Prepared], ab) -> HostBatch | DeviceBatch:
+        """The second half of `submit`: compose `prepared` at full resolution with `ab`
+        ([n' >= n, R, R, 2], Lab units, in each photo's render square)."""
         if self.compose == "host":
-            ab = (self._predict_onnx(L) if self._onnx is not None
-                  else self.predict_device(L)[:len(prepared)])
-            return HostBatch(prepared, ab, self.upsample, self.compose_threads)
-        ab = self._predict_onnx(L) if self._onnx is not None else self.predict_device(L)
+            return HostBatch(prepared, ab[:len(prepared)], self.upsample, self.compose_threads)
+        L = np.stack([p.L_render for p in prepared])
         return DeviceBatch(prepared, ab, jnp.asarray(L), self.upsample)
 
     def predict_ab(self, L: np.ndarray) -> np.ndarray:

@@ -1,0 +1,244 @@
+"""Film colourisation: flicker against frame-by-frame colourisation, and frames/s end to end.
+
+    bash ../shared/data/get_videos.sh /tmp/videos        # real colour clips (apt-get update first)
+    python -m benchmarks.video --checkpoint /tmp/video_demo_run --clips /tmp/videos \
+        --max_frames 150 --throughput 640x480,1920x1080
+
+For each colour clip (its colour is the ground truth; the model only ever sees lightness),
+the first `--max_frames` frames are colourised twice with the same checkpoint, through the
+same `Colorizer` and pipeline as `jaxcolor video`: with temporal consistency
+(`--strength`) and frame by frame (strength 0). Lines per clip and method (`temporal`,
+`frame_by_frame`, `ground_truth`):
+
+  video/warp_error     Lai et al. 2018's E_warp on ab: the mean squared ab difference
+                       between frame t and frame t-1 warped to t, with the optical flow of
+                       the *ground-truth* video (Farneback, a different algorithm from the
+                       DIS flow the method uses), over pixels that pass the forward-backward
+                       occlusion check; averaged over frames
+  video/psnr           per-frame RGB PSNR against the ground truth (dB), averaged
+  video/colorfulness   Hasler & Suesstrunk colourfulness, averaged over frames
+and `video/flicker_ratio` (temporal / frame-by-frame E_warp; the target is <= 0.5).
+
+`--throughput WxH,...` times `colorize_video` end to end (decode an H.264 file of that
+size made from a clip's frames -> colourise -> temporal -> encode H.264 CRF 18 -> assemble)
+in frames/s, median of `--windows`, and `video/temporal_ms` the temporal step alone (two
+DIS flows, the remaps and the blend at render size) per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks import common
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="run workdir or checkpoints directory")
+    p.add_argument("--clips", required=True, help="a folder of colour video clips")
+    p.add_argument("--max_frames", type=int, default=150)
+    p.add_argument("--strength", type=float, default=0.8, help="temporal strength measured")
+    p.add_argument("--render_size", type=int, default=None)
+    p.add_argument("--batch_size", type=int, default=8)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--throughput", default="640x480,1920x1080",
+                   help="WxH sizes for the end-to-end figure ('' to skip)")
+    p.add_argument("--throughput_frames", type=int, default=48)
+    common.add_output_args(p)
+    p.set_defaults(windows=3)
+    return p.parse_args(argv)
+
+
+def read_clip(path: Path, max_frames: int) -> list[np.ndarray]:
+    from jaxcolor.inference import video_io
+
+    info = video_io.probe(path)
+    frames = []
+    for frame in video_io.Decoder(info).frames(0):
+        frames.append(video_io.pixels(frame, False))
+        if len(frames) == max_frames:
+            break
+    return frames
+
+
+def colourise(colorizer, frames, strength: float, workers: int):
+    from jaxcolor.inference import pipeline, temporal
+    from jaxcolor.inference.photo import Photo
+
+    stepper = temporal.TemporalColorizer(colorizer, temporal.Consistency(strength=strength),
+                                         threads=workers)
+    jobs = [pipeline.Job(str(i), lambda f=f: Photo(f), lambda rgb, _: rgb)
+            for i, f in enumerate(frames)]
+    try:
+        return [o.value for o in pipeline.process(stepper, jobs, workers=workers)], stepper
+    finally:
+        stepper.close()
+
+
+def truth_flows(frames) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(map_x, map_y, mask) taking frame t-1 to frame t, from the ground truth's motion."""
+    import cv2
+
+    gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    h, w = gray[0].shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    out = []
+    for prev, cur in zip(gray, gray[1:]):
+        args = (None, 0.5, 4, 21, 3, 5, 1.1, 0)
+        back = cv2.calcOpticalFlowFarneback(cur, prev, *args)
+        fwd = cv2.calcOpticalFlowFarneback(prev, cur, *args)
+        mx, my = gx + back[..., 0], gy + back[..., 1]
+        fw = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err = np.sum((back + fw) ** 2, -1)
+        ok = err <= 0.01 * (np.sum(back**2, -1) + np.sum(fw**2, -1)) + 0.5
+        ok &= (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+        out.append((mx, my, ok))
+    return out
+
+
+def warp_error(frames_rgb, flows) -> float:
+    """E_warp on ab (Lab units squared), averaged over consecutive pairs."""
+    import cv2
+
+    from jaxcolor import color
+
+    ab = [color.rgb_to_lab_np(f)[..., 1:].astype(np.float32) for f in frames_rgb]
+    errors = []
+    for (mx, my, ok), prev, cur in zip(flows, ab, ab[1:]):
+        warped = cv2.remap(prev, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        errors.append(float(np.sum((cur - warped) ** 2, -1)[ok].mean()))
+    return float(np.mean(errors))
+
+
+def quality(frames_rgb, truth) -> tuple[float, float]:
+    from jaxcolor import metrics
+
+    psnr = np.mean([float(metrics.psnr(o, t, 255.0, xp=np)) for o, t in zip(frames_rgb, truth)])
+    cf = np.mean([float(metrics.colorfulness(o, xp=np)) for o in frames_rgb])
+    return float(psnr), float(cf)
+
+
+def flicker(args, colorizer, config) -> None:
+    clips = sorted(p for p in Path(args.clips).iterdir() if p.suffix.lower() in
+                   (".avi", ".mp4", ".mkv", ".mov"))
+    for clip in clips:
+        truth = read_clip(clip, args.max_frames)
+        flows = truth_flows(truth)
+        results = {"ground_truth": truth}
+        for name, strength in (("temporal", args.strength), ("frame_by_frame", 0.0)):
+            results[name], stepper = colourise(colorizer, truth, strength, args.workers)
+        size = f"{truth[0].shape[1]}x{truth[0].shape[0]}"
+        errors = {}
+        for name, frames in results.items():
+            errors[name] = warp_error(frames, flows)
+            psnr, cf = quality(frames, truth)
+            figures = [("video/warp_error", errors[name], "ab^2"),
+                       ("video/psnr", psnr, "dB"), ("video/colorfulness", cf, "CF")]
+            for figure, value, unit in figures[:1] + figures[2:] if name == "ground_truth" \
+                    else figures:
+                common.emit(common.make_result(
+                    figure, round(value, 4), unit, config=config, clip=clip.name,
+                    method=name, frames=len(truth), size=size, strength=args.strength),
+                    args.out)
+        common.emit(common.make_result(
+            "video/flicker_ratio", round(errors["temporal"] / errors["frame_by_frame"], 4),
+            "ratio", config=config, clip=clip.name, frames=len(truth), size=size,
+            strength=args.strength), args.out)
+
+
+def write_h264(path: Path, frames, width: int, height: int, fps: int = 25) -> Path:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.options = {"crf": "18", "preset": "ultrafast"}
+        for i, f in enumerate(frames):
+            image = Image.fromarray(f).resize((width, height), Image.Resampling.BILINEAR)
+            frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def temporal_cost(colorizer, frames, strength: float, repeats: int = 3) -> float:
+    """Milliseconds per frame of the temporal step alone (flows + blend), one thread."""
+    from jaxcolor.inference import temporal
+    from jaxcolor.inference.photo import Photo, crop_render
+
+    prepared = [colorizer.prepare(Photo(f)) for f in frames]
+    L = [np.ascontiguousarray(crop_render(p.L_render, p.inner)) for p in prepared]
+    ab = [np.zeros(x.shape + (2,), np.float32) for x in L]
+    settings = temporal.Consistency(strength=strength)
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        carry = None
+        for x, pred in zip(L, ab):
+            moved = temporal.flow(carry.L, x) if carry is not None else None
+            carry = temporal.Carry(x, temporal.blend(carry, x, pred, moved, settings).ab)
+        best = min(best, (time.perf_counter() - start) / len(L))
+    return 1000 * best
+
+
+def throughput(args, colorizer, config, frames) -> None:
+    from jaxcolor.inference import video
+
+    frames = frames[:args.throughput_frames]
+    for size in [s for s in args.throughput.split(",") if s]:
+        width, height = (int(v) for v in size.lower().split("x"))
+        work = Path(tempfile.mkdtemp(prefix="video_bench_"))
+        try:
+            clip = write_h264(work / "in.mp4", frames, width, height)
+            source = video.open_source(clip, Fraction(25), 2**28)
+            settings = video.Settings(consistency=video.temporal.Consistency(args.strength))
+
+            def window() -> int:
+                report = video.colorize_video(colorizer, source, work / "out.mp4", settings,
+                                              workers=args.workers, overwrite=True)
+                return report.frames
+
+            window()  # warm-up: compilation, page cache
+            (rate, rates), cpu = common.cpu_usage(lambda: common.median_rate(window,
+                                                                              args.windows))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        common.emit(common.make_result(
+            "video/end_to_end", round(rate, 3), "frames/s", config=config,
+            batch=colorizer.batch_size, resolution=colorizer.render_size, size=size,
+            frames=len(frames), windows=[round(r, 3) for r in rates], cpu_share=cpu["share"],
+            backend=colorizer.backend, compose=colorizer.compose, strength=args.strength),
+            args.out)
+    ms = temporal_cost(colorizer, frames, args.strength)
+    common.emit(common.make_result(
+        "video/temporal_ms", round(ms, 3), "ms/frame", config=config,
+        resolution=colorizer.render_size, frames=len(frames)), args.out)
+
+
+def main(argv=None) -> None:
+    from jaxcolor.inference.colorizer import Colorizer
+
+    args = _parse(argv)
+    colorizer = Colorizer.from_checkpoint(args.checkpoint, render_size=args.render_size,
+                                          batch_size=args.batch_size, backend="auto")
+    config = {"checkpoint": str(args.checkpoint), "step": colorizer.step,
+              "render_size": colorizer.render_size, "backend": colorizer.backend,
+              **common.model_summary(colorizer.config)}
+    flicker(args, colorizer, config)
+    if args.throughput:
+        clip = sorted(p for p in Path(args.clips).iterdir() if p.suffix.lower() == ".avi")[-1]
+        throughput(args, colorizer, config, read_clip(clip, args.throughput_frames))
+
+
+if __name__ == "__main__":
+    main()

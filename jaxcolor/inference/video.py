@@ -1,0 +1,363 @@
+"""Colourise a film: `colorize_video` (what `jaxcolor video` runs).
+
+In: a video file FFmpeg reads (through PyAV, `jaxcolor.inference.video_io`), or a folder
+of numbered frames (any photo format, natural order of their names, `--fps`). Out: a video
+file (.mp4, .mov, .mkv) with the input's size, time stamps and audio streams (copied
+unchanged), or a folder of PNG frames. Every frame keeps its own lightness, as a photo
+does: the colour comes from `Colorizer` (batches, device compose, worker threads of
+`jaxcolor.inference.pipeline`), carried along the motion by
+`jaxcolor.inference.temporal` so it does not flicker.
+
+The film is done in segments (`jaxcolor.inference.segments`): an interrupted run, rerun
+with the same command, goes on after the last finished segment, with the same frames an
+uninterrupted run gives. At the end the output's frame count is checked against the frames
+decoded, and any frame the input could not give is reported (exit status 1), never
+silently dropped. Memory stays bounded: frames stream through the pipeline, a segment is
+encoded as it is coloured, and the film is assembled packet by packet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import os
+import re
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from jaxcolor.data import images
+from jaxcolor.errors import UsageError
+from jaxcolor.inference import files, pipeline, temporal, video_io, video_mux
+from jaxcolor.inference.colorizer import Colorizer
+from jaxcolor.inference.photo import Photo
+from jaxcolor.inference.segments import WorkDir
+
+DEFAULT_SEGMENT_FRAMES = 240
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What changes the output besides the checkpoint and the colouriser's own flags."""
+
+    codec: video_io.Codec = video_io.Codec()
+    consistency: temporal.Consistency = temporal.Consistency()
+    segment_frames: int = DEFAULT_SEGMENT_FRAMES  # rounded up to whole batches
+    fps: Fraction = Fraction(24)  # of a folder of frames
+
+
+@dataclasses.dataclass
+class Report:
+    frames: int = 0  # frames in the output
+    resumed: int = 0  # frames of earlier runs' segments
+    missing: int = 0  # frames the input could not give (damaged)
+    cuts: int = 0
+    carried: float = 0.0  # mean weight of carried colour
+    seconds: float = 0.0
+    skipped: bool = False  # the output existed already
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------
+# Sources: a video file, or a folder of frames.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Source:
+    """Frames to colourise: `info` describes them as a video stream; `frames(start)` yields
+    (index, pts, name, load) with `load()` -> Photo (called in a worker)."""
+
+    info: video_io.VideoInfo
+    frames: Callable[[int], Iterator[tuple]]
+    identity: dict
+
+
+def video_source(path: Path) -> Source:
+    info = video_io.probe(path)
+    decoder = video_io.Decoder(info)
+
+    def frames(start: int):
+        for frame in decoder.frames(start):
+            yield (frame.index, frame.pts, f"{frame.index:06d}",
+                   functools.partial(_load_frame, frame, info.gray))
+
+    stat = path.stat()
+    return Source(info, frames,
+                  {"path": str(path.resolve()), "bytes": stat.st_size,
+                   "mtime_ns": stat.st_mtime_ns, "frames": info.frames})
+
+
+def _load_frame(frame: video_io.Frame, gray: bool) -> Photo:
+    return Photo(video_io.pixels(frame, gray))
+
+
+def _natural_key(path: Path):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def folder_source(directory: Path, fps: Fraction, max_pixels: int) -> Source:
+    paths = sorted((p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and p.suffix.lower() in images.IMAGE_EXTENSIONS), key=_natural_key)
+    if not paths:
+        raise video_io.VideoInputError(f"{directory}: no frames (image files) in this folder")
+    stems = [p.stem for p in paths]
+    if len(set(stems)) < len(stems):
+        twice = next(s for s in stems if stems.count(s) > 1)
+        raise video_io.VideoInputError(f"{directory}: two frames are named {twice}.*")
+    first = files.load_photo_file(paths[0], max_pixels)
+    height, width = first.size
+    info = video_io.VideoInfo(
+        path=directory, width=width, height=height, time_base=1 / fps, rate=fps,
+        frames=len(paths), pix_fmt="rgb24", bit_depth=8, gray=False, variable=False,
+        colour={"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1},
+        audio=())
+
+    def load(path: Path) -> Photo:
+        photo = files.load_photo_file(path, max_pixels)
+        if photo.size != (height, width):
+            raise video_io.VideoReadError(f"{path}: {photo.size[1]}x{photo.size[0]} pixels, "
+                                          f"the frames before it {width}x{height}")
+        return photo
+
+    def frames(start: int):
+        for i in range(start, len(paths)):
+            yield i, i, paths[i].stem, functools.partial(load, paths[i])
+
+    return Source(info, frames,
+                  {"path": str(directory.resolve()), "frames": len(paths),
+                   "names": [p.name for p in paths[:1] + paths[-1:]], "fps": str(fps)})
+
+
+# --------------------------------------------------------------------------------------
+# Sinks: one segment at a time.
+# --------------------------------------------------------------------------------------
+
+
+class VideoSegment:
+    """A segment's frames encoded into `seg_N.mkv` (renamed into place when complete)."""
+
+    def __init__(self, work: WorkDir, segment: int, info: video_io.VideoInfo,
+                 codec: video_io.Codec):
+        self._work = work
+        self._tmp, self._final = work.segment_video(segment)
+        self._encoder = video_io.Encoder(self._tmp, info, codec)
+
+    def write(self, rgb: np.ndarray, pts: int, name: str) -> None:
+        self._encoder.write(rgb, pts)
+
+    def close(self) -> list:
+        stamps = self._encoder.close()
+        self._work.seal_video(self._tmp, self._final)
+        return stamps
+
+    def abort(self) -> None:
+        self._encoder.abort()
+        self._tmp.unlink(missing_ok=True)
+
+
+class FolderSegment:
+    """A segment's frames written as PNGs into the work directory's `frames/`."""
+
+    def __init__(self, work: WorkDir, segment: int, info, codec):
+        self._dir = work.frames_dir()
+        self._dir.mkdir(exist_ok=True)
+
+    def write(self, rgb: np.ndarray, pts: int, name: str) -> None:
+        files.save_image(rgb, self._dir / f"{name}.png")
+
+    def close(self) -> list:
+        return []
+
+    def abort(self) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------------------
+# The run.
+# --------------------------------------------------------------------------------------
+
+
+def open_source(path: Path, fps: Fraction, max_pixels: int) -> Source:
+    if not path.exists():
+        raise UsageError(f"--input {path}: no such file or directory")
+    return folder_source(path, fps, max_pixels) if path.is_dir() else video_source(path)
+
+
+def output_kind(output: Path) -> str:
+    """"video" for a known container suffix, "folder" for a path without one."""
+    suffix = output.suffix.lower()
+    if suffix in video_io.CONTAINERS:
+        return "video"
+    if not suffix:
+        return "folder"
+    raise UsageError(f"--output {output}: choose a video ({', '.join(video_io.CONTAINERS)}) "
+                     "or a folder for PNG frames (a path without a suffix)")
+
+
+def check_output(source: Source, output: Path, kind: str, codec: video_io.Codec) -> None:
+    """Refuse, before any work, outputs that would replace the input or that the container
+    cannot hold."""
+    if output.resolve() == source.info.path.resolve():
+        raise UsageError(f"refusing to write {output}: it is the input")
+    if kind == "video":
+        if codec.name == "ffv1" and output.suffix.lower() != ".mkv":
+            raise UsageError(f"--output {output}: FFV1 is stored in .mkv files")
+        video_mux.check_audio(source.info, output.suffix.lower())
+
+
+def job_identity(source: Source, output: Path, colorizer: Colorizer, settings: Settings,
+                 segment_frames: int) -> dict:
+    """Everything that changes the frames: a resumed run must match it exactly."""
+    return {"input": source.identity, "output": str(output.resolve()),
+            "checkpoint": {"directory": str(colorizer.directory), "step": colorizer.step},
+            "colorizer": {"render_size": colorizer.render_size, "upsample": colorizer.upsample,
+                          "backend": colorizer.backend, "compose": colorizer.compose,
+                          "batch_size": colorizer.batch_size},
+            "codec": dataclasses.asdict(settings.codec),
+            "consistency": dataclasses.asdict(settings.consistency),
+            "segment_frames": segment_frames}
+
+
+def colorize_video(colorizer: Colorizer, source: Source, output: Path, settings: Settings, *,
+                   workers: int | None = None, overwrite: bool = False,
+                   progress: Callable[[int, int], None] = lambda done, total: None) -> Report:
+    """Colourise `source` into `output` (see the module docstring); resumes a run that an
+    interruption left in `OUTPUT.partial/`. Raises `RunError` after writing the output when
+    frames of the input could not be decoded."""
+    kind = output_kind(output)
+    check_output(source, output, kind, settings.codec)
+    batch = colorizer.batch_size
+    segment_frames = max(1, -(-settings.segment_frames // batch)) * batch  # whole batches
+    work = WorkDir(output, job_identity(source, output, colorizer, settings, segment_frames))
+    report = Report(notes=_notes(source.info, settings.codec, kind))
+    if overwrite:
+        work.remove()
+    elif _finished(output) and not work.path.exists():
+        report.skipped = True
+        return report
+    segment = work.open()
+    report.resumed = sum(work.record(k)["frames"] for k in range(segment))
+    stepper = temporal.TemporalColorizer(colorizer, settings.consistency,
+                                         work.carry(segment - 1), threads=workers)
+    started = time.perf_counter()
+    try:
+        frames = source.frames(segment * segment_frames)
+        for first in frames:  # one segment per pass
+            chunk = itertools.chain([first], itertools.islice(frames, segment_frames - 1))
+            _run_segment(stepper, chunk, work, segment, source, kind, settings.codec,
+                         workers, report, progress)
+            segment += 1
+    finally:
+        stepper.close()
+        report.seconds = time.perf_counter() - started
+        report.cuts, report.carried = stepper.cuts, stepper.mean_carried
+    _finish(work, source, output, kind, segment, report)
+    return report
+
+
+def _run_segment(stepper, chunk, work: WorkDir, segment: int, source: Source, kind: str,
+                 codec: video_io.Codec, workers, report: Report, progress) -> None:
+    """Colourise one segment's frames in order into its file(s), then mark it finished."""
+    sink = (VideoSegment if kind == "video" else FolderSegment)(work, segment, source.info,
+                                                                codec)
+    jobs = (pipeline.Job(f"frame {name}", functools.partial(_with_extra, load, (pts, name)),
+                         _pass_through) for _, pts, name, load in chunk)
+    count = 0
+    try:
+        for outcome in pipeline.process(stepper, jobs, workers=workers,
+                                        read_errors=files.READ_ERRORS, finish_errors=()):
+            if not outcome.ok:
+                raise video_io.VideoReadError(
+                    f"{source.info.path}: {outcome.job.label}: {outcome.error} ({segment} "
+                    f"finished segments kept in {work.path})")
+            rgb, (pts, name) = outcome.value
+            sink.write(rgb, pts, name)
+            count += 1
+            progress(report.resumed + report.frames + count, source.info.frames)
+        stamps = sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    work.finish_segment(segment, {"frames": count, "stamps": stamps}, stepper.carry)
+    report.frames += count
+
+
+def _with_extra(load, extra):
+    return load(), extra
+
+
+def _pass_through(rgb, extra):
+    return rgb, extra
+
+
+def _finish(work: WorkDir, source: Source, output: Path, kind: str, segments: int,
+            report: Report) -> None:
+    """Assemble the output from the finished segments, check its frame count, and only
+    then give it its name; report frames the input could not give."""
+    records = [work.record(k) for k in range(segments)]
+    written = sum(r["frames"] for r in records)
+    info = source.info
+    if not written:
+        raise video_io.VideoReadError(f"{info.path}: not one frame could be decoded")
+    if kind == "video":
+        tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+        try:
+            video_mux.assemble(tmp, output.suffix, [(work.file(k, ".mkv"), r["stamps"])
+                                                   for k, r in enumerate(records)], info)
+            found = video_mux.count_frames(tmp)
+            if found != (written, info.width, info.height):
+                raise video_io.VideoWriteError(
+                    f"{output}: assembled {found[0]} frames of {found[1]}x{found[2]}, expected "
+                    f"{written} of {info.width}x{info.height} (segments kept in {work.path})")
+            video_io.fsync_file(tmp)
+            _clear(output)
+            os.replace(tmp, output)
+        finally:
+            tmp.unlink(missing_ok=True)
+    else:
+        found = sum(1 for _ in work.frames_dir().glob("*.png"))
+        if found != written:
+            raise video_io.VideoWriteError(f"{work.frames_dir()}: {found} frames, expected "
+                                           f"{written}")
+        _clear(output)
+        os.replace(work.frames_dir(), output)
+    work.remove()
+    report.frames, report.missing = written, max(0, info.frames - written)
+    if report.missing:
+        raise video_io.VideoReadError(
+            f"{info.path}: {report.missing} of {info.frames} frames could not be decoded "
+            f"(damaged); {output} has the other {written}, each at its own time stamp")
+
+
+def _finished(output: Path) -> bool:
+    """An output there already: a file, or a folder with something in it."""
+    return output.is_file() or (output.is_dir() and any(output.iterdir()))
+
+
+def _clear(output: Path) -> None:
+    """Make room for the output (only reached with --overwrite or an empty folder)."""
+    if output.is_dir() and not output.is_symlink():
+        import shutil
+
+        shutil.rmtree(output)
+    elif output.exists() or output.is_symlink():
+        output.unlink()
+
+
+def _notes(info: video_io.VideoInfo, codec: video_io.Codec, kind: str) -> list[str]:
+    """What a person should know about how this input is handled."""
+    notes = []
+    if info.bit_depth > 8:
+        notes.append(f"{info.bit_depth}-bit source ({info.pix_fmt}): coloured and written at "
+                     "8 bits per channel")
+    if info.variable:
+        notes.append("variable frame rate: every frame keeps its own time stamp")
+    if kind == "video" and codec.name != "ffv1" and not codec.lossless and (
+            info.width % 2 or info.height % 2):
+        notes.append(f"odd size {info.width}x{info.height}: encoded 4:4:4 to keep it exactly")
+    return notes

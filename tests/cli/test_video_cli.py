@@ -1,0 +1,209 @@
+"""`jaxcolor video` end to end on synthetic clips and a checkpoint of a tiny real run:
+round trips of size, frame rate, frame count, time stamps and audio; lightness kept; frame
+folders; resume after kill -9; every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxcolor import cli as jaxcolor_cli
+from jaxcolor import color
+from inference.tiny_run import assert_keeps_lightness, trained_workdir
+from inference.video_clips import av, cut_frames, pan_frames, read_video, write_clip
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return trained_workdir(tmp_path_factory)
+
+
+def cli(workdir: Path, *args: str) -> int:
+    return jaxcolor_cli.main(["video", f"--checkpoint={workdir}", "--batch_size=4",
+                              "--workers=2", *map(str, args)])
+
+
+def test_round_trip_keeps_size_rate_count_times_audio_and_lightness(workdir, tmp_path, capsys):
+    clip = write_clip(tmp_path / "pan.mp4", pan_frames(18, 64, 48, zoom=0.01))
+    out = tmp_path / "colour.mp4"
+    assert cli(workdir, f"--input={clip}", f"--output={out}", "--segment_frames=8",
+               "--lossless") == 0
+    assert "done 18 frames" in capsys.readouterr().out
+    source, result = read_video(clip), read_video(out)
+    assert len(result["frames"]) == 18 and result["frames"][0].shape == (48, 64, 3)
+    assert result["times"] == source["times"] and result["rate"] == source["rate"] == 25
+    assert result["audio"] == source["audio"] and result["audio_codecs"] == ["aac"]
+    for before, after in zip(source["frames"], result["frames"]):
+        assert_keeps_lightness(before, after)
+    assert not (tmp_path / "colour.mp4.partial").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["colour.mp4", "pan.mp4"]
+    # Done already: a rerun leaves it alone; the default codec is lossy H.264 4:2:0.
+    assert cli(workdir, f"--input={clip}", f"--output={out}") == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert cli(workdir, f"--input={clip}", f"--output={out}", "--overwrite") == 0
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.format.name) == ("h264", "yuv420p")
+
+
+def test_variable_rate_odd_size_gray_and_ten_bit_sources(workdir, tmp_path, capsys):
+    frames = [f[..., 1] for f in pan_frames(8, 65, 47)]  # gray, odd size
+    stamps = [0, 1, 2, 5, 6, 9, 10, 14]  # gaps: a variable frame rate
+    clip = write_clip(tmp_path / "vfr.mkv", frames, codec="ffv1", pix_fmt="gray",
+                      pts=stamps, time_base=Fraction(1, 25), audio=False)
+    out = tmp_path / "vfr.mp4"
+    assert cli(workdir, f"--input={clip}", f"--output={out}") == 0
+    err = capsys.readouterr().err
+    assert "variable frame rate" in err and "odd size 65x47" in err
+    result = read_video(out)
+    assert result["times"] == [Fraction(s, 25) for s in stamps]
+    assert result["frames"][0].shape == (47, 65, 3)
+    for before, after in zip(frames, result["frames"]):  # lossy H.264, but its own L
+        L_in = color.rgb_to_lab_np(np.repeat(before[..., None], 3, -1))[..., 0]
+        assert np.abs(color.rgb_to_lab_np(after)[..., 0] - L_in).mean() < 1.5
+    ten = write_clip(tmp_path / "ten.mkv", pan_frames(6, 64, 48), codec="ffv1",
+                     pix_fmt="yuv420p10le", audio=False)
+    assert cli(workdir, f"--input={ten}", f"--output={tmp_path / 'ten.mov'}") == 0
+    assert "10-bit source" in capsys.readouterr().err
+    assert len(read_video(tmp_path / "ten.mov")["frames"]) == 6
+
+
+def test_frame_folders_in_and_out(workdir, tmp_path):
+    src = tmp_path / "scans"
+    src.mkdir()
+    frames = pan_frames(6, 64, 48)
+    for i, f in enumerate(frames):  # natural order: 2 before 10
+        Image.fromarray(f).save(src / f"reel_{[1, 2, 10, 11, 20, 100][i]}.png")
+    out = tmp_path / "colour_frames"
+    assert cli(workdir, f"--input={src}", f"--output={out}", "--segment_frames=4") == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(f"reel_{n}.png" for n in (1, 2, 10, 11, 20, 100))
+    for i, n in enumerate((1, 2, 10, 11, 20, 100)):
+        assert_keeps_lightness(frames[i], np.asarray(Image.open(out / f"reel_{n}.png")))
+    film = tmp_path / "film.mov"  # (Matroska keeps time stamps to the millisecond only)
+    assert cli(workdir, f"--input={src}", f"--output={film}", "--fps=24000/1001",
+               "--lossless") == 0
+    result = read_video(film)
+    assert len(result["frames"]) == 6 and result["rate"] == Fraction(24000, 1001)
+    for i, f in enumerate(result["frames"]):  # lossless: the PNG frames' pixels
+        n = (1, 2, 10, 11, 20, 100)[i]
+        np.testing.assert_array_equal(f, np.asarray(Image.open(out / f"reel_{n}.png")))
+
+
+def test_resume_after_kill_gives_the_same_frames(workdir, tmp_path):
+    clip = write_clip(tmp_path / "long.mp4", cut_frames(32, cut=18, width=96, height=72))
+    args = [sys.executable, "-m", "jaxcolor", "video", f"--checkpoint={workdir}",
+            f"--input={clip}", "--batch_size=4", "--workers=1", "--segment_frames=4",
+            "--backend=jax"]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    whole = tmp_path / "whole.mp4"
+    subprocess.run(args + [f"--output={whole}"], check=True, env=env, capture_output=True,
+                   timeout=600)
+    out = tmp_path / "resumed.mp4"
+    partial = tmp_path / "resumed.mp4.partial"
+    process = subprocess.Popen(args + [f"--output={out}"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (partial / "seg_000002.json").exists() and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not out.exists(), "killed in time: the output must not exist yet"
+    finished = json.loads((partial / "seg_000000.json").read_text())
+    assert finished["frames"] == 4
+    result = subprocess.run(args + [f"--output={out}"], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "from earlier runs" in result.stdout
+    a, b = read_video(whole), read_video(out)
+    assert a["times"] == b["times"] and a["audio"] == b["audio"]
+    for x, y in zip(a["frames"], b["frames"], strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def _corrupt_mjpeg(path: Path, frames: list[np.ndarray], bad: int) -> None:
+    write_clip(path, frames, codec="mjpeg", pix_fmt="yuvj420p", audio=False)
+    with av.open(str(path)) as container:
+        chunks = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    start, size = chunks[bad][0] + 8, chunks[bad][1]  # after the AVI chunk header
+    data[start:start + size] = bytes(size)  # one frame's JPEG wiped out
+    path.write_bytes(bytes(data))
+
+
+def test_bad_inputs_are_one_line_errors(workdir, tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    sound = write_clip(tmp_path / "tone.mp4", pan_frames(3), audio=True)
+    with av.open(str(sound)) as src, av.open(str(tmp_path / "tone.m4a"), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux(src.streams.audio[0]):
+            if packet.size:
+                packet.stream = stream
+                dst.mux(packet)
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (text, "out.mp4", "not a video FFmpeg can read"),
+        (tmp_path / "tone.m4a", "out.mp4", "no video stream"),
+        (tmp_path / "empty", "out.mp4", "no frames"),
+        (tmp_path / "missing.mp4", "out.mp4", "no such file"),
+        (sound, "out.avi", "choose a video"),
+        (sound, "out.mp4 --codec=ffv1", "FFV1 is stored in .mkv"),
+        (sound, "out.mp4 --fps=0", "--fps 0"),
+        (sound, "tone.mp4", "it is the input"),
+    ]
+    for source, output, message in cases:
+        output, *flags = output.split()
+        assert cli(workdir, f"--input={source}", f"--output={tmp_path / output}", *flags) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines[-1].startswith("error: ") and message in lines[-1], (message, lines)
+    assert not list(tmp_path.glob("out*"))
+
+
+def test_damaged_frames_are_reported_never_silently_dropped(workdir, tmp_path, capsys):
+    clip = tmp_path / "damaged.avi"
+    _corrupt_mjpeg(clip, pan_frames(12, 64, 48), bad=5)
+    out = tmp_path / "damaged.mp4"
+    assert cli(workdir, f"--input={clip}", f"--output={out}") == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    result = read_video(out)
+    kept = len(result["frames"])
+    lost, found = map(int, re.search(r"(\d+) of (\d+) frames could not be decoded",
+                                     err).groups())
+    assert 6 <= kept < 12 and lost >= 1 and found == kept + lost <= 12, err
+    assert f"has the other {kept}, each at its own time stamp" in err, err
+    assert Fraction(5, 25) not in result["times"]  # the damaged frame, and only lost ones
+    assert set(result["times"]) <= {Fraction(i, 25) for i in range(12)}
+    assert result["times"] == sorted(result["times"])
+
+
+def test_a_resumed_run_must_use_the_same_settings(workdir, tmp_path, capsys):
+    clip = write_clip(tmp_path / "pan.mp4", pan_frames(8), audio=False)
+    out = tmp_path / "c.mp4"
+    partial = tmp_path / "c.mp4.partial"
+    partial.mkdir()
+    job = {"input": {}, "note": "an earlier run's job, with other settings"}
+    (partial / "job.json").write_text(json.dumps(job))
+    assert cli(workdir, f"--input={clip}", f"--output={out}") == 2
+    assert "holds an unfinished run with another" in capsys.readouterr().err
+    assert cli(workdir, f"--input={clip}", f"--output={out}", "--overwrite") == 0
+
+
+def test_missing_video_packages_say_how_to_install(workdir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError
+    assert cli(workdir, f"--input={tmp_path}", f"--output={tmp_path / 'o.mp4'}") == 2
+    assert "pip install 'jaxcolor[video]'" in capsys.readouterr().err
