@@ -13,8 +13,9 @@ decoded and batch k-1 is written:
 
 Threads, not processes: Pillow's decoders, encoders and resampling, numpy and JAX release
 the GIL for their work, and threads share the decoded photos without copying (the figures
-are in BENCHMARKS.md). Memory stays bounded whatever the number of inputs: at most
-`AHEAD_BATCHES` batches are decoded ahead and as many wait to be finished.
+are in BENCHMARKS.md). Memory stays bounded whatever the number and size of the inputs: at
+most `AHEAD_BATCHES` batches' worth of photos, and at most `CHUNK_PIXELS` pixels, are decoded
+ahead; as many wait to be finished; a batch holds at most `CHUNK_PIXELS` pixels.
 
 Outcomes come back in the order of the jobs, whatever finished first; a job whose input
 cannot be read, coloured or finished becomes a failed outcome with the reason, and the rest
@@ -95,14 +96,27 @@ def process(colorizer: Colorizer, jobs: Iterable[Job], *, workers: int | None = 
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _busy(loading) -> int:
+    """Loads still queued or running: at most one per worker, so that what is decoded ahead
+    is bounded by the pixel budget, not by how fast the workers outrun this thread."""
+    return sum(not future.done() for _, future in loading)
+
+
+def _decoded_pixels(loading) -> int:
+    """Pixels of the photos already decoded in `loading` (waiting for their batch)."""
+    return sum(future.result()[0].photo.pixels.size for _, future in loading
+               if future.done() and future.exception() is None)
+
+
 class _Run:
     """The state of one `process` call: futures of prepared photos and of finished jobs."""
 
     def __init__(self, colorizer, pool, workers, read_errors, finish_errors):
         self.colorizer, self.pool = colorizer, pool
         self.read_errors, self.finish_errors = read_errors, finish_errors
-        self.ahead = AHEAD_BATCHES * max(colorizer.batch_size, workers)
-        self.finishing: collections.deque = collections.deque()  # (job, future) in order
+        self.ahead, self.workers = AHEAD_BATCHES * max(colorizer.batch_size, workers), workers
+        self.finishing: collections.deque = collections.deque()  # (job, result, pixels)
+        self.finishing_pixels = 0
 
     def _load(self, job: Job):
         loaded = job.load()
@@ -129,9 +143,11 @@ class _Run:
         a job whose input failed (queued as its outcome)."""
         loading = collections.deque()
         for job in jobs:
-            loading.append((job, self.pool.submit(self._load, job)))
-            while len(loading) > self.ahead or (loading and loading[0][1].done()):
+            while loading and (loading[0][1].done() or len(loading) >= self.ahead
+                               or _busy(loading) >= self.workers
+                               or _decoded_pixels(loading) > CHUNK_PIXELS):
                 yield self._take(*loading.popleft())
+            loading.append((job, self.pool.submit(self._load, job)))
         while loading:
             yield self._take(*loading.popleft())
 
@@ -140,9 +156,13 @@ class _Run:
         try:
             prepared, extra = future.result()
         except self.read_errors as e:
-            self.finishing.append((job, _Failed(e)))
+            self._queue(job, _Failed(e), 0)
             return None
         return job, prepared, extra
+
+    def _queue(self, job: Job, result, pixels: int) -> None:
+        self.finishing.append((job, result, pixels))
+        self.finishing_pixels += pixels
 
     def _advance(self, batch: list, in_flight):
         """Submit `batch` to the device, then hand the previous batch's photos to the
@@ -167,14 +187,14 @@ class _Run:
             submitted.fetch()
         except COLORIZE_ERRORS as e:
             if len(batch) == 1:
-                self.finishing.append((batch[0][0], _Failed(e)))
+                self._queue(batch[0][0], _Failed(e), 0)
                 return
             for one in batch:
                 self._hand_over([one], self._submit([one]))
             return
-        for i, (job, _, extra) in enumerate(batch):
-            self.finishing.append((job, self.pool.submit(self._finish, job, submitted, i,
-                                                         extra)))
+        for i, (job, prepared, extra) in enumerate(batch):
+            self._queue(job, self.pool.submit(self._finish, job, submitted, i, extra),
+                        prepared.photo.pixels.size)
 
     @staticmethod
     def _finish(job: Job, submitted, i: int, extra):
@@ -182,16 +202,19 @@ class _Run:
 
     def _done(self, keep: int) -> Iterator[Outcome]:
         """Outcomes at the front of the queue that are ready; waits for more while more than
-        `keep` jobs are queued (bounded memory; 0 at the end)."""
+        `keep` jobs, or more than `CHUNK_PIXELS` pixels, are queued (bounded memory; 0 at
+        the end)."""
         while self.finishing:
-            job, result = self.finishing[0]
+            job, result, pixels = self.finishing[0]
             if isinstance(result, _Failed):
                 self.finishing.popleft()
                 yield Outcome(job, exception=result.exception)
                 continue
-            if len(self.finishing) <= keep and not result.done():
+            within = len(self.finishing) <= keep and self.finishing_pixels <= CHUNK_PIXELS
+            if within and not result.done():
                 return
             self.finishing.popleft()
+            self.finishing_pixels -= pixels
             try:
                 yield Outcome(job, value=result.result())
             except COLORIZE_ERRORS + self.finish_errors as e:

@@ -106,3 +106,17 @@ def test_work_spreads_over_the_worker_threads():
     jobs = [pipeline.Job(f"p{k}", job(k).load, finish) for k in range(16)]
     assert all(o.ok for o in pipeline.process(FakeColorizer(), jobs, workers=3))
     assert len(seen) >= 2 and threading.current_thread().name not in seen
+
+
+def test_large_photos_are_bounded_by_pixels_not_only_by_count(monkeypatch):
+    monkeypatch.setattr(pipeline, "CHUNK_PIXELS", 3 * 64)  # three 8x8 photos' worth
+    started = []
+    outcomes = pipeline.process(FakeColorizer(batch_size=8), (job(k, log=started)
+                                                              for k in range(200)), workers=2)
+    assert next(outcomes).value == 1
+    time.sleep(0.1)
+    # Photos held (decoded, not yet out): three photos' pixels in each of the four places
+    # (decoded ahead, the forming batch, the batch in flight, being finished) and one per
+    # worker; count alone would allow two batches of 8 ahead.
+    assert len(started) - 1 <= 4 * 3 + 2, len(started)
+    assert [o.value for o in outcomes] == list(range(2, 201))  # and nothing is lost
