@@ -32,7 +32,6 @@ import os
 from typing import Any, Callable, Iterable, Iterator
 
 from jaxcolor.inference.colorizer import Colorizer
-from jaxcolor.inference.photo import Photo
 
 CHUNK_PIXELS = 2**27  # full-resolution pixels in one batch, whatever the batch size
 AHEAD_BATCHES = 2  # batches decoded ahead of the device, and waiting to be finished

@@ -238,3 +238,18 @@ def test_torch_reference_rebuilds_the_generator_with_equal_parameters(bench_env,
                                       "--windows", "1", "--out", ""])
     assert result["config"]["params"] == torch_reference.JAXCOLOR_G_PARAMS
     assert result["value"] > 0
+
+
+def test_host_workers_compares_serial_threads_and_processes(bench_env, tmp_path, capsys):
+    from benchmarks import host_workers
+
+    out = tmp_path / "results.jsonl"
+    results = host_workers.main(["--photos", "4", "--photo_size", "64x48", "--workers", "2",
+                                 "--windows", "1", "--out", str(out)])
+    emitted(capsys, out, results)
+    assert [r["figure"] for r in results] == [
+        "host_workers/decode_jpeg", "host_workers/render", "host_workers/compose_numpy",
+        "host_workers/encode_png", "host_workers/encode_jpeg"]
+    for r in results:
+        assert r["value"] > 0 and r["serial"] > 0 and r["processes"] > 0
+        assert r["thread_speedup"] == pytest.approx(r["value"] / r["serial"], rel=0.01)
