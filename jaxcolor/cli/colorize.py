@@ -10,7 +10,6 @@ checkpoint or input), 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -37,8 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse larger images (decompression-bomb guard)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="threads decoding, composing and writing (default: every core)")
 
 
 def run(args: argparse.Namespace) -> int:

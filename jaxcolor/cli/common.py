@@ -5,6 +5,7 @@ examples, the one rule that turns exceptions into exit statuses, and the progres
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable
 
@@ -32,7 +33,8 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:
-    """How the restored generator colourises: render size, batch, upsampling, backend."""
+    """How the restored generator colourises: render size, batch, upsampling, backend,
+    where the full-resolution work runs, and the pipeline's worker threads."""
     from jaxcolor.inference.colorizer import BACKENDS, COMPOSES
     from jaxcolor.inference.photo import UPSAMPLING
 
@@ -48,6 +50,9 @@ def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compose", choices=COMPOSES, default="auto",
                         help="full-resolution pixel work on the device (jitted JAX) or the "
                              "host (numpy); auto: device on an accelerator, else host")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="threads decoding, finishing and writing photos beside the "
+                             "device (default: every core)")
 
 
 def load_colorizer(args):

@@ -7,7 +7,6 @@ The library side is `jaxcolor.inference.evaluation`. Exit status: 0 all evaluate
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from jaxcolor import errors
@@ -42,8 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also measure grayscale references (skipped and counted by default)")
     parser.add_argument("--max_side", type=int, default=512,
                         help="full protocol: photos are downscaled to this long side first")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="threads decoding, composing and measuring (default: every core)")
 
 
 def run(args: argparse.Namespace) -> int:

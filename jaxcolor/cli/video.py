@@ -12,7 +12,6 @@ interrupted (finished segments are kept).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -57,8 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing output and start again")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse larger frames of a folder")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="threads decoding, composing and writing (default: every core)")
 
 
 def _fps(text: str) -> Fraction:
