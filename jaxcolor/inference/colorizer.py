@@ -213,7 +213,7 @@ class Colorizer:
         array still being computed (JAX) or numpy (ONNX). The first half of `submit`, for
         callers that change the colour before composing it (`jaxcolor.inference.temporal`)."""
         if not prepared:
-            raise ValueError("submit: empty batch")
+            raise ValueError("predict: empty batch")
         L = np.stack([p.L_render for p in prepared])
         return self._predict_onnx(L) if self._onnx is not None else self.predict_device(L)
 
