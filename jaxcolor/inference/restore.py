@@ -7,11 +7,18 @@ This module owns the checkpoint format's reading side, and with it the names the
   generator  what inference needs: G's parameters (EMA when enabled) and batch statistics
   data_iter  the Grain iterator state of each process: training only
   config     the run's ConfigDict as JSON: inference rebuilds G from its `model` section
-  meta       {"step", "phase", "metrics"}
+  meta       {"step", "phase", "stage", "metrics", "best_metric", "best_value"}
 
 Inference restores `generator` and `config` alone, so colourising needs neither the
 discriminator, nor optax states, nor Grain. The "best" checkpoint is the one with the lowest
-validation score Orbax recorded with it (`best_score`).
+validation score Orbax recorded with it (`best_score`): the score of the run's
+`config.best_metric` (`BEST_METRICS`), stored with each evaluated checkpoint's metrics under
+`SCORE_KEY`, so choosing the best needs no config. Checkpoints written before the score
+existed carry only `val/l1`, which is then the score.
+
+A GAN's quality peaks and then degrades (DeOldify's author picks GAN checkpoints by eye):
+validation L1 keeps preferring the dull early output, so `delta_cf`, `psnr` and the
+`combined` score let the validation photos decide instead.
 """
 
 from __future__ import annotations
@@ -30,7 +37,35 @@ from jaxcolor.models import factory
 
 ITEMS = ("state", "generator", "data_iter", "config", "meta")
 BEST_METRIC = "val/l1"
-"""The validation metric (lower is better) that ranks checkpoints."""
+"""The metric that ranks checkpoints written before `SCORE_KEY` existed (lower is better)."""
+SCORE_KEY = "val/score"
+"""The ranking score (lower is better) stored with each evaluated checkpoint's metrics."""
+DEFAULT_BEST_METRIC = "l1"
+CF_PER_DB = 4.0
+"""The combined score's exchange rate: 1 dB of PSNR is worth 4 units of colourfulness gap
+(the quality benchmark's tolerance pairs 0.5 dB with 2 CF units)."""
+
+
+def _combined(m: dict) -> float:
+    return m["delta_cf"] + CF_PER_DB * (m["psnr_gray"] - m["psnr"])
+
+
+BEST_METRICS = {
+    "l1": lambda m: m["l1"],  # validation L1 on ab: the pretraining objective
+    "delta_cf": lambda m: m["delta_cf"],  # |mean CF(pred) - mean CF(true)|
+    "psnr": lambda m: -m["psnr"],  # higher is better, so negated
+    "combined": _combined,  # delta-CF + 4 x (gray image's PSNR - PSNR), CF units
+}
+"""config.best_metric -> score (lower is better) of a validation summary (`val/*` names
+without the prefix: l1, psnr, psnr_gray, delta_cf, ...)."""
+
+
+def checkpoint_metrics(summary: dict, best_metric: str) -> dict[str, float]:
+    """What a checkpoint records of a validation summary: the numbers the scores use and
+    the score of `best_metric` under `SCORE_KEY`."""
+    kept = {f"val/{k}": float(summary[k])
+            for k in ("l1", "psnr", "psnr_gray", "delta_cf") if k in summary}
+    return {**kept, SCORE_KEY: float(BEST_METRICS[best_metric](summary))}
 
 
 class CheckpointError(RunError):
@@ -43,7 +78,7 @@ class CheckpointNotFoundError(UsageError):
 
 def best_score(metrics: dict) -> float:
     """The number Orbax ranks checkpoints by (lower is better)."""
-    return float(metrics[BEST_METRIC])
+    return float(metrics[SCORE_KEY] if SCORE_KEY in metrics else metrics[BEST_METRIC])
 
 
 def checkpoint_dir(path: str | os.PathLike) -> Path:

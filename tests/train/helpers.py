@@ -185,8 +185,8 @@ def train_recording(config, workdir, *, after_step=None) -> RunRecord:
         recorded.append((step, phase, dict(metrics)))
         return record(self, step, phase, metrics)
 
-    def timing(self, seconds, waited):
-        step_timing(self, seconds, waited)
+    def timing(self, seconds, waited, images=None):
+        step_timing(self, seconds, waited, images)
         dispatched[0] += 1
         if after_step is not None:
             after_step(dispatched[0])
