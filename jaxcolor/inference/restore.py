@@ -130,6 +130,15 @@ def read_config(directory: str | os.PathLike, step: int) -> dict[str, Any]:
     return dict(restored["config"])
 
 
+def read_metas(directory: str | os.PathLike) -> dict[int, dict[str, Any]]:
+    """Every complete checkpoint's `meta` item (step, phase, validation metrics, the best
+    metric and its value), by step."""
+    directory = Path(directory)
+    with _read_only(directory, meta=ocp.JsonCheckpointHandler()) as manager:
+        return {step: dict(manager.restore(step, args=ocp.args.Composite(
+                    meta=ocp.args.JsonRestore()))["meta"]) for step in manager.all_steps()}
+
+
 def restore_generator(directory: str | os.PathLike, step: int, abstract_variables: dict) -> dict:
     """G's inference variables only ({"params", "batch_stats"}), onto `abstract_variables`."""
     with _read_only(Path(directory), generator=ocp.StandardCheckpointHandler()) as manager:
