@@ -146,8 +146,9 @@ def rebalancing_weights(prior: np.ndarray, *, sigma: float = SIGMA,
     """Zhang et al.'s per-bin loss weights (float32 [BINS]) from an empirical prior.
 
     The uniform share is spread over the support: the in-gamut bins and any bin the data
-    itself reaches. A bin outside both never holds a true colour; it gets the largest
-    weight rather than an infinite one.
+    itself reaches. No weight exceeds the rarest supported bin's: a bin outside the support
+    (or, with `mix=0`, one the smoothed prior never reaches) never holds a training pixel,
+    and gets that largest weight rather than an infinite one.
     """
     if not 0.0 <= mix <= 1.0:
         raise ValueError(f"rebalancing mix (lambda) must be in [0, 1], got {mix}")
@@ -155,8 +156,8 @@ def rebalancing_weights(prior: np.ndarray, *, sigma: float = SIGMA,
     support = gamut_mask() | (np.asarray(prior) > 0)
     uniform = np.where(support, 1.0 / support.sum(), 0.0)
     mixed = (1.0 - mix) * smoothed + mix * uniform
-    floor = mixed[support].min()
-    weights = 1.0 / np.where(support, mixed, floor)
+    floor = mixed[support & (mixed > 0)].min()  # the rarest reachable colour's share
+    weights = 1.0 / np.maximum(mixed, floor)
     weights /= float(np.sum(smoothed * weights))  # E_p[w] = 1 under the smoothed prior
     return weights.astype(np.float32)
 

@@ -59,3 +59,32 @@ def test_a_directory_without_checkpoints_is_a_usage_error(tmp_path):
 
 def test_best_is_the_lowest_validation_score(workdir):
     assert restore.resolve_step(workdir / "checkpoints", best=True) == TINY_RUN_STEPS
+
+
+def test_the_saved_meta_names_the_best_metric_and_its_value(workdir):
+    metas = restore.read_metas(workdir / "checkpoints")
+    assert sorted(metas) == [2, TINY_RUN_STEPS]
+    evaluated = metas[TINY_RUN_STEPS]
+    assert evaluated["best_metric"] == "l1"
+    assert evaluated["best_value"] == evaluated["metrics"]["val/l1"]
+    assert {"val/psnr", "val/psnr_gray", "val/delta_cf", restore.SCORE_KEY} <= \
+        set(evaluated["metrics"])
+    assert metas[2]["best_value"] is None and metas[2]["metrics"] == {}
+
+
+SUMMARY = {"l1": 0.08, "psnr": 21.5, "psnr_gray": 22.5, "delta_cf": 6.0, "cf_pred": 30.0}
+
+
+@pytest.mark.parametrize("metric, score", [
+    ("l1", 0.08), ("psnr", -21.5), ("delta_cf", 6.0),
+    ("combined", 6.0 + restore.CF_PER_DB * 1.0),  # 1 dB below the gray image costs 4 CF units
+])
+def test_each_best_metric_scores_lower_is_better(metric, score):
+    recorded = restore.checkpoint_metrics(SUMMARY, metric)
+    assert recorded[restore.SCORE_KEY] == pytest.approx(score)
+    assert restore.best_score(recorded) == pytest.approx(score)
+    assert recorded["val/l1"] == 0.08 and "val/cf_pred" not in recorded
+
+
+def test_checkpoints_from_before_the_score_rank_by_validation_l1():
+    assert restore.best_score({"val/l1": 0.25}) == 0.25
