@@ -50,6 +50,8 @@ def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--table", metavar="JSONL", help="print the Markdown table of the "
+                     "quality lines of a results file (the newest line per variant) and exit")
     src.add_argument("--photos", help="a folder of colour photos, split by photo into "
                      "train/validation (ingested) and test (held out)")
     src.add_argument("--records", help="a records directory to train on (its validation "
@@ -66,6 +68,8 @@ def _parse(argv):
     p.add_argument("--out", default=str(common.DEFAULT_OUT),
                    help="JSON-lines file the results are appended to ('' to only print)")
     args = p.parse_args(argv)
+    if args.table:
+        return args
     if args.records and not args.test_photos:
         p.error("--records needs --test_photos (photos never seen in training)")
     if not 0 < args.test_fraction < 1:
@@ -222,8 +226,7 @@ def run_variant(variant: str, records: Path, test_paths: list[Path], args) -> di
         batch=int(config.batch_size), resolution=int(config.data.crop_size),
         chosen_by=config.best_metric, **{k: main[k] for k in METRICS}, gray=main["gray"],
         step=chosen, final=results[final],
-        picks={m: {"step": s, **{k: results[s][k] for k in ("psnr", "ssim", "delta_cf")}}
-               for m, s in picks.items()},
+        picks={m: {"step": s, **{k: results[s][k] for k in METRICS}} for m, s in picks.items()},
         test={k: main[k] for k in ("photos", "skipped_gray", "unreadable", "eval_s",
                                    "backend", "render_size")},
         train={"wall_s": round(timing["wall_s"], 1),
@@ -237,8 +240,40 @@ def run_variant(variant: str, records: Path, test_paths: list[Path], args) -> di
                 "records": str(records), **common.model_summary(config)})
 
 
+def table(path: str) -> str:
+    """The ablation table of BENCHMARKS.md: per variant, the checkpoint `--best` picks, the
+    final one and the combined score's pick, beside the gray image."""
+    latest = {}
+    for line in Path(path).read_text().splitlines():
+        r = json.loads(line)
+        if r.get("figure", "").startswith("quality/"):
+            latest[r["figure"]] = r
+    rows = ["| variant | checkpoint | PSNR | SSIM | ab MAE | AuC | CF (truth) | delta-CF |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+    def row(name, which, m):
+        rows.append(f"| {name} | {which} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
+                    f"{m['ab_mae']:.2f} | {m['ab_auc']:.3f} | {m['cf_pred']:.1f} "
+                    f"({m['cf_true']:.1f}) | {m['delta_cf']:.1f} |")
+
+    for r in latest.values():
+        name = r["figure"].removeprefix("quality/")
+        if not rows[2:]:
+            row("gray image", "-", r["gray"])
+        row(name, f"best by {r['chosen_by']} (step {r['step']})", r)
+        row(name, f"final (step {r['final']['step']})", r["final"])
+        pick = r["picks"].get("combined")
+        if pick and pick["step"] not in (r["step"], r["final"]["step"]) \
+                and set(METRICS) <= set(pick):
+            row(name, f"best by combined (step {pick['step']})", pick)
+    return "\n".join(rows)
+
+
 def main(argv=None) -> list[dict]:
     args = _parse(argv)
+    if args.table:
+        print(table(args.table))
+        return []
     _quiet_libraries()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)

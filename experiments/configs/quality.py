@@ -17,6 +17,8 @@ Variants after a colon: tokens joined by "_", a base and any modifiers, in any o
   cf        the colourfulness loss (config.loss.lambda_cf = 1)
   prog      progressive pretraining: half the pretraining FLOPs at 96 px crops, half at 128
   pick      the best checkpoint by the combined validation score (config.best_metric)
+  ema       evaluate and ship an exponential moving average of G's weights (decay 0.99,
+            a ~100-step window: it smooths the GAN phase's swings between dull and garish)
   gpu       gan.py-sized: ResNet-101 U-Net at 224 px, batch 64, 360 PFLOP (~30 min of an
             H100 at the 2,300 images/s the project targets); prog there is 96 -> 160 -> 224
   ""        the recipe gan.py ships, CPU-sized (see BENCHMARKS.md, "Quality")
@@ -35,7 +37,7 @@ from jaxcolor import configs
 gan = configs.sibling(__file__, "gan.py")
 
 BASES = ("l1", "gan")
-MODIFIERS = ("rebal", "cf", "prog", "pick", "gpu")
+MODIFIERS = ("rebal", "cf", "prog", "pick", "ema", "gpu")
 SHIPPED = "gan"  # the tokens of the default variant: gan.py's recipe (BENCHMARKS.md, Quality)
 
 
@@ -86,6 +88,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.loss.rebalance = "rebal" in tokens
     config.loss.lambda_cf = 1.0 if "cf" in tokens else 0.0
     config.best_metric = "combined" if "pick" in tokens else "l1"
+    config.g.ema_decay = 0.99 if "ema" in tokens else 0.0
     config.checkpoint_every = config.eval_every  # every evaluated state can be "the best"
     config.keep_checkpoints = 1_000  # the benchmark also scores the picks of other metrics
     config.eval_max_images = 1_000
