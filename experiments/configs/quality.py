@@ -13,8 +13,9 @@ Variants after a colon: tokens joined by "_", a base and any modifiers, in any o
   l1        L1 pretraining only (the whole budget)
   gan       L1 pretraining, NoGAN D pretraining, GAN: gan.py's recipe (40% of the FLOPs in
             the GAN phase, as the recipe the issue measured: 1,500 L1 + 600 GAN steps at 96 px)
-  rebal     class-rebalanced L1 (config.loss.rebalance)
-  cf        the colourfulness loss (config.loss.lambda_cf = 1)
+  rebal     class-rebalanced L1 (config.loss.rebalance), Zhang et al.'s mix lambda = 0.5;
+            `rebal0.8` sets another mix (a flatter weighting)
+  cf        the colourfulness loss, config.loss.lambda_cf = 1; `cf0.3` sets another weight
   prog      progressive pretraining: half the pretraining FLOPs at 96 px crops, half at 128
   pick      the best checkpoint by the combined validation score (config.best_metric)
   ema       evaluate and ship an exponential moving average of G's weights (decay 0.99,
@@ -64,16 +65,30 @@ def _gpu(config: ml_collections.ConfigDict) -> None:
     config.eval_every = 500
 
 
-def get_config(variant: str = "") -> ml_collections.ConfigDict:
-    tokens = [t for t in (variant or SHIPPED).split("_") if t]
+def _parse(variant: str) -> tuple[list[str], dict[str, float]]:
+    """Tokens (numbers dropped) and the numbers that followed `rebal` / `cf`."""
+    tokens, values = [], {}
+    for token in (t for t in variant.split("_") if t):
+        name = next((n for n in ("rebal", "cf") if token.startswith(n)), token)
+        if name != token:
+            try:
+                values[name] = float(token[len(name):])
+            except ValueError:
+                name = token
+        tokens.append(name)
     unknown = [t for t in tokens if t not in BASES + MODIFIERS]
-    bases = [t for t in tokens if t in BASES]
-    if unknown or len(bases) != 1 or len(set(tokens)) != len(tokens):
+    if unknown or sum(t in BASES for t in tokens) != 1 or len(set(tokens)) != len(tokens):
         raise ValueError(f"quality.py: bad variant {variant!r}: one of {BASES} and any of "
-                         f"{MODIFIERS}, joined by '_' (e.g. 'gan_rebal_cf')")
+                         f"{MODIFIERS}, joined by '_' (e.g. 'gan_rebal_cf0.3')")
+    return tokens, values
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    variant = variant or SHIPPED
+    tokens, values = _parse(variant)
     config = gan.get_config()
     config.quality = ml_collections.ConfigDict()
-    config.quality.variant = "_".join(tokens)
+    config.quality.variant = "_".join(t for t in variant.split("_") if t)
     config.quality.gan_share = 0.4 if "gan" in tokens else 0.0  # FLOPs in the GAN phase
     config.quality.d_pretrain_share = 0.01 if "gan" in tokens else 0.0  # NoGAN D warm-up
     config.quality.stage_shares = ()  # ((crop, share of the pretraining FLOPs), ...)
@@ -86,7 +101,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.phases.d_pretrain_steps = 20 if "gan" in tokens else 0
     config.phases.gan_steps = 400 if "gan" in tokens else 0
     config.loss.rebalance = "rebal" in tokens
-    config.loss.lambda_cf = 1.0 if "cf" in tokens else 0.0
+    config.loss.rebalance_mix = values.get("rebal", 0.5)
+    config.loss.lambda_cf = values.get("cf", 1.0) if "cf" in tokens else 0.0
     config.best_metric = "combined" if "pick" in tokens else "l1"
     config.g.ema_decay = 0.99 if "ema" in tokens else 0.0
     config.checkpoint_every = config.eval_every  # every evaluated state can be "the best"

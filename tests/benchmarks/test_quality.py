@@ -42,9 +42,13 @@ def test_variants_are_tokens_that_switch_one_thing_each():
     assert gpu.model.depth == 101 and gpu.data.crop_size == 224 and gpu.batch_size == 64
     assert [crop for crop, _ in gpu.quality.stage_shares] == [96, 160, 224]
     assert _config("").quality.variant  # the shipped recipe has a name
+    tuned = _config("gan_cf0.3_rebal0.8")
+    assert tuned.loss.lambda_cf == 0.3 and tuned.loss.rebalance_mix == 0.8
+    assert tuned.quality.variant == "gan_cf0.3_rebal0.8"
 
 
-@pytest.mark.parametrize("variant", ["gan_l1", "gan_gan", "gan_fancy", "rebal"])
+@pytest.mark.parametrize("variant", ["gan_l1", "gan_gan", "gan_fancy", "rebal", "gan_cfx",
+                                     "gan_cf_cf0.5", "gan_pick1"])
 def test_a_bad_variant_is_one_usage_error(variant):
     from jaxcolor.errors import UsageError
 
