@@ -18,7 +18,11 @@ existed carry only `val/l1`, which is then the score.
 
 A GAN's quality peaks and then degrades (DeOldify's author picks GAN checkpoints by eye):
 validation L1 keeps preferring the dull early output, so `delta_cf`, `psnr` and the
-`combined` score let the validation photos decide instead.
+`combined` score let the validation photos decide instead. `combined` is the quality target
+of BENCHMARKS.md ("Quality") as a selection rule: the most faithful colourfulness among the
+states that cost at most 0.5 dB of PSNR against the gray image. (A weighted sum of delta-CF
+and PSNR was tried first: it can prefer an early, barely trained state, whose random
+colours happen to match the truth's colourfulness on average, to every trained one.)
 """
 
 from __future__ import annotations
@@ -41,20 +45,24 @@ BEST_METRIC = "val/l1"
 SCORE_KEY = "val/score"
 """The ranking score (lower is better) stored with each evaluated checkpoint's metrics."""
 DEFAULT_BEST_METRIC = "l1"
-CF_PER_DB = 4.0
-"""The combined score's exchange rate: 1 dB of PSNR is worth 4 units of colourfulness gap
-(the quality benchmark's tolerance pairs 0.5 dB with 2 CF units)."""
+PSNR_TOLERANCE_DB = 0.5
+"""The combined score's constraint: PSNR at most this far below the gray image's."""
+INFEASIBLE = 1000.0
+"""Added to the combined score of an evaluation that misses the PSNR constraint."""
 
 
 def _combined(m: dict) -> float:
-    return m["delta_cf"] + CF_PER_DB * (m["psnr_gray"] - m["psnr"])
+    shortfall = m["psnr_gray"] - PSNR_TOLERANCE_DB - m["psnr"]  # dB short of the constraint
+    return m["delta_cf"] if shortfall <= 0 else INFEASIBLE + shortfall
 
 
 BEST_METRICS = {
     "l1": lambda m: m["l1"],  # validation L1 on ab: the pretraining objective
     "delta_cf": lambda m: m["delta_cf"],  # |mean CF(pred) - mean CF(true)|
     "psnr": lambda m: -m["psnr"],  # higher is better, so negated
-    "combined": _combined,  # delta-CF + 4 x (gray image's PSNR - PSNR), CF units
+    # The quality target as a rule: the lowest delta-CF among evaluations whose PSNR is
+    # within PSNR_TOLERANCE_DB of the gray image's; when none is, the closest to it.
+    "combined": _combined,
 }
 """config.best_metric -> score (lower is better) of a validation summary (`val/*` names
 without the prefix: l1, psnr, psnr_gray, delta_cf, ...)."""

@@ -75,12 +75,15 @@ def test_the_saved_meta_names_the_best_metric_and_its_value(workdir):
 SUMMARY = {"l1": 0.08, "psnr": 21.5, "psnr_gray": 22.5, "delta_cf": 6.0, "cf_pred": 30.0}
 
 
-@pytest.mark.parametrize("metric, score", [
-    ("l1", 0.08), ("psnr", -21.5), ("delta_cf", 6.0),
-    ("combined", 6.0 + restore.CF_PER_DB * 1.0),  # 1 dB below the gray image costs 4 CF units
+@pytest.mark.parametrize("metric, summary, score", [
+    ("l1", SUMMARY, 0.08), ("psnr", SUMMARY, -21.5), ("delta_cf", SUMMARY, 6.0),
+    # 1 dB below the gray image: 0.5 dB short of the constraint, ranked after every state
+    # that meets it, by the shortfall.
+    ("combined", SUMMARY, restore.INFEASIBLE + 0.5),
+    ("combined", {**SUMMARY, "psnr": 22.1}, 6.0),  # within 0.5 dB: ranked by delta-CF
 ])
-def test_each_best_metric_scores_lower_is_better(metric, score):
-    recorded = restore.checkpoint_metrics(SUMMARY, metric)
+def test_each_best_metric_scores_lower_is_better(metric, summary, score):
+    recorded = restore.checkpoint_metrics(summary, metric)
     assert recorded[restore.SCORE_KEY] == pytest.approx(score)
     assert restore.best_score(recorded) == pytest.approx(score)
     assert recorded["val/l1"] == 0.08 and "val/cf_pred" not in recorded

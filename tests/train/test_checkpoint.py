@@ -89,14 +89,15 @@ def _state(step: int):
 
 
 def test_the_best_checkpoint_is_the_runs_best_metric_not_validation_l1(tmp_path):
-    """Validation L1 keeps the dull early GAN state; the combined score keeps the one whose
-    colourfulness is right for little PSNR (the figures are a GAN phase's typical swing)."""
+    """Validation L1 keeps the dull early GAN state; the combined score keeps the most
+    colourful-enough one that stays within 0.5 dB of the gray image's PSNR, not the garish
+    last one (the figures are a GAN phase's typical swing)."""
     import grain
 
     from jaxcolor.inference import restore
 
     evaluations = {10: {"l1": 0.070, "psnr": 22.8, "psnr_gray": 23.0, "delta_cf": 17.3},
-                   20: {"l1": 0.074, "psnr": 22.4, "psnr_gray": 23.0, "delta_cf": 6.0},
+                   20: {"l1": 0.074, "psnr": 22.6, "psnr_gray": 23.0, "delta_cf": 6.0},
                    30: {"l1": 0.090, "psnr": 19.9, "psnr_gray": 23.0, "delta_cf": 3.3}}
     data_iter = iter(grain.MapDataset.range(4).to_iter_dataset())
     for metric, best in (("l1", 10), ("combined", 20), ("delta_cf", 30), ("psnr", 10)):
