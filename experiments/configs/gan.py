@@ -39,6 +39,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.phases.pretrain_steps = 20_000  # phase 1: G alone with L1 (MAE)
     config.phases.d_pretrain_steps = 0  # NoGAN: D on frozen-G outputs before the GAN phase
     config.phases.gan_steps = 20_000  # phase 2: adversarial training, D and G alternating
+    # Progressive pretraining (off when empty): ((crop, steps[, batch[, lr]]), ...) whose steps
+    # add up to pretrain_steps, e.g. ((128, 8_000), (176, 6_000), (224, 6_000)); batch/lr 0 =
+    # batch_size / g.lr. Later phases run at data.crop_size (train/schedule.py).
+    config.phases.pretrain_stages = ()
 
     config.data = ml_collections.ConfigDict()
     config.data.train = ml_collections.FieldReference(None, field_type=str)  # records dir
@@ -76,13 +80,20 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.gan.loss = "vanilla"  # vanilla | lsgan | hinge
     config.gan.lambda_l1 = 100.0  # weight of L1 beside the adversarial term (pix2pix)
 
+    config.loss = ml_collections.ConfigDict()  # G's reconstruction loss, in every phase
+    config.loss.rebalance = False  # class-rebalanced L1 (Zhang et al. 2016): rare colours count more
+    config.loss.rebalance_mix = 0.5  # lambda: share of the uniform distribution in the prior
+    config.loss.rebalance_sigma = 5.0  # Gaussian smoothing of the prior, ab units
+    config.loss.lambda_cf = 0.0  # colourfulness gap to the truth (DDColor), relative to L1; 0 off
+
     config.log_every = 100  # console line + TensorBoard scalars
     config.eval_every = 2_000  # validation metrics + probe image grid
     config.eval_max_images = 1_000  # validation images per evaluation
     config.probe_images = 8  # fixed validation images shown in the grid
     config.checkpoint_every = 2_000  # asynchronous Orbax save (always also at the end)
     config.keep_checkpoints = 3  # latest checkpoints kept
-    config.keep_best = 1  # best checkpoints kept by validation L1
+    config.keep_best = 1  # best checkpoints kept by config.best_metric
+    config.best_metric = "l1"  # l1 | delta_cf | psnr | combined: what "best" means
     config.compilation_cache = "~/.cache/jaxcolor/xla"  # persistent XLA cache; "" disables
 
     config.distributed = ml_collections.ConfigDict()

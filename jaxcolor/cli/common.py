@@ -29,7 +29,8 @@ def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     which.add_argument("--best", action="store_true",
-                       help="the best checkpoint by validation score")
+                       help="the best checkpoint by the run's config.best_metric on its "
+                            "validation photos (l1, delta_cf, psnr or combined)")
 
 
 def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:

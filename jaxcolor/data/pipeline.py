@@ -25,6 +25,9 @@ Why it is built this way (figures measured with benchmarks/input_pipeline.py on 
 * Each epoch is a fresh permutation and the stream runs on across epoch boundaries, so no
   record is ever dropped by batching; a batch may hold the tail of one epoch and the head of
   the next. `PipelineInfo.batches_per_epoch` is therefore fractional.
+* Progressive training (a resolution schedule of `Stage`s) changes the crop and batch size
+  at given steps within the same stream (`jaxcolor.data.batches`): one iterator, one saved
+  position, whatever stage a run is stopped in.
 * Records stay uint8 until they are on the device (`stats.normalize` inside the jitted step).
 * The horizontal flip is the expensive part on the host: numpy mirrors an axis element by
   element, so flipping half of a 224^2 batch costs about twice reading it. Worker processes
@@ -39,8 +42,6 @@ rows, so every process yields the same number of batches and metrics can ignore 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import sys
 
 import grain
 import jax
@@ -50,13 +51,9 @@ from jax.sharding import Mesh
 
 from jaxcolor import sharding
 from jaxcolor.data import stats as stats_lib
+from jaxcolor.data.batches import Stage, _EpochBatches, _ReadBatch, crop_windows  # noqa: F401
 from jaxcolor.data.records import Records
 from jaxcolor.errors import UsageError
-
-# First element of every seed tuple, so that the shuffle and the augmentation never share a
-# random stream even for equal (seed, process, epoch == step).
-_SHUFFLE, _AUGMENT = 0, 1
-
 
 class PipelineError(UsageError):
     """The pipeline cannot be built as configured. The message names the argument at fault."""
@@ -78,130 +75,11 @@ class PipelineInfo:
     local_batch: int
     crop_size: int
     image_size: tuple[int, int]
+    stages: tuple = ()  # the resolution schedule (`Stage`s), the last at crop_size/global_batch
 
     @property
     def batches_per_epoch(self) -> float:
         return self.shard_records / self.local_batch
-
-
-# --------------------------------------------------------------------------------------
-# Index stream: which records each step reads.
-# --------------------------------------------------------------------------------------
-
-
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([int(k) for k in key]))
-
-
-@functools.lru_cache(maxsize=4)
-def _epoch_permutation(seed: int, shard_index: int, epoch: int, n: int) -> np.ndarray:
-    """The order of epoch `epoch` of a shard of `n` records (pure; cached per process)."""
-    perm = _rng(_SHUFFLE, seed, shard_index, epoch).permutation(n)
-    perm.flags.writeable = False
-    return perm
-
-
-class _EpochBatches:
-    """Endless random-access sequence: step -> {"index": sorted record indices of its batch}.
-
-    Position p of the stream is record `indices[perm_e[p % n]]` with e = p // n, so the
-    stream is shuffle -> repeat -> batch of `indices`, computable for any step in O(batch).
-    Sorted because order inside a random batch does not matter and sorted reads are fastest.
-    """
-
-    def __init__(self, indices: np.ndarray, batch_size: int, seed: int, shard_index: int):
-        self.indices = np.asarray(indices, np.int64)
-        self.batch_size = int(batch_size)
-        self.seed = int(seed)
-        self.shard_index = int(shard_index)
-
-    def __len__(self) -> int:
-        return sys.maxsize
-
-    def __getitem__(self, step: int) -> dict[str, np.ndarray]:
-        n = len(self.indices)
-        start = int(step) * self.batch_size
-        stop = start + self.batch_size
-        parts = []
-        for epoch in range(start // n, (stop - 1) // n + 1):
-            lo, hi = max(start, epoch * n) - epoch * n, min(stop, (epoch + 1) * n) - epoch * n
-            parts.append(_epoch_permutation(self.seed, self.shard_index, epoch, n)[lo:hi])
-        return {"index": np.sort(self.indices[np.concatenate(parts)])}
-
-    def __repr__(self) -> str:
-        return (f"_EpochBatches(n={len(self.indices)}, batch_size={self.batch_size}, "
-                f"seed={self.seed}, shard_index={self.shard_index})")
-
-
-# --------------------------------------------------------------------------------------
-# Reading and augmentation: index batch -> uint8 arrays.
-# --------------------------------------------------------------------------------------
-
-
-def crop_windows(L8: np.ndarray, ab8: np.ndarray, top: np.ndarray, left: np.ndarray,
-                 size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Square `size` windows at (top[i], left[i]) of L8 [n, H, W] and ab8 [n, H, W, 2].
-
-    When the window is the whole image the inputs are returned as they are (the pipeline
-    passes freshly read buffers it owns), which saves a copy of the batch. One strided copy
-    per image otherwise: ~4x faster than a batched fancy-index gather at 224^2. The (a, b)
-    pairs are moved as one uint16 each, several times faster than a trailing axis of 2.
-
-    Horizontal flips are not done here: mirroring costs numpy about twice the read itself
-    (it copies element by element), while on the device it is free. The pipeline emits a
-    per-image `flip` flag and `stats.prepare_batch` mirrors inside the jitted step.
-    """
-    n, h, w = L8.shape
-    if size == h == w:
-        return L8, ab8
-    L_out = np.empty((n, size, size), np.uint8)
-    ab_out = np.empty((n, size, size, 2), np.uint8)
-    ab16, ab16_out = _pairs_as_uint16(ab8), _pairs_as_uint16(ab_out)
-    for i in range(n):
-        rows = slice(int(top[i]), int(top[i]) + size)
-        cols = slice(int(left[i]), int(left[i]) + size)
-        L_out[i] = L8[i, rows, cols]
-        ab16_out[i] = ab16[i, rows, cols]
-    return L_out, ab_out
-
-
-def _pairs_as_uint16(ab8: np.ndarray) -> np.ndarray:
-    """[..., 2] uint8 -> [...] uint16 view of the same memory (a, b moved together)."""
-    return ab8.view(np.uint16).reshape(ab8.shape[:-1])
-
-
-class _ReadBatch:
-    """(step, {"index"[, "mask"]}) -> {"L", "ab", "flip", "index"[, "mask"]}; picklable.
-
-    Training (`augment=True`): uniform random crop offsets and a fair coin per image for the
-    flip, drawn from a generator keyed by (seed, shard, step). Evaluation: centre crop, no
-    flip. `flip` (bool [n]) is applied on the device by `stats.prepare_batch`.
-    """
-
-    def __init__(self, records: Records, crop_size: int, *, augment: bool, flip: bool,
-                 seed: int, shard_index: int):
-        self.records = records
-        self.crop_size = int(crop_size)
-        self.augment, self.flip = bool(augment), bool(flip)
-        self.seed, self.shard_index = int(seed), int(shard_index)
-
-    def __call__(self, step: int, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        indices = batch["index"]
-        L8, ab8 = self.records.read(indices)
-        n, (h, w), c = len(indices), self.records.image_size, self.crop_size
-        if self.augment:
-            rng = _rng(_AUGMENT, self.seed, self.shard_index, step)
-            top = rng.integers(0, h - c + 1, n)
-            left = rng.integers(0, w - c + 1, n)
-            flip = rng.random(n) < 0.5 if self.flip else np.zeros(n, bool)
-        else:
-            top, left, flip = np.full(n, (h - c) // 2), np.full(n, (w - c) // 2), np.zeros(n, bool)
-        L8, ab8 = crop_windows(L8, ab8, top, left, c)
-        return {**batch, "L": L8, "ab": ab8, "flip": flip,
-                "index": np.asarray(indices, np.int32)}
-
-    def __repr__(self) -> str:
-        return f"_ReadBatch({self.records!r}, crop_size={self.crop_size}, augment={self.augment})"
 
 
 # --------------------------------------------------------------------------------------
@@ -237,8 +115,10 @@ def _check_sizes(records: Records, *, global_batch: int, crop_size: int, shard_c
     return global_batch // shard_count
 
 
-def _select(records: Records, split: str,
-            thresholds: stats_lib.FilterThresholds | None) -> tuple[np.ndarray, dict[str, int]]:
+def select_split(records: Records, split: str, thresholds: stats_lib.FilterThresholds | None
+                 ) -> tuple[np.ndarray, dict[str, int]]:
+    """The records of `split` that pass the filter (all of them for `thresholds=None`), and
+    how many each rule removed: what the pipelines read, and what a colour prior sums over."""
     candidates = records.split(split)
     if thresholds is None:
         return candidates, {}
@@ -265,6 +145,7 @@ def make_train_iterator(
     thresholds: stats_lib.FilterThresholds | None = stats_lib.FilterThresholds(),
     split: str = "train", shard_index: int | None = None, shard_count: int | None = None,
     num_workers: int = 0, read_threads: int = 2, prefetch: int = 4, mesh: Mesh | None = None,
+    stages: tuple[Stage, ...] = (),
 ) -> tuple[grain.DatasetIterator, PipelineInfo]:
     """An endless Grain iterator of this process's training batches, and what it selected.
 
@@ -273,34 +154,61 @@ def make_train_iterator(
     exactly (checkpoint it with `grain.checkpoint.CheckpointSave`); keep `num_workers` and the
     process count fixed across a resumed run, since the saved state is per worker.
 
+    `stages`, a resolution schedule (progressive training): element `step` of the iterator
+    (the run's global step) is cropped and batched as the last stage whose `first_step` is
+    <= step says; the last stage is (`crop_size`, `global_batch`) and runs on for ever. One
+    iterator serves every stage, so its saved state is just its position, in any stage.
+
     `thresholds=None` disables filtering. `mesh`, when given, also checks that the global
     batch divides over its devices. `read_threads` read batches ahead of the consumer in this
     process; `num_workers` > 0 moves reading into that many worker processes.
     """
     shard_index, shard_count = _shard_args(shard_index, shard_count)
-    local_batch = _check_sizes(records, global_batch=global_batch, crop_size=crop_size,
-                               shard_count=shard_count, mesh=mesh)
+    schedule = _checked_stages(stages, crop_size, global_batch)
+    local_batches = [_check_sizes(records, global_batch=st.global_batch, crop_size=st.crop_size,
+                                  shard_count=shard_count, mesh=mesh) for st in schedule]
+    local_batch = local_batches[-1]
     if seed < 0:
         raise PipelineError(f"seed={seed}: must be non-negative")
-    kept, removed = _select(records, split, thresholds)
+    kept, removed = select_split(records, split, thresholds)
     per_shard = len(kept) // shard_count
     shard = kept[shard_index:per_shard * shard_count:shard_count]
-    if local_batch > per_shard:
-        raise PipelineError(
-            f"global_batch={global_batch}: the per-process batch of {local_batch} is larger than "
-            f"the {per_shard} records of each of {shard_count} shard(s) left after filtering "
-            f"split {split!r} of {records.directory} (removed per rule: {removed})")
+    for st, local in zip(schedule, local_batches):
+        if local > per_shard:
+            raise PipelineError(
+                f"global_batch={st.global_batch}: the per-process batch of {local} is larger "
+                f"than the {per_shard} records of each of {shard_count} shard(s) left after "
+                f"filtering split {split!r} of {records.directory} (removed per rule: {removed})")
     info = PipelineInfo(split=split, split_records=len(records.split(split)), removed=removed,
                         kept=len(kept), shard_index=shard_index, shard_count=shard_count,
                         shard_records=per_shard, unsharded=len(kept) - per_shard * shard_count,
                         global_batch=global_batch, local_batch=local_batch, crop_size=crop_size,
-                        image_size=records.image_size)
+                        image_size=records.image_size, stages=tuple(schedule))
     logging.info("train pipeline over %s: %s", records.directory, info)
-    ds = (grain.MapDataset.source(_EpochBatches(shard, local_batch, seed, shard_index))
+    batches = tuple((st.first_step, local) for st, local in zip(schedule, local_batches))
+    crops = tuple((st.first_step, st.crop_size) for st in schedule)
+    ds = (grain.MapDataset.source(_EpochBatches(shard, batches, seed, shard_index))
           .map_with_index(_ReadBatch(records, crop_size, augment=True, flip=flip, seed=seed,
-                                     shard_index=shard_index))
+                                     shard_index=shard_index, crop_sizes=crops))
           .to_iter_dataset(_read_options(read_threads, prefetch)))
     return iter(_with_workers(ds, num_workers)), info
+
+
+def _checked_stages(stages, crop_size: int, global_batch: int) -> list[Stage]:
+    """The complete schedule: `stages`, which must start at step 0, increase, and end in the
+    (crop_size, global_batch) stage; or that one stage from step 0 when `stages` is empty."""
+    if not stages:
+        return [Stage(0, crop_size, global_batch)]
+    schedule = [Stage(int(st.first_step), int(st.crop_size), int(st.global_batch))
+                for st in stages]
+    firsts = [st.first_step for st in schedule]
+    if firsts[0] != 0 or any(b <= a for a, b in zip(firsts, firsts[1:])):
+        raise PipelineError(f"stages: first steps {firsts} must start at 0 and increase")
+    last = schedule[-1]
+    if (last.crop_size, last.global_batch) != (crop_size, global_batch):
+        raise PipelineError(f"stages: the last stage ({last}) must crop crop_size={crop_size} "
+                            f"in batches of global_batch={global_batch}")
+    return schedule
 
 
 def make_eval_dataset(
@@ -319,7 +227,7 @@ def make_eval_dataset(
     shard_index, shard_count = _shard_args(shard_index, shard_count)
     local_batch = _check_sizes(records, global_batch=global_batch, crop_size=crop_size,
                                shard_count=shard_count, mesh=mesh)
-    kept, removed = _select(records, split, thresholds)
+    kept, removed = select_split(records, split, thresholds)
     if kept.size == 0:
         raise PipelineError(f"split={split!r}: no records in {records.directory} (is the "
                             "manifest's val_every 0? pass a separate validation directory)")

@@ -7,6 +7,8 @@ Layout of a records directory::
     ab-00000.npy       uint8 [n, H, W, 2]   OpenCV 8-bit a,b
     ...
     stats.npy          structured [count]   per-record statistics (jaxcolor.data.stats.STATS_DTYPE)
+    ab_hist.npy        uint32 [count, 484]  per-record ab histograms (jaxcolor.data.prior); absent
+                                            in sets written before them, which still open
 
 Shards are read with `np.load(mmap_mode="r")`: opening a directory costs a few file headers
 and reading a batch touches only the pages of the records in it, so datasets far larger than
@@ -27,6 +29,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from jaxcolor.data import prior as prior_lib
 from jaxcolor.data import stats as stats_lib
 from jaxcolor.errors import RunError
 
@@ -242,6 +245,10 @@ class Records:
         state["_shards"] = None  # memmaps are reopened in the receiving process
         return state
 
+    def ab_histograms(self) -> np.ndarray:
+        """uint32 [count, BINS]: each record's pixel counts per ab bin (`data.prior`)."""
+        return prior_lib.record_histograms(self)
+
     def __repr__(self) -> str:
         h, w = self.image_size
         return f"Records({str(self.directory)!r}, count={len(self)}, size={h}x{w})"
@@ -259,7 +266,8 @@ class RecordsWriter:
 
     Records are buffered up to one shard (`shard_bytes`, 128 MiB by default), so memory stays
     bounded however many records are written. Statistics are computed per batch by
-    `jaxcolor.data.stats.compute_stats` (data-parallel over the local devices). If the block
+    `jaxcolor.data.stats.compute_stats` (data-parallel over the local devices), ab histograms
+    by `jaxcolor.data.prior.histograms` (the colour prior's raw material). If the block
     raises, the temporary directory is removed and `out` is left untouched.
     """
 
@@ -283,6 +291,7 @@ class RecordsWriter:
         self._buffered = 0
         self._shards: list[dict] = []
         self._stats: list[np.ndarray] = []
+        self._hists: list[np.ndarray] = []
         self._skipped: list[dict] = []
         self._started = time.time()
 
@@ -311,6 +320,7 @@ class RecordsWriter:
             raise RecordsError(f"{self.directory}: batch shapes {L8.shape} / {ab8.shape} do not "
                                f"match image size {self.height}x{self.width}")
         self._stats.append(self._stats_fn(L8, ab8) if stats is None else stats)
+        self._hists.append(prior_lib.histograms(ab8))
         start = 0
         while start < n:
             take = min(n - start, self.shard_size - self._buffered)
@@ -345,6 +355,7 @@ class RecordsWriter:
                                    f"({len(self._skipped)} inputs skipped)")
             stats = np.concatenate(self._stats).astype(stats_lib.STATS_DTYPE)
             np.save(self._tmp / STATS_FILE, stats)
+            np.save(self._tmp / prior_lib.HIST_FILE, np.concatenate(self._hists))
             manifest = Manifest(height=self.height, width=self.width, count=len(stats),
                                 shards=tuple(self._shards),
                                 source={**self.source,

@@ -7,11 +7,22 @@ This module owns the checkpoint format's reading side, and with it the names the
   generator  what inference needs: G's parameters (EMA when enabled) and batch statistics
   data_iter  the Grain iterator state of each process: training only
   config     the run's ConfigDict as JSON: inference rebuilds G from its `model` section
-  meta       {"step", "phase", "metrics"}
+  meta       {"step", "phase", "stage", "metrics", "best_metric", "best_value"}
 
 Inference restores `generator` and `config` alone, so colourising needs neither the
 discriminator, nor optax states, nor Grain. The "best" checkpoint is the one with the lowest
-validation score Orbax recorded with it (`best_score`).
+validation score Orbax recorded with it (`best_score`): the score of the run's
+`config.best_metric` (`BEST_METRICS`), stored with each evaluated checkpoint's metrics under
+`SCORE_KEY`, so choosing the best needs no config. Checkpoints written before the score
+existed carry only `val/l1`, which is then the score.
+
+A GAN's quality peaks and then degrades (DeOldify's author picks GAN checkpoints by eye):
+validation L1 keeps preferring the dull early output, so `delta_cf`, `psnr` and the
+`combined` score let the validation photos decide instead. `combined` is the quality target
+of BENCHMARKS.md ("Quality") as a selection rule: the most faithful colourfulness among the
+states that cost at most 0.5 dB of PSNR against the gray image. (A weighted sum of delta-CF
+and PSNR was tried first: it can prefer an early, barely trained state, whose random
+colours happen to match the truth's colourfulness on average, to every trained one.)
 """
 
 from __future__ import annotations
@@ -30,7 +41,39 @@ from jaxcolor.models import factory
 
 ITEMS = ("state", "generator", "data_iter", "config", "meta")
 BEST_METRIC = "val/l1"
-"""The validation metric (lower is better) that ranks checkpoints."""
+"""The metric that ranks checkpoints written before `SCORE_KEY` existed (lower is better)."""
+SCORE_KEY = "val/score"
+"""The ranking score (lower is better) stored with each evaluated checkpoint's metrics."""
+DEFAULT_BEST_METRIC = "l1"
+PSNR_TOLERANCE_DB = 0.5
+"""The combined score's constraint: PSNR at most this far below the gray image's."""
+INFEASIBLE = 1000.0
+"""Added to the combined score of an evaluation that misses the PSNR constraint."""
+
+
+def _combined(m: dict) -> float:
+    shortfall = m["psnr_gray"] - PSNR_TOLERANCE_DB - m["psnr"]  # dB short of the constraint
+    return m["delta_cf"] if shortfall <= 0 else INFEASIBLE + shortfall
+
+
+BEST_METRICS = {
+    "l1": lambda m: m["l1"],  # validation L1 on ab: the pretraining objective
+    "delta_cf": lambda m: m["delta_cf"],  # |mean CF(pred) - mean CF(true)|
+    "psnr": lambda m: -m["psnr"],  # higher is better, so negated
+    # The quality target as a rule: the lowest delta-CF among evaluations whose PSNR is
+    # within PSNR_TOLERANCE_DB of the gray image's; when none is, the closest to it.
+    "combined": _combined,
+}
+"""config.best_metric -> score (lower is better) of a validation summary (`val/*` names
+without the prefix: l1, psnr, psnr_gray, delta_cf, ...)."""
+
+
+def checkpoint_metrics(summary: dict, best_metric: str) -> dict[str, float]:
+    """What a checkpoint records of a validation summary: the numbers the scores use and
+    the score of `best_metric` under `SCORE_KEY`."""
+    kept = {f"val/{k}": float(summary[k])
+            for k in ("l1", "psnr", "psnr_gray", "delta_cf") if k in summary}
+    return {**kept, SCORE_KEY: float(BEST_METRICS[best_metric](summary))}
 
 
 class CheckpointError(RunError):
@@ -43,7 +86,7 @@ class CheckpointNotFoundError(UsageError):
 
 def best_score(metrics: dict) -> float:
     """The number Orbax ranks checkpoints by (lower is better)."""
-    return float(metrics[BEST_METRIC])
+    return float(metrics[SCORE_KEY] if SCORE_KEY in metrics else metrics[BEST_METRIC])
 
 
 def checkpoint_dir(path: str | os.PathLike) -> Path:
@@ -93,6 +136,15 @@ def read_config(directory: str | os.PathLike, step: int) -> dict[str, Any]:
             raise CheckpointError(f"{directory / str(step) / 'config'}: cannot read the saved "
                                   f"config ({e})") from e
     return dict(restored["config"])
+
+
+def read_metas(directory: str | os.PathLike) -> dict[int, dict[str, Any]]:
+    """Every complete checkpoint's `meta` item (step, phase, validation metrics, the best
+    metric and its value), by step."""
+    directory = Path(directory)
+    with _read_only(directory, meta=ocp.JsonCheckpointHandler()) as manager:
+        return {step: dict(manager.restore(step, args=ocp.args.Composite(
+                    meta=ocp.args.JsonRestore()))["meta"]) for step in manager.all_steps()}
 
 
 def restore_generator(directory: str | os.PathLike, step: int, abstract_variables: dict) -> dict:

@@ -19,7 +19,8 @@ import grain
 import jax
 import orbax.checkpoint as ocp
 
-from jaxcolor.inference.restore import ITEMS, CheckpointError, best_score
+from jaxcolor.inference.restore import (DEFAULT_BEST_METRIC, ITEMS, SCORE_KEY, CheckpointError,
+                                        best_score)
 from jaxcolor.train.state import TrainState, generator_variables
 
 
@@ -53,7 +54,8 @@ class Checkpointer:
         return list(self._manager.all_steps())
 
     def save(self, state: TrainState, *, data_iter, config_json: str, phase: str,
-             metrics: dict[str, float] | None = None) -> None:
+             stage: int | None = None, metrics: dict[str, float] | None = None,
+             best_metric: str = DEFAULT_BEST_METRIC) -> None:
         """Start an asynchronous save of `state` at its own step (returns once the device
         arrays are copied to the host, so the caller may donate them right away).
 
@@ -62,7 +64,9 @@ class Checkpointer:
         """
         self.wait()
         step = int(jax.device_get(state.step))
-        meta = {"step": step, "phase": phase, "metrics": metrics or {}}
+        meta = {"step": step, "phase": phase, "stage": stage, "metrics": metrics or {},
+                "best_metric": best_metric,
+                "best_value": (metrics or {}).get(SCORE_KEY)}  # None: not evaluated
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state),
             generator=ocp.args.StandardSave(generator_variables(state)),

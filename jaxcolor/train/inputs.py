@@ -1,7 +1,12 @@
-"""The trainer's view of the data: config -> validated records -> train and eval batches.
+"""The trainer's view of the data: config -> validated records -> train and eval batches,
+and the colour prior of the records training keeps.
 
 Everything here runs before any compilation, so a missing path, corrupt records or an
-impossible batch size stop the run in seconds with one clear message.
+impossible batch size stop the run in seconds with one clear message. The training
+iterator follows the run's resolution schedule (`schedule.Schedule.data_stages`), one
+iterator for all stages. With `config.loss.rebalance`, the class-rebalancing weights come
+from the ab histograms of exactly the records the filter keeps in the training split, over
+all processes' shards, so every process computes the same weights.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from absl import logging
 from jax.sharding import Mesh
 
 from jaxcolor.data import pipeline, stats
+from jaxcolor.data import prior as prior_lib
 from jaxcolor.data.records import Records
 from jaxcolor.errors import MissingPathError, UsageError
 from jaxcolor.train.prefetch import DevicePrefetch
+from jaxcolor.train.schedule import Schedule
 
 
 class DataConfigError(UsageError):
@@ -36,6 +43,7 @@ class Inputs:
     global_batch: int
     crop_size: int
     thresholds: stats.FilterThresholds  # validation is filtered like training
+    ab_weights: np.ndarray | None = None  # rebalancing weights [prior.BINS] (loss.rebalance)
 
     @property
     def has_val(self) -> bool:
@@ -81,14 +89,18 @@ def make_inputs(config, mesh: Mesh) -> Inputs:
                                  crops_per_photo=int(data_cfg.demo_crops_per_photo),
                                  seed=int(config.seed))
     train = _open(data_cfg.train, "data.train")
+    thresholds = stats.FilterThresholds.from_config(data_cfg.filter)
+    stages = Schedule.from_config(config).data_stages(int(data_cfg.crop_size),
+                                                      int(config.batch_size))
     train_iter, info = pipeline.make_train_iterator(
         train, global_batch=int(config.batch_size), crop_size=int(data_cfg.crop_size),
-        flip=bool(data_cfg.flip), seed=int(data_cfg.shuffle_seed),
-        thresholds=stats.FilterThresholds.from_config(data_cfg.filter),
+        flip=bool(data_cfg.flip), seed=int(data_cfg.shuffle_seed), thresholds=thresholds,
         shard_index=jax.process_index(), shard_count=jax.process_count(),
-        num_workers=int(data_cfg.num_workers), prefetch=int(data_cfg.prefetch), mesh=mesh)
+        num_workers=int(data_cfg.num_workers), prefetch=int(data_cfg.prefetch), mesh=mesh,
+        stages=tuple(pipeline.Stage(*st) for st in stages))
     logging.info("training records: %d kept of %d (removed per filter rule: %s)",
                  info.kept, info.split_records, info.removed)
+    weights = _rebalancing_weights(config, train, thresholds)
     try:
         val_records, val_split = pipeline.validation_source(
             train, _checked_val_path(data_cfg.val))
@@ -101,8 +113,26 @@ def make_inputs(config, mesh: Mesh) -> Inputs:
     train_iter = DevicePrefetch(train_iter, to_device, depth=int(data_cfg.prefetch))
     return Inputs(mesh=mesh, train_iter=train_iter, val_records=val_records,
                   val_split=val_split, global_batch=int(config.batch_size),
-                  crop_size=int(data_cfg.crop_size),
-                  thresholds=stats.FilterThresholds.from_config(data_cfg.filter))
+                  crop_size=int(data_cfg.crop_size), thresholds=thresholds, ab_weights=weights)
+
+
+def _rebalancing_weights(config, train: Records,
+                         thresholds: stats.FilterThresholds) -> np.ndarray | None:
+    """Zhang et al.'s weights from the prior of the training records the filter keeps."""
+    loss = config.get("loss", {})
+    if not loss.get("rebalance", False):
+        return None
+    mix, sigma = float(loss.rebalance_mix), float(loss.rebalance_sigma)
+    if not 0.0 <= mix <= 1.0 or sigma < 0:
+        raise UsageError(f"config.loss: rebalance_mix={mix} must be in [0, 1] and "
+                         f"rebalance_sigma={sigma} >= 0")
+    kept, _ = pipeline.select_split(train, "train", thresholds)
+    counts = train.ab_histograms()[kept].sum(axis=0, dtype=np.int64)
+    empirical = prior_lib.empirical_prior(counts)
+    weights = prior_lib.rebalancing_weights(empirical, sigma=sigma, mix=mix)
+    logging.info("colour prior of %d training records: %s", len(kept),
+                 prior_lib.summary(weights, empirical))
+    return weights
 
 
 def _checked_val_path(path):

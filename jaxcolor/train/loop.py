@@ -27,6 +27,7 @@ from jax.experimental import multihost_utils
 
 from jaxcolor import sharding
 from jaxcolor.errors import RunError
+from jaxcolor.inference import restore
 from jaxcolor.models import factory
 from jaxcolor.train import checkpoint as checkpoint_lib
 from jaxcolor.train import inputs, monitor
@@ -115,7 +116,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     data = inputs.make_inputs(config, mesh)
 
     # ---- models, optimisers, the state's shapes (a restore target) and the steps ----------
-    run = setup(config, mesh)
+    run = setup(config, mesh, ab_weights=data.ab_weights)
     schedule, steps = run.schedule, run.steps
     logging.info("G: %s parameters; D: %s parameters",
                  f"{factory.count_params(run.abstract_state.g_params):,}",
@@ -136,6 +137,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     # ---- loop -----------------------------------------------------------------------------
     config_json = config.to_json_best_effort()
+    best_metric = str(config.get("best_metric", restore.DEFAULT_BEST_METRIC))
     mon = monitor.Monitor(workdir, config, total_steps=schedule.total, start_step=start)
     last_metrics: dict[str, float] = {}
     pending: _Pending | None = None  # the previous step, its metrics fetched one step late
@@ -157,13 +159,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                     pending = None
                     val = None
                     if eval_due and data.has_val:
-                        results = monitor.evaluate(steps.evaluate, state, data,
-                                                   max_images=int(config.eval_max_images),
-                                                   probe_images=int(config.probe_images))
-                        mon.write_eval(done, results)
-                        val = {"val/l1": results["metrics"]["l1"]}
+                        val = _validate(steps, state, data, config, mon, done)
                     checkpointer.save(state, data_iter=data.train_iter, config_json=config_json,
-                                      phase=phase, metrics=val)
+                                      phase=phase, stage=schedule.stage(step), metrics=val,
+                                      best_metric=best_metric)
                     if stop_due and not at_end:
                         _report_stop(checkpointer, stop.signal, done)
                         stopped = True
@@ -194,8 +193,22 @@ def _train_step(step_fn, state, data: inputs.Inputs, pending: _Pending | None,
     device_wait = time.perf_counter() - t1
     if pending is not None:
         pending.settle(mon)
-    mon.step_timing(time.perf_counter() - t0, data_wait, device_wait)
+    mon.step_timing(time.perf_counter() - t0, data_wait, device_wait,
+                    images=batch["L"].shape[0])
     return state, _Pending(step, phase, metrics)
+
+
+def _validate(steps, state, data, config, mon: monitor.Monitor, done: int) -> dict[str, float]:
+    """Evaluate on the validation split, log it, and return what the checkpoint records:
+    the metrics the best-checkpoint scores use and the score of `config.best_metric`."""
+    results = monitor.evaluate(steps.evaluate, state, data,
+                               max_images=int(config.eval_max_images),
+                               probe_images=int(config.probe_images))
+    val = restore.checkpoint_metrics(
+        results["metrics"], str(config.get("best_metric", restore.DEFAULT_BEST_METRIC)))
+    results["metrics"]["score"] = val[restore.SCORE_KEY]
+    mon.write_eval(done, results)
+    return val
 
 
 def _report_stop(checkpointer: checkpoint_lib.Checkpointer, signum: int, done: int) -> None:

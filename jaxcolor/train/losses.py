@@ -6,6 +6,15 @@ GAN flavours (`kind`):
   lsgan    least squares (Mao et al.):  D: (real - 1)^2 + fake^2;  G: (fake - 1)^2
   hinge    D: relu(1 - real) + relu(1 + fake);  G: -fake
 D's two terms are each a mean, summed and halved as pix2pix does (it slows D relative to G).
+
+G's reconstruction terms, on normalised ab (ab / 110):
+  l1               mean |pred - true|
+  rebalanced_l1    each pixel's |pred - true| weighted by the rarity of its true colour
+                   (Zhang et al. 2016; the per-bin weights come from `data.prior`, with
+                   mean 1 under the training prior, so the loss keeps L1's scale)
+  colorfulness_gap |mean CF(pred) - mean CF(true)| over the batch, Hasler & Suesstrunk's
+                   colourfulness of the sRGB images (in [0, 1]): DDColor's colourfulness
+                   loss, aimed at the truth's colourfulness instead of "more"
 """
 
 from __future__ import annotations
@@ -14,12 +23,50 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxcolor import color
+from jaxcolor.data import prior
+
 GAN_KINDS = ("vanilla", "lsgan", "hinge")
 
 
 def l1(pred: jax.Array, target: jax.Array) -> jax.Array:
     """Mean absolute error (MAE)."""
     return jnp.mean(jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)))
+
+
+def ab_bin_weights(ab_true: jax.Array, bin_weights: jax.Array) -> jax.Array:
+    """Per-pixel weights [..., H, W] of normalised true ab [..., H, W, 2]: the weight of the
+    prior's bin each pixel's colour falls in. ab is rounded to whole Lab units first, the
+    records' own resolution, so float error never moves a pixel across a bin edge."""
+    ab = jnp.round(ab_true.astype(jnp.float32) * color.AB_SCALE)
+    return bin_weights[prior.bin_index(ab[..., 0], ab[..., 1], xp=jnp)]
+
+
+def rebalanced_l1(pred: jax.Array, target: jax.Array, bin_weights: jax.Array) -> jax.Array:
+    """Class-rebalanced L1: mean over pixels and channels of w(true ab) * |pred - true|."""
+    weights = ab_bin_weights(target, bin_weights)[..., None]
+    return jnp.mean(weights * jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)))
+
+
+_CF_EPS = 1e-6  # keeps sqrt differentiable for a uniform (gray) prediction
+
+
+def soft_colorfulness(rgb: jax.Array) -> jax.Array:
+    """`metrics.colorfulness` per image of sRGB [..., H, W, 3] in [0, 1], with square roots
+    kept away from 0 so its gradient stays finite for a gray image."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg, yb = jnp.abs(r - g), jnp.abs(0.5 * (r + g) - b)
+    axes = (-2, -1)
+    spread = jnp.sqrt(jnp.var(rg, axis=axes) + jnp.var(yb, axis=axes) + _CF_EPS)
+    level = jnp.sqrt(jnp.mean(rg, axis=axes) ** 2 + jnp.mean(yb, axis=axes) ** 2 + _CF_EPS)
+    return spread + 0.3 * level
+
+
+def colorfulness_gap(l_norm: jax.Array, ab_pred: jax.Array, ab_true: jax.Array) -> jax.Array:
+    """|mean CF(pred) - mean CF(true)| over the batch, both composed with the true L."""
+    cf = [jnp.mean(soft_colorfulness(color.lab_to_rgb(color.model_to_lab(l_norm, ab))))
+          for ab in (ab_pred.astype(jnp.float32), ab_true.astype(jnp.float32))]
+    return jnp.abs(cf[0] - jax.lax.stop_gradient(cf[1]))
 
 
 def _check_kind(kind: str) -> None:

@@ -115,16 +115,20 @@ class Monitor:
         self._wait_seconds = 0.0
         self._device_seconds = 0.0
         self._steps_in_window = 0
+        self._images = 0
         self._started = time.perf_counter()
         self._start_step = start_step
 
-    def step_timing(self, seconds: float, data_wait: float, device_wait: float) -> None:
-        """One step's wall time, and how much of it the host waited for data and for the
-        device (fetching the previous step's metrics)."""
+    def step_timing(self, seconds: float, data_wait: float, device_wait: float,
+                    images: int) -> None:
+        """One step's wall time, how much of it the host waited for data and for the
+        device (fetching the previous step's metrics), and its batch (which changes
+        between the stages of progressive training)."""
         self._step_seconds += seconds
         self._wait_seconds += data_wait
         self._device_seconds += device_wait
         self._steps_in_window += 1
+        self._images += int(images)
 
     def record(self, step: int, phase: str, metrics: dict[str, float]) -> None:
         """Metrics of `step` (already fetched); logs the window mean every `log_every`."""
@@ -136,7 +140,7 @@ class Monitor:
         means = {k: float(np.mean(v)) for k, v in self._window.items()}
         n = max(self._steps_in_window, 1)
         step_time = self._step_seconds / n
-        perf = {"perf/images_per_sec": self.config.batch_size / max(step_time, 1e-9),
+        perf = {"perf/images_per_sec": self._images / max(self._step_seconds, 1e-9),
                 "perf/step_seconds": step_time,
                 "perf/data_wait_fraction": self._wait_seconds / max(self._step_seconds, 1e-9),
                 "perf/host_ms_per_step": 1000 * (self._step_seconds - self._wait_seconds
@@ -152,13 +156,15 @@ class Monitor:
                      format_duration((self.total - done) / max(rate, 1e-9)))
         self._window.clear()
         self._step_seconds = self._wait_seconds = self._device_seconds = 0.0
-        self._steps_in_window = 0
+        self._steps_in_window = self._images = 0
 
     def write_eval(self, step: int, results: dict) -> None:
         m = results["metrics"]
-        logging.info("[eval] step %d  val L1 %.4f  |ab| err %.2f  PSNR %.2f  CF %.1f (true %.1f, "
-                     "delta %.1f) on %d images", step, m["l1"], m["ab_mae"], m["psnr"],
-                     m["cf_pred"], m["cf_true"], m["delta_cf"], int(m["images"]))
+        logging.info("[eval] step %d  val L1 %.4f  |ab| err %.2f  PSNR %.2f (gray %.2f)  CF %.1f "
+                     "(true %.1f, delta %.1f)  score %.3f on %d images", step, m["l1"],
+                     m["ab_mae"], m["psnr"], m.get("psnr_gray", float("nan")), m["cf_pred"],
+                     m["cf_true"], m["delta_cf"], m.get("score", float("nan")),
+                     int(m["images"]))
         if self.writer is None:
             return
         for k, v in m.items():

@@ -34,9 +34,16 @@ def learning_rate_schedule(cfg, *, field: str, total_updates: int) -> optax.Sche
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
 
 
-def make_optimizer(cfg, *, field: str, total_updates: int) -> optax.GradientTransformation:
-    """Adam (or AdamW when weight_decay > 0) with optional global-norm clipping."""
+def make_optimizer(cfg, *, field: str, total_updates: int,
+                   lr_scale: optax.Schedule | None = None) -> optax.GradientTransformation:
+    """Adam (or AdamW when weight_decay > 0) with optional global-norm clipping.
+
+    `lr_scale`, a function of the update count, multiplies the schedule: progressive
+    pretraining's per-stage learning rates (`schedule.Schedule.g_lr_scale`)."""
     schedule = learning_rate_schedule(cfg, field=field, total_updates=total_updates)
+    if lr_scale is not None:
+        base = schedule
+        schedule = lambda count: base(count) * lr_scale(count)  # noqa: E731
 
     def build(learning_rate):
         if float(cfg.weight_decay) > 0:

@@ -21,6 +21,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
 from jaxcolor import sharding
+from jaxcolor.errors import UsageError
+from jaxcolor.inference import restore
 from jaxcolor.models import factory
 from jaxcolor.train import optim, state as state_lib, steps as steps_lib
 from jaxcolor.train.schedule import Schedule
@@ -69,11 +71,17 @@ def initial_state(config, g_tx: optax.GradientTransformation,
         g_tx, d_tx, ema=float(config.g.ema_decay) > 0)
 
 
-def setup(config, mesh: Mesh | None = None) -> Setup:
-    """Build a run's `Setup` from its config (mesh: default, every device of every process)."""
+def setup(config, mesh: Mesh | None = None, *, ab_weights=None) -> Setup:
+    """Build a run's `Setup` from its config (mesh: default, every device of every process).
+
+    `ab_weights`, the class-rebalancing weights of the training records' colour prior
+    (`train.inputs`), are required when `config.loss.rebalance` is on.
+    """
     mesh = sharding.make_mesh() if mesh is None else mesh
     schedule = Schedule.from_config(config)
-    g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates)
+    check_best_metric(config)
+    g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates,
+                                lr_scale=schedule.g_lr_scale(float(config.g.lr)))
     d_tx = optim.make_optimizer(config.d, field="d", total_updates=schedule.d_updates)
     defs = state_lib.ModelDefs.of(factory.abstract_generator(config.model),
                                   factory.abstract_discriminator(config.model))
@@ -83,9 +91,19 @@ def setup(config, mesh: Mesh | None = None) -> Setup:
         jax.eval_shape(functools.partial(initial_state, config, g_tx, d_tx)))
     steps = steps_lib.build_steps(
         defs, steps_lib.StepConfig.from_config(config), g_tx, d_tx,
-        g_encoder_mask=steps_lib.encoder_mask(abstract.g_params), state_sharding=replicated)
+        g_encoder_mask=steps_lib.encoder_mask(abstract.g_params), state_sharding=replicated,
+        ab_weights=ab_weights)
     return Setup(config=config, mesh=mesh, schedule=schedule, g_tx=g_tx, d_tx=d_tx, defs=defs,
                  abstract_state=abstract, steps=steps)
+
+
+def check_best_metric(config) -> str:
+    """config.best_metric, refused in one line unless `inference.restore` can score it."""
+    name = str(config.get("best_metric", restore.DEFAULT_BEST_METRIC))
+    if name not in restore.BEST_METRICS:
+        raise UsageError(f"config.best_metric: unknown {name!r}; choose one of "
+                         f"{', '.join(restore.BEST_METRICS)}")
+    return name
 
 
 def _load_backbone(config, state: state_lib.TrainState, *,

@@ -7,10 +7,14 @@ step (`stats.prepare_batch`), so only uint8 crosses from host to accelerator. Me
 returned as device arrays: the loop fetches them one step late, so dispatching step n+1
 never waits for step n.
 
+G's reconstruction loss (`reconstruction_loss`) is L1 on ab, or Zhang et al.'s class-
+rebalanced L1 (`config.loss.rebalance`), plus `config.loss.lambda_cf` times the batch's
+colourfulness gap (DDColor); every term it has is also returned as a metric.
+
 Steps, by phase:
-  pretrain       phase 1: G alone with L1 (MAE) on ab
+  pretrain       phase 1: G alone with the reconstruction loss
   d_pretrain     NoGAN: D learns to tell real from the output of the frozen G (G in eval mode)
-  gan            phase 2, fused: G update (adversarial + lambda_L1 * L1) against the current D,
+  gan            phase 2, fused: G update (adversarial + lambda_L1 * reconstruction) against D,
                  then a D update on the same real batch and G's (stop-gradient) output.
                  Fusing lets both updates share one G forward pass; pix2pix updates D first,
                  which is the same alternation shifted by half a step.
@@ -50,12 +54,17 @@ class StepConfig:
     lambda_l1: float = 100.0
     encoder_freeze_steps: int = 0  # G's encoder gets no updates while state.step < this
     ema_decay: float = 0.999
+    rebalance: bool = False  # class-rebalanced L1 (needs the prior's bin weights)
+    lambda_cf: float = 0.0  # weight of the colourfulness gap beside the L1 term
 
     @classmethod
     def from_config(cls, config) -> "StepConfig":
+        loss = config.get("loss", {})
         return cls(gan_loss=config.gan.loss, lambda_l1=float(config.gan.lambda_l1),
                    encoder_freeze_steps=int(config.g.encoder_freeze_steps),
-                   ema_decay=float(config.g.ema_decay))
+                   ema_decay=float(config.g.ema_decay),
+                   rebalance=bool(loss.get("rebalance", False)),
+                   lambda_cf=float(loss.get("lambda_cf", 0.0)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +76,7 @@ class StepContext:
     g_tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
     g_encoder_mask: nnx.State  # True on the encoder's leaves of G's params
+    ab_weights: jax.Array | None = None  # float32 [prior.BINS] rebalancing weights, or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,12 +146,32 @@ def update_discriminator(ctx: StepContext, state: TrainState, l_norm, ab_real,
                  "d/grad_norm": optax.tree.norm(grads), "d/lr": current_learning_rate(opt_state)}
 
 
+def reconstruction_loss(ctx: StepContext, l_norm, ab, ab_real) -> tuple[jax.Array, dict]:
+    """G's loss against the truth, and each of its terms: plain L1 (always reported),
+    rebalanced L1 and the colourfulness gap when configured."""
+    l1 = losses.l1(ab, ab_real)
+    terms = {"g/l1": l1}
+    loss = l1
+    if ctx.cfg.rebalance:
+        loss = terms["g/l1_rebal"] = losses.rebalanced_l1(ab, ab_real, ctx.ab_weights)
+    if ctx.cfg.lambda_cf > 0:
+        terms["g/cf_gap"] = losses.colorfulness_gap(l_norm, ab, ab_real)
+        loss = loss + ctx.cfg.lambda_cf * terms["g/cf_gap"]
+    return loss, terms
+
+
 def pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
     l_norm, ab_real = stats.prepare_batch(batch)
     g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=True)
-    loss, grads = nnx.value_and_grad(lambda g: losses.l1(g(l_norm), ab_real))(g)
+
+    def loss_fn(g):
+        loss, terms = reconstruction_loss(ctx, l_norm, g(l_norm).astype(jnp.float32), ab_real)
+        return loss, terms
+
+    (loss, terms), grads = nnx.value_and_grad(loss_fn, has_aux=True)(g)
     state, m = update_generator(ctx, state, grads, g)
-    return state.replace(step=state.step + 1), {"g/l1": loss, **m}
+    extra = {"g/loss": loss} if len(terms) > 1 else {}
+    return state.replace(step=state.step + 1), {**terms, **extra, **m}
 
 
 def d_pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
@@ -154,8 +184,8 @@ def d_pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
 
 def gan_generator_update(ctx: StepContext, state: TrainState, l_norm,
                          ab_real) -> tuple[TrainState, dict, jax.Array]:
-    """G's half of the GAN step: adversarial + lambda_L1 * L1 against the current D.
-    Returns the new state, G's metrics and G's output (for D's half)."""
+    """G's half of the GAN step: adversarial + lambda_L1 * reconstruction against the
+    current D. Returns the new state, G's metrics and G's output (for D's half)."""
     g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=True)
     # D judges in train mode (batch statistics), as in pix2pix; its running-stat updates
     # from this pass are dropped: only D's own update moves them.
@@ -164,13 +194,13 @@ def gan_generator_update(ctx: StepContext, state: TrainState, l_norm,
     def loss_fn(g, d):
         ab = g(l_norm).astype(jnp.float32)
         adv = losses.generator_adversarial_loss(d(l_norm, ab), ctx.cfg.gan_loss)
-        l1 = losses.l1(ab, ab_real)
-        return adv + ctx.cfg.lambda_l1 * l1, (ab, adv, l1)
+        rec, terms = reconstruction_loss(ctx, l_norm, ab, ab_real)
+        return adv + ctx.cfg.lambda_l1 * rec, (ab, adv, terms)
 
-    (total, (ab_fake, adv, l1)), grads = nnx.value_and_grad(
+    (total, (ab_fake, adv, terms)), grads = nnx.value_and_grad(
         loss_fn, argnums=0, has_aux=True)(g, d)
     state, m = update_generator(ctx, state, grads, g)
-    return state, {"g/loss": total, "g/adv": adv, "g/l1": l1, **m}, ab_fake
+    return state, {"g/loss": total, "g/adv": adv, **terms, **m}, ab_fake
 
 
 def gan_step(ctx: StepContext, state: TrainState, batch: dict):
@@ -191,10 +221,12 @@ def eval_step(ctx: StepContext, state: TrainState, batch: dict) -> dict:
     lab_pred = color.model_to_lab(l_norm, ab_pred)
     lab_true = color.model_to_lab(l_norm, ab_true)
     rgb_pred, rgb_true = color.lab_to_rgb(lab_pred), color.lab_to_rgb(lab_true)
+    rgb_gray = color.lab_to_rgb(color.model_to_lab(l_norm, jnp.zeros_like(ab_pred)))
     return {
         "l1": jnp.mean(jnp.abs(ab_pred - ab_true), axis=(1, 2, 3)),
         "ab_mae": metrics.ab_mae(lab_pred[..., 1:], lab_true[..., 1:]),
         "psnr": metrics.psnr(rgb_pred, rgb_true),
+        "psnr_gray": metrics.psnr(rgb_gray, rgb_true),  # the gray image: the floor to beat
         "cf_pred": metrics.colorfulness(rgb_pred * 255.0),
         "cf_true": metrics.colorfulness(rgb_true * 255.0),
         "ab_pred": ab_pred,
@@ -216,9 +248,15 @@ def compile_step(ctx: StepContext, step, state_sharding=None) -> StepFn:
 
 def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransformation,
                 d_tx: optax.GradientTransformation, *, g_encoder_mask: nnx.State,
-                state_sharding=None) -> Steps:
-    """The jitted steps of a run, closed over its static models, optimisers and settings."""
-    ctx = StepContext(defs=defs, cfg=cfg, g_tx=g_tx, d_tx=d_tx, g_encoder_mask=g_encoder_mask)
+                state_sharding=None, ab_weights=None) -> Steps:
+    """The jitted steps of a run, closed over its static models, optimisers and settings
+    (and, for the rebalanced L1, the colour prior's per-bin weights)."""
+    if cfg.rebalance and ab_weights is None:
+        raise ValueError("config.loss.rebalance is on but no rebalancing weights were given "
+                         "(train.inputs computes them from the training records' prior)")
+    weights = None if ab_weights is None else jnp.asarray(ab_weights, jnp.float32)
+    ctx = StepContext(defs=defs, cfg=cfg, g_tx=g_tx, d_tx=d_tx, g_encoder_mask=g_encoder_mask,
+                      ab_weights=weights)
     return Steps(pretrain=compile_step(ctx, pretrain_step, state_sharding),
                  d_pretrain=compile_step(ctx, d_pretrain_step, state_sharding),
                  gan=compile_step(ctx, gan_step, state_sharding),

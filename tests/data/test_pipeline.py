@@ -246,6 +246,65 @@ def test_flip_off_never_mirrors(records):
 
 
 # --------------------------------------------------------------------------------------
+# Resolution schedule (progressive training).
+# --------------------------------------------------------------------------------------
+
+STAGES = (pipeline.Stage(0, 8, 4), pipeline.Stage(3, 12, 6))  # 3 steps of 4 at 8 px, then 6 at 12
+
+
+def _staged(records, **kwargs):
+    return _train(records, stages=STAGES, **kwargs)
+
+
+def test_stages_crop_and_batch_per_step_and_the_stream_runs_on(records):
+    it, info = _staged(records)
+    assert info.stages == STAGES
+    batches = _take(it, 6)
+    assert [b["L"].shape for b in batches] == [(4, 8, 8)] * 3 + [(6, CROP, CROP)] * 3
+    assert [b["ab"].shape[1:] for b in batches] == [(8, 8, 2)] * 3 + [(CROP, CROP, 2)] * 3
+    # 12 + 18 = 30 records: less than an epoch of 36, so each appears at most once.
+    stream = np.concatenate([b["index"] for b in batches])
+    assert len(set(stream.tolist())) == 30
+    # Every batch is a window of its records, at its stage's size.
+    for b in (batches[0], batches[4]):
+        L, _ = records.read(b["index"])
+        c = b["L"].shape[1]
+        assert all(_windows(b["L"][i], L[i], c) for i in range(len(b["index"])))
+
+
+def test_after_the_stages_batches_are_the_unstaged_pipelines_from_that_stream_position(records):
+    """Stage 1 reads the first 12 stream positions; the last stage then continues at 12,
+    i.e. where an unstaged pipeline of batch 6 is at its step 2."""
+    staged = _take(_staged(records)[0], 5)[3:]
+    plain = _take(_train(records)[0], 4)[2:]
+    for s, p in zip(staged, plain):
+        np.testing.assert_array_equal(s["index"], p["index"])
+
+
+@pytest.mark.parametrize("taken", [2, 3, 4])  # inside stage 1, at the boundary, in stage 2
+def test_a_staged_stream_resumes_exactly_in_any_stage(records, taken):
+    it, _ = _staged(records)
+    _take(it, taken)
+    state = it.get_state()
+    expected = _take(it, 3)
+    resumed, _ = _staged(records)
+    resumed.set_state(state)
+    _assert_same(_take(resumed, 3), expected)
+
+
+@pytest.mark.parametrize("stages, match", [
+    ((pipeline.Stage(1, 8, 4), pipeline.Stage(3, CROP, 6)), "start at 0"),
+    ((pipeline.Stage(0, 8, 4), pipeline.Stage(0, CROP, 6)), "increase"),
+    ((pipeline.Stage(0, 8, 4), pipeline.Stage(3, 8, 6)), "the last stage"),
+    ((pipeline.Stage(0, SIZE + 4, 4), pipeline.Stage(3, CROP, 6)), "crop_size=20"),
+    ((pipeline.Stage(0, 8, TRAIN_KEPT + 2), pipeline.Stage(3, CROP, 6)), "global_batch=38"),
+])
+def test_bad_stages_are_refused_before_reading(records, stages, match):
+    with pytest.raises(pipeline.PipelineError, match=match):
+        _train(records, stages=stages)
+
+
+# --------------------------------------------------------------------------------------
 # Errors and global arrays.
 # --------------------------------------------------------------------------------------
 

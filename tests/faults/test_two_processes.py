@@ -39,7 +39,7 @@ from jaxcolor.data.records import Records
 STEPS = 8  # 28 filtered records: 14 per process, 2 per step, so 7 steps are one epoch
 EPOCH = 7
 PHASES = (f"--config.phases.pretrain_steps={STEPS}", "--config.phases.d_pretrain_steps=0",
-          "--config.phases.gan_steps=0")
+          "--config.phases.gan_steps=0", "--config.phases.pretrain_stages=()")  # one batch size
 STARTUP_TIMEOUT = 900  # cold cache: both processes compile every program
 STEP_DELAY = "--fault_step_delay=0.7"  # ~0.7 s a step: time to signal a run of 8 steps
 SIGTERM_SAVED = re.compile(r"SIGTERM: checkpoint of step (\d+) saved")

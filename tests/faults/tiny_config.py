@@ -5,8 +5,13 @@ r"""The fault tests' run: the gan.py recipe shrunk to a few seconds on one CPU c
 
 ResNet-18 encoder, a 16-wide decoder, an 8-wide PatchGAN, 32x32 crops (layer4 is 1x1; a
 64 px crop puts it at 2x2, a slow XLA:CPU convolution path), global batch 4. All three
-phases run (8 + 2 + 6 steps) so that a resumed run crosses phase boundaries. Checkpoints
-every 2 steps (~100 MB each) and none deleted, so a test sees every checkpoint a run left.
+phases run (8 + 2 + 6 steps) so that a resumed run crosses phase boundaries, and the
+pretraining is staged as progressive training stages it (`config.phases.pretrain_stages`):
+4 steps of batch 8 at its own learning rate, then 4 of batch 4, so a run killed or stopped
+in either stage, or at the boundary, must resume in the right stage at the right data
+position. (Both stages crop 32: the 40 px records hold no larger multiple of 32; the crop
+schedule itself is pinned by tests/data/test_pipeline.py.) Checkpoints every 2 steps
+(~100 MB each) and none deleted, so a test sees every checkpoint a run left.
 """
 
 import pathlib
@@ -26,6 +31,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.phases.pretrain_steps = 8
     config.phases.d_pretrain_steps = 2
     config.phases.gan_steps = 6
+    config.phases.pretrain_stages = ((32, 4, 8, 2e-3), (32, 4))
     config.data.crop_size = 32
     config.data.prefetch = 2
     config.model.depth = 18

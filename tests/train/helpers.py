@@ -185,8 +185,8 @@ def train_recording(config, workdir, *, after_step=None) -> RunRecord:
         recorded.append((step, phase, dict(metrics)))
         return record(self, step, phase, metrics)
 
-    def timing(self, *args):
-        step_timing(self, *args)
+    def timing(self, *args, **kwargs):
+        step_timing(self, *args, **kwargs)
         dispatched[0] += 1
         if after_step is not None:
             after_step(dispatched[0])

@@ -74,3 +74,42 @@ def test_a_half_written_checkpoint_is_never_the_latest(checkpoints, tmp_path):
     finally:
         manager.close()
     assert restore.resolve_step(copy) == FINAL
+
+
+def _state(step: int):
+    """A TrainState of two tiny arrays (what the checkpoint format needs of one)."""
+    import jax.numpy as jnp
+
+    from jaxcolor.train.state import TrainState
+
+    w = {"w": jnp.full((2,), float(step))}
+    return TrainState(step=jnp.asarray(step, jnp.int32), g_params=w, g_batch_stats={},
+                      g_opt_state=(), d_params={}, d_batch_stats={}, d_opt_state=(),
+                      g_ema_params=None)
+
+
+def test_the_best_checkpoint_is_the_runs_best_metric_not_validation_l1(tmp_path):
+    """Validation L1 keeps the dull early GAN state; the combined score keeps the most
+    colourful-enough one that stays within 0.5 dB of the gray image's PSNR, not the garish
+    last one (the figures are a GAN phase's typical swing)."""
+    import grain
+
+    from jaxcolor.inference import restore
+
+    evaluations = {10: {"l1": 0.070, "psnr": 22.8, "psnr_gray": 23.0, "delta_cf": 17.3},
+                   20: {"l1": 0.074, "psnr": 22.6, "psnr_gray": 23.0, "delta_cf": 6.0},
+                   30: {"l1": 0.090, "psnr": 19.9, "psnr_gray": 23.0, "delta_cf": 3.3}}
+    data_iter = iter(grain.MapDataset.range(4).to_iter_dataset())
+    for metric, best in (("l1", 10), ("combined", 20), ("delta_cf", 30), ("psnr", 10)):
+        directory = tmp_path / metric
+        writer = checkpoint.Checkpointer(directory, keep=1, keep_best=1, async_save=False)
+        try:
+            for step, summary in evaluations.items():
+                writer.save(_state(step), data_iter=data_iter, config_json="{}", phase="gan",
+                            metrics=restore.checkpoint_metrics(summary, metric),
+                            best_metric=metric)
+        finally:
+            writer.close()
+        assert restore.resolve_step(directory, best=True) == best, metric
+        assert restore.read_metas(directory)[best]["best_metric"] == metric
+        assert sorted(restore.read_metas(directory)) == sorted({best, 30})  # best + latest

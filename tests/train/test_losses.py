@@ -62,3 +62,72 @@ def test_unknown_kind_names_the_config_field():
     with pytest.raises(ValueError, match="config.gan.loss"):
         losses.discriminator_loss(jnp.zeros(1), jnp.zeros(1), "wgan")
     np.testing.assert_equal(losses.GAN_KINDS, ("vanilla", "lsgan", "hinge"))
+
+
+# ---- G's reconstruction terms ------------------------------------------------------------
+
+
+def _ab_norm(a, b, shape=(1, 2, 2)):
+    """Normalised ab (ab / 110) [*shape, 2] of constant Lab a, b."""
+    return jnp.stack([jnp.full(shape, a / 110.0), jnp.full(shape, b / 110.0)], -1)
+
+
+def test_pixel_weights_come_from_the_bin_of_the_true_colour_even_at_bin_edges():
+    from jaxcolor.data import prior
+
+    table = jnp.arange(prior.BINS, dtype=jnp.float32)  # weight = bin number
+    # a = -100 and b = 9 sit on / just below bin edges; float error must not move them.
+    w = losses.ab_bin_weights(_ab_norm(-100, 9), table)
+    assert np.asarray(w).tolist() == [[[1 * 22 + 11] * 2] * 2]
+    assert float(losses.ab_bin_weights(_ab_norm(10, -10), table)[0, 0, 0]) == 12 * 22 + 10
+
+
+def test_rebalanced_l1_weights_each_pixel_by_its_true_colours_bin():
+    from jaxcolor.data import prior
+
+    target = jnp.concatenate([_ab_norm(0, 0, (1, 1, 1)), _ab_norm(50, 50, (1, 1, 1))], axis=2)
+    pred = jnp.zeros_like(target)
+    table = jnp.ones(prior.BINS).at[prior.bin_index(50, 50)].set(3.0)
+    # |errors|: pixel 0 is 0 in both channels, pixel 1 is 50/110 in both (weight 3).
+    expected = (3.0 * 2 * 50 / 110) / 4
+    assert float(losses.rebalanced_l1(pred, target, table)) == pytest.approx(expected, rel=1e-6)
+    uniform = jnp.ones(prior.BINS)
+    assert float(losses.rebalanced_l1(pred, target, uniform)) == \
+        pytest.approx(float(losses.l1(pred, target)), rel=1e-6)
+
+
+def _l_norm(shape=(2, 8, 8)):
+    return jnp.full(shape + (1,), 0.2)  # L = 60
+
+
+def test_soft_colorfulness_is_the_metric_up_to_its_epsilon():
+    from jaxcolor import color, metrics
+
+    rng = np.random.default_rng(0)
+    ab = jnp.asarray(rng.uniform(-0.5, 0.5, (2, 8, 8, 2)), jnp.float32)
+    rgb = color.lab_to_rgb(color.model_to_lab(_l_norm(), ab))
+    np.testing.assert_allclose(np.asarray(losses.soft_colorfulness(rgb)) * 255.0,
+                               np.asarray(metrics.colorfulness(rgb * 255.0)), atol=0.5)
+
+
+def test_colorfulness_gap_is_zero_for_the_truth_and_pulls_dull_output_towards_it():
+    import jax
+
+    rng = np.random.default_rng(1)
+    true = jnp.asarray(rng.uniform(-0.6, 0.6, (2, 8, 8, 2)), jnp.float32)
+    l_norm = _l_norm()
+    assert float(losses.colorfulness_gap(l_norm, true, true)) == pytest.approx(0.0, abs=1e-6)
+    dull = 0.3 * true
+    gap = float(losses.colorfulness_gap(l_norm, dull, true))
+    assert gap > 0.05
+    grad = jax.grad(lambda ab: losses.colorfulness_gap(l_norm, ab, true))(dull)
+    assert float(losses.colorfulness_gap(l_norm, dull - 0.5 * grad, true)) < gap
+
+
+def test_colorfulness_gap_has_a_finite_gradient_for_a_gray_prediction():
+    import jax
+
+    true = _ab_norm(30, -20, (2, 8, 8))
+    gray = jnp.zeros_like(true)
+    grad = jax.grad(lambda ab: losses.colorfulness_gap(_l_norm(), ab, true))(gray)
+    assert np.isfinite(np.asarray(grad)).all()

@@ -93,8 +93,49 @@ def test_gan_step_trains_both_models_and_reports_every_term(run):
 def test_eval_step_gives_per_image_metrics(run):
     out = run["steps"].evaluate(_fresh(run), run["batch"])
     batch = run["batch"]["L"].shape[0]
-    for key in ("l1", "ab_mae", "psnr", "cf_pred", "cf_true"):
+    for key in ("l1", "ab_mae", "psnr", "psnr_gray", "cf_pred", "cf_true"):
         assert out[key].shape == (batch,), key
         assert np.all(np.isfinite(np.asarray(out[key]))), key
     assert out["ab_pred"].shape == run["batch"]["ab"].shape
     assert float(jnp.max(jnp.abs(out["ab_pred"]))) <= 1.0 + 1e-6  # normalised ab
+
+
+def test_rebalanced_and_colourfulness_terms_make_gs_loss_and_are_reported(records_dir,
+                                                                           compile_cache):
+    """With both switches on, the pretraining loss is the rebalanced L1 plus lambda_cf times
+    the colourfulness gap, and every term is a metric (TensorBoard's train/g/*)."""
+    from jaxcolor.data import prior
+    from jaxcolor.data.records import Records
+
+    config = tiny_config(records_dir)
+    config.loss.rebalance, config.loss.lambda_cf = True, 0.5
+    with pytest.raises(ValueError, match="rebalancing weights"):
+        build_run(config)
+    records = Records(records_dir)
+    weights = prior.rebalancing_weights(prior.empirical_prior(
+        records.ab_histograms()[records.split("train")].sum(0)))
+    setup, state = build_run_with_weights(config, weights)
+    batch = pipeline.make_global_batch(fixed_batch(records_dir), setup.mesh)
+    state, metrics = setup.steps.pretrain(state, batch)
+    m = {k: float(v) for k, v in metrics.items()}
+    assert {"g/l1", "g/l1_rebal", "g/cf_gap", "g/loss"} <= set(m)
+    assert all(np.isfinite(list(m.values())))
+    assert m["g/loss"] == pytest.approx(m["g/l1_rebal"] + 0.5 * m["g/cf_gap"], rel=1e-5)
+    assert m["g/l1_rebal"] != pytest.approx(m["g/l1"], rel=1e-3)  # the weights do weigh
+
+
+def build_run_with_weights(config, weights):
+    from jaxcolor.train.setup import setup as make_setup
+
+    run = make_setup(config, ab_weights=weights)
+    return run, run.init_state()
+
+
+def test_an_unknown_best_metric_is_refused_before_anything_compiles(records_dir):
+    from jaxcolor.errors import UsageError
+    from jaxcolor.train.setup import setup as make_setup
+
+    config = tiny_config(records_dir)
+    config.best_metric = "fid"
+    with pytest.raises(UsageError, match="config.best_metric: unknown 'fid'"):
+        make_setup(config)

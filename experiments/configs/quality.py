@@ -1,0 +1,112 @@
+r"""The quality benchmark's recipes: gan.py shrunk to a CPU budget, one variant per ablation.
+
+  python -m benchmarks.quality --photos=/data/photos --variants=l1,gan,gan_rebal
+
+`benchmarks/quality.py` trains each variant for the same number of training FLOPs
+(`config.quality.tflop`, split between the phases by the shares below; the step counts are
+derived from XLA's cost analysis of each variant's own steps, so a variant that pretrains at
+a lower resolution trains on more images) and measures it on held-out photos. The phase
+lengths in this file are only defaults for a hand-run `experiments/run.py`; the benchmark
+sets them from the budget.
+
+Variants after a colon: tokens joined by "_", a base and any modifiers, in any order:
+  l1        L1 pretraining only (the whole budget)
+  gan       L1 pretraining, NoGAN D pretraining, GAN: gan.py's recipe (40% of the FLOPs in
+            the GAN phase, as the recipe the issue measured: 1,500 L1 + 600 GAN steps at 96 px)
+  rebal     class-rebalanced L1 (config.loss.rebalance), Zhang et al.'s mix lambda = 0.5;
+            `rebal0.8` sets another mix (a flatter weighting)
+  cf        the colourfulness loss, config.loss.lambda_cf = 1; `cf0.3` sets another weight
+  prog      progressive pretraining: half the pretraining FLOPs at 96 px crops, half at 128
+  pick      the best checkpoint by the combined validation score (config.best_metric)
+  ema       evaluate and ship an exponential moving average of G's weights (decay 0.99,
+            a ~100-step window: it smooths the GAN phase's swings between dull and garish)
+  gpu       gan.py-sized: ResNet-101 U-Net at 224 px, batch 64, 360 PFLOP (~30 min of an
+            H100 at the 2,300 images/s the project targets); prog there is 96 -> 160 -> 224
+  ""        the recipe gan.py ships, CPU-sized (see BENCHMARKS.md, "Quality")
+
+CPU size: the demo's ResNet-18 U-Net at 128 px crops of 144 px records, batch 8, 30 TFLOP
+(~15 minutes on an idle 2-core machine). 128, not the demo's 96: a lower stage for
+progressive training must stay a multiple of 32, and at 64 px XLA:CPU takes a slow
+convolution path (layer4 at 2x2; BENCHMARKS.md) that would charge the comparison for a
+CPU quirk.
+"""
+
+import ml_collections
+
+from jaxcolor import configs
+
+gan = configs.sibling(__file__, "gan.py")
+
+BASES = ("l1", "gan")
+MODIFIERS = ("rebal", "cf", "prog", "pick", "ema", "gpu")
+SHIPPED = "gan"  # the tokens of the default variant: gan.py's recipe (BENCHMARKS.md, Quality)
+
+
+def _cpu(config: ml_collections.ConfigDict) -> None:
+    config.batch_size = 8
+    config.data.crop_size = 128
+    config.model.depth = 18
+    config.model.decoder_widths = (96, 48, 32, 16, 16)
+    config.model.d_width = 32
+    config.quality.tflop = 30.0
+    config.quality.record_size = 144
+    config.quality.prog_stages = ((96, 0.5), (128, 0.5))
+    config.log_every = 25
+    config.eval_every = 50
+
+
+def _gpu(config: ml_collections.ConfigDict) -> None:
+    config.batch_size = 64
+    config.data.crop_size = 224
+    config.quality.tflop = 360_000.0
+    config.quality.record_size = 256
+    config.quality.prog_stages = ((96, 1 / 3), (160, 1 / 3), (224, 1 / 3))
+    config.log_every = 100
+    config.eval_every = 500
+
+
+def _parse(variant: str) -> tuple[list[str], dict[str, float]]:
+    """Tokens (numbers dropped) and the numbers that followed `rebal` / `cf`."""
+    tokens, values = [], {}
+    for token in (t for t in variant.split("_") if t):
+        name = next((n for n in ("rebal", "cf") if token.startswith(n)), token)
+        if name != token:
+            try:
+                values[name] = float(token[len(name):])
+            except ValueError:
+                name = token
+        tokens.append(name)
+    unknown = [t for t in tokens if t not in BASES + MODIFIERS]
+    if unknown or sum(t in BASES for t in tokens) != 1 or len(set(tokens)) != len(tokens):
+        raise ValueError(f"quality.py: bad variant {variant!r}: one of {BASES} and any of "
+                         f"{MODIFIERS}, joined by '_' (e.g. 'gan_rebal_cf0.3')")
+    return tokens, values
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    variant = variant or SHIPPED
+    tokens, values = _parse(variant)
+    config = gan.get_config()
+    config.quality = ml_collections.ConfigDict()
+    config.quality.variant = "_".join(t for t in variant.split("_") if t)
+    config.quality.gan_share = 0.4 if "gan" in tokens else 0.0  # FLOPs in the GAN phase
+    config.quality.d_pretrain_share = 0.01 if "gan" in tokens else 0.0  # NoGAN D warm-up
+    config.quality.stage_shares = ()  # ((crop, share of the pretraining FLOPs), ...)
+    (_gpu if "gpu" in tokens else _cpu)(config)
+    if "prog" in tokens:
+        config.quality.stage_shares = config.quality.prog_stages
+
+    config.data.shuffle_seed = 0
+    config.phases.pretrain_steps = 1_000  # replaced by the benchmark's budget
+    config.phases.d_pretrain_steps = 20 if "gan" in tokens else 0
+    config.phases.gan_steps = 400 if "gan" in tokens else 0
+    config.loss.rebalance = "rebal" in tokens
+    config.loss.rebalance_mix = values.get("rebal", 0.5)
+    config.loss.lambda_cf = values.get("cf", 1.0) if "cf" in tokens else 0.0
+    config.best_metric = "combined" if "pick" in tokens else "l1"
+    config.g.ema_decay = 0.99 if "ema" in tokens else 0.0
+    config.checkpoint_every = config.eval_every  # every evaluated state can be "the best"
+    config.keep_checkpoints = 1_000  # the benchmark also scores the picks of other metrics
+    config.eval_max_images = 1_000
+    config.probe_images = 8
+    return config

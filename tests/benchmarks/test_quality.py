@@ -1,0 +1,124 @@
+"""The quality benchmark's pure parts: the variants of quality.py, the FLOP budget -> steps,
+and the deterministic split of a photo folder into training and held-out photos.
+
+(The whole benchmark trains for minutes per variant; it is run by hand, BENCHMARKS.md.)
+"""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+QUALITY = REPO / "experiments" / "configs" / "quality.py"
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.syspath_prepend(str(REPO))
+    from benchmarks import quality, quality_budget
+
+    yield quality, quality_budget
+    mp.undo()
+
+
+def _config(variant):
+    from jaxcolor import configs
+
+    return configs.load(f"{QUALITY}:{variant}")
+
+
+def test_variants_are_tokens_that_switch_one_thing_each():
+    base = _config("gan")
+    assert not base.loss.rebalance and base.loss.lambda_cf == 0 and base.best_metric == "l1"
+    assert base.quality.gan_share == 0.4 and base.quality.stage_shares == ()
+    both = _config("cf_gan_rebal")  # any order
+    assert both.loss.rebalance and both.loss.lambda_cf > 0
+    assert both.quality.variant == "cf_gan_rebal"
+    l1 = _config("l1_prog_pick")
+    assert l1.quality.gan_share == 0 and l1.quality.d_pretrain_share == 0
+    assert l1.quality.stage_shares == ((96, 0.5), (128, 0.5)) and l1.best_metric == "combined"
+    gpu = _config("gpu_gan_prog")
+    assert gpu.model.depth == 101 and gpu.data.crop_size == 224 and gpu.batch_size == 64
+    assert [crop for crop, _ in gpu.quality.stage_shares] == [96, 160, 224]
+    assert _config("").quality.variant  # the shipped recipe has a name
+    tuned = _config("gan_cf0.3_rebal0.8")
+    assert tuned.loss.lambda_cf == 0.3 and tuned.loss.rebalance_mix == 0.8
+    assert tuned.quality.variant == "gan_cf0.3_rebal0.8"
+
+
+@pytest.mark.parametrize("variant", ["gan_l1", "gan_gan", "gan_fancy", "rebal", "gan_cfx",
+                                     "gan_cf_cf0.5", "gan_pick1"])
+def test_a_bad_variant_is_one_usage_error(variant):
+    from jaxcolor.errors import UsageError
+
+    with pytest.raises(UsageError, match="bad variant"):
+        _config(variant)
+
+
+GFLOP = {("pretrain", 96): 2.0, ("pretrain", 128): 4.0, ("d_pretrain", 128): 3.0,
+         ("gan", 128): 7.0}
+
+
+def _table(kind, crop):
+    return GFLOP[(kind, crop)] * 1e9
+
+
+def test_the_budget_buys_steps_by_each_steps_own_flops(bench):
+    _, quality_budget = bench
+    config = _config("gan")
+    config.quality.tflop = 1.0
+    plan = quality_budget.plan(config, _table)
+    # 59% of 1 TFLOP in pretraining at 4 GFLOP x batch 8, 1% in D at 3, 40% in the GAN at 7.
+    assert plan.pretrain_stages == ((128, round(0.59e12 / 32e9)),)
+    assert plan.d_pretrain_steps == round(0.01e12 / 24e9)
+    assert plan.gan_steps == round(0.4e12 / 56e9)
+    assert plan.tflop == pytest.approx(1.0, rel=0.05)  # step counts are rounded
+    plan.apply(config)
+    assert config.phases.pretrain_steps == 18 and config.phases.pretrain_stages == ()
+
+
+def test_progressive_pretraining_spends_the_same_flops_on_more_images(bench):
+    _, quality_budget = bench
+    fixed, prog = _config("l1"), _config("l1_prog")
+    for config in (fixed, prog):
+        config.quality.tflop = 2.0
+    a, b = quality_budget.plan(fixed, _table), quality_budget.plan(prog, _table)
+    assert a.tflop == pytest.approx(b.tflop, rel=0.01)
+    # Half of 2 TFLOP at 2 GFLOP x 8 images a step, half at 4 x 8; all at 4 x 8 when fixed.
+    assert a.pretrain_stages == ((128, round(2e12 / 32e9)),)
+    assert b.pretrain_stages == ((96, round(1e12 / 16e9)), (128, round(1e12 / 32e9)))
+    assert b.pretrain_steps > a.pretrain_steps  # 93 steps vs 62 for the same FLOPs
+    b.apply(prog)
+    assert prog.phases.pretrain_stages == b.pretrain_stages
+    assert prog.phases.pretrain_steps == b.pretrain_steps
+
+
+def test_shares_that_leave_nothing_for_pretraining_are_refused(bench):
+    _, quality_budget = bench
+    config = _config("gan")
+    config.quality.gan_share = 1.0
+    with pytest.raises(ValueError, match="leave some FLOPs"):
+        quality_budget.plan(config, _table)
+    config = _config("l1_prog")
+    config.quality.stage_shares = ((96, 0.5), (96, 0.5))
+    with pytest.raises(ValueError, match="last stage be data.crop_size=128"):
+        quality_budget.plan(config, _table)
+
+
+def test_the_photo_split_is_a_deterministic_function_of_each_path(bench, tmp_path):
+    quality, _ = bench
+    from PIL import Image
+
+    names = [f"set{i % 3}/photo{i:03d}.png" for i in range(60)]
+    for name in names:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", (4, 4)).save(tmp_path / name)
+    train, test = quality.split_photos(tmp_path, 0.25)
+    assert not set(train) & set(test) and len(train) + len(test) == 60
+    assert 5 <= len(test) <= 25
+    assert all(quality.is_test_photo(str(p.relative_to(tmp_path)), 0.25) for p in test)
+    # Another photo added to the folder moves no existing photo across the split.
+    Image.new("RGB", (4, 4)).save(tmp_path / "set0" / "new.png")
+    train2, test2 = quality.split_photos(tmp_path, 0.25)
+    assert set(test) <= set(test2) and set(train) <= set(train2)
