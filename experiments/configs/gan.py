@@ -80,11 +80,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.gan.loss = "vanilla"  # vanilla | lsgan | hinge
     config.gan.lambda_l1 = 100.0  # weight of L1 beside the adversarial term (pix2pix)
 
-    config.loss = ml_collections.ConfigDict()  # G's reconstruction loss, in every phase
-    config.loss.rebalance = False  # class-rebalanced L1 (Zhang et al. 2016): rare colours count more
-    config.loss.rebalance_mix = 0.5  # lambda: share of the uniform distribution in the prior
-    config.loss.rebalance_sigma = 5.0  # Gaussian smoothing of the prior, ab units
-    config.loss.lambda_cf = 0.0  # colourfulness gap to the truth (DDColor), relative to L1; 0 off
+    config.loss = loss_config()
 
     config.log_every = 100  # console line + TensorBoard scalars
     config.eval_every = 2_000  # validation metrics + probe image grid
@@ -103,6 +99,21 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.distributed.process_id = ml_collections.FieldReference(None, field_type=int)
     config.distributed.cpu_collectives = "gloo"  # CPU-only multi-process collectives
 
+    _apply_variant(config, variant)
+    return config
+
+
+def loss_config() -> ml_collections.ConfigDict:
+    """G's reconstruction loss, in every phase (BENCHMARKS.md, "Quality", measures each term)."""
+    return ml_collections.ConfigDict({
+        "rebalance": False,  # class-rebalanced L1 (Zhang et al. 2016): rare colours count more
+        "rebalance_mix": 0.5,  # lambda: share of the uniform distribution in the prior
+        "rebalance_sigma": 5.0,  # Gaussian smoothing of the prior, ab units
+        "lambda_cf": 0.0,  # colourfulness gap to the truth (DDColor), relative to L1; 0 off
+    })
+
+
+def _apply_variant(config: ml_collections.ConfigDict, variant: str) -> None:
     if variant == "pretrain":
         config.phases.d_pretrain_steps = 0
         config.phases.gan_steps = 0
@@ -114,4 +125,3 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         config.d.lr = 1e-5
     elif variant:
         raise ValueError(f"gan.py: unknown variant {variant!r}; choose '', 'pretrain' or 'nogan'")
-    return config
