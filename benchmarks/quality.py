@@ -57,6 +57,9 @@ def _parse(argv):
     src.add_argument("--records", help="a records directory to train on (its validation "
                      "split picks checkpoints); needs --test_photos")
     p.add_argument("--test_photos", help="held-out photos (with --records)")
+    p.add_argument("--sheets", metavar="DIR", help="with --table: copy each variant's "
+                   "contact sheet (of the checkpoint --best picks, from WORKDIR/runs) into "
+                   "DIR/VARIANT.jpg at half size")
     p.add_argument("--variants", default=ABLATION, help="quality.py variants, comma list")
     p.add_argument("--workdir", default="/tmp/jaxcolor-quality", help="records, runs, reports")
     p.add_argument("--tflop", type=float, default=None, help="override config.quality.tflop")
@@ -255,14 +258,20 @@ def run_variant(variant: str, records: Path, test_paths: list[Path], args) -> di
                 "records": str(records), **common.model_summary(config)})
 
 
-def table(path: str) -> str:
-    """The ablation table of BENCHMARKS.md: per variant, the checkpoint `--best` picks, the
-    final one and the combined score's pick, beside the gray image."""
+def _latest(path: str) -> dict[str, dict]:
+    """The newest quality line per variant of a results file, in first-seen order."""
     latest = {}
     for line in Path(path).read_text().splitlines():
         r = json.loads(line)
         if r.get("figure", "").startswith("quality/"):
             latest[r["figure"]] = r
+    return latest
+
+
+def table(path: str) -> str:
+    """The ablation table of BENCHMARKS.md: per variant, the checkpoint `--best` picks, the
+    final one and the combined score's pick, beside the gray image."""
+    latest = _latest(path)
     rows = ["| variant | checkpoint | PSNR | SSIM | ab MAE | AuC | CF (truth) | delta-CF |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
 
@@ -284,10 +293,27 @@ def table(path: str) -> str:
     return "\n".join(rows)
 
 
+def copy_sheets(path: str, workdir: Path, out: Path) -> None:
+    """The contact sheet of each variant's `--best` pick, halved, as DIR/VARIANT.jpg."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    for r in _latest(path).values():
+        name = r["figure"].removeprefix("quality/")
+        sheet = workdir / "runs" / name / f"eval-{r['step']}" / "contact_sheet.png"
+        if not sheet.exists():
+            print(f"{sheet}: missing; no sheet for {name}")
+            continue
+        with Image.open(sheet) as im:
+            im.convert("RGB").reduce(2).save(out / f"{name}.jpg", quality=85)
+
+
 def main(argv=None) -> list[dict]:
     args = _parse(argv)
     if args.table:
         print(table(args.table))
+        if args.sheets:
+            copy_sheets(args.table, Path(args.workdir), Path(args.sheets))
         return []
     _quiet_libraries()
     workdir = Path(args.workdir)

@@ -122,3 +122,40 @@ def test_the_photo_split_is_a_deterministic_function_of_each_path(bench, tmp_pat
     Image.new("RGB", (4, 4)).save(tmp_path / "set0" / "new.png")
     train2, test2 = quality.split_photos(tmp_path, 0.25)
     assert set(test) <= set(test2) and set(train) <= set(train2)
+
+
+def test_the_default_variant_is_gan_py_with_cpu_sizes():
+    """quality.py's default variant switches on exactly what gan.py ships."""
+    from jaxcolor import configs
+
+    shipped, gan = _config(""), configs.load(str(QUALITY.parent / "gan.py"))
+    assert shipped.loss.to_dict() == gan.loss.to_dict()
+    assert shipped.best_metric == gan.best_metric
+    assert shipped.g.ema_decay == gan.g.ema_decay
+    assert (shipped.quality.gan_share > 0) == (gan.phases.gan_steps > 0)
+    assert bool(shipped.quality.stage_shares) == bool(gan.phases.pretrain_stages)
+
+
+def test_table_and_contact_sheets(bench, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    quality, _ = bench
+    m = dict(psnr=22.5, ssim=0.9, ab_mae=10.0, ab_auc=0.88, cf_pred=20.0, cf_true=35.0,
+             delta_cf=15.0)
+    line = {"figure": "quality/gan", "value": 15.0, "chosen_by": "l1", "step": 50, **m,
+            "gray": {**m, "cf_pred": 0.0, "delta_cf": 35.0}, "final": {"step": 60, **m},
+            "picks": {"combined": {"step": 40, **m}}}
+    results = tmp_path / "results.jsonl"
+    results.write_text(json.dumps({**line, "step": 10}) + "\n" + json.dumps(line) + "\n")
+    sheet = tmp_path / "runs" / "gan" / "eval-50" / "contact_sheet.png"
+    sheet.parent.mkdir(parents=True)
+    Image.new("RGB", (40, 60), (200, 10, 10)).save(sheet)
+    quality.main(["--table", str(results), "--workdir", str(tmp_path),
+                  "--sheets", str(tmp_path / "docs")])
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2].startswith("| gray image |") and len(rows) == 6  # the newest line only
+    assert "best by l1 (step 50) | 22.50 |" in rows[3] and "(step 40)" in rows[5]
+    with Image.open(tmp_path / "docs" / "gan.jpg") as im:
+        assert im.size == (20, 30)
