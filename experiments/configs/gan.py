@@ -73,7 +73,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
 
     config.g = optimizer_config(2e-4)
     config.g.encoder_freeze_steps = 0  # no encoder updates before this global step
-    config.g.ema_decay = 0.0  # EMA of G's weights for eval/inference; 0 disables
+    config.g.ema_decay = 0.99  # EMA of G's weights for eval/inference; 0 disables
     config.d = optimizer_config(2e-4)
 
     config.gan = ml_collections.ConfigDict()
@@ -89,7 +89,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.checkpoint_every = 2_000  # asynchronous Orbax save (always also at the end)
     config.keep_checkpoints = 3  # latest checkpoints kept
     config.keep_best = 1  # best checkpoints kept by config.best_metric
-    config.best_metric = "l1"  # l1 | delta_cf | psnr | combined: what "best" means
+    config.best_metric = "combined"  # l1 | delta_cf | psnr | combined: what "best" means
     config.compilation_cache = "~/.cache/jaxcolor/xla"  # persistent XLA cache; "" disables
 
     config.distributed = ml_collections.ConfigDict()
@@ -109,7 +109,7 @@ def loss_config() -> ml_collections.ConfigDict:
         "rebalance": False,  # class-rebalanced L1 (Zhang et al. 2016): rare colours count more
         "rebalance_mix": 0.5,  # lambda: share of the uniform distribution in the prior
         "rebalance_sigma": 5.0,  # Gaussian smoothing of the prior, ab units
-        "lambda_cf": 0.0,  # colourfulness gap to the truth (DDColor), relative to L1; 0 off
+        "lambda_cf": 0.3,  # colourfulness gap to the truth (DDColor), relative to L1; 0 off
     })
 
 

@@ -92,6 +92,8 @@ def tiny_config(train_dir, **phases) -> ml_collections.ConfigDict:
     config.g.weight_decay = 1e-4
     config.g.encoder_freeze_steps = ENCODER_FREEZE_STEPS
     config.g.ema_decay = EMA_DECAY
+    config.loss.lambda_cf = 0.0  # plain L1: the tests of each loss switch turn it on
+    config.best_metric = "l1"
     config.log_every = 1  # one point per step: tests compare runs step by step
     config.eval_every = 5
     config.eval_max_images = 8
