@@ -25,10 +25,9 @@ Why within shots: E_warp measures how colour moves against the motion, and acros
 there is no motion. A pair is a cut when the ground truth's own flow explains less than
 `--shot_fraction` of the frame (pixels passing the occlusion check whose lightness the
 moved previous frame matches): decided on the ground truth alone, so the same pairs count
-for every method. Lai et al. measure on shots (DAVIS);
-on a clip with cuts, the two or three pairs across them (an E_warp a hundred times a
-shot's, and the same for both methods, which both start afresh there) would otherwise
-decide the mean.
+for every method. Lai et al. measure on shots (DAVIS); on a clip with cuts, the two or
+three pairs across them (an E_warp a hundred times a shot's, and the same for both
+methods, which both start afresh there) would otherwise decide the mean.
 
 `--throughput WxH,...` times `colorize_video` end to end (decode an H.264 file of that
 size made from a clip's frames -> colourise -> temporal -> encode H.264 CRF 18 -> assemble)
