@@ -153,6 +153,9 @@ def train(config, run_dir: Path) -> dict:
     loop.train_and_evaluate(config, run_dir)
     timing["wall_s"] += time.perf_counter() - start
     timing_file.write_text(json.dumps(timing))
+    if not _finished(config, run_dir):  # preempted (SIGTERM): the loop saved and returned
+        raise SystemExit(f"{run_dir}: training stopped before its last step (interrupted); "
+                         "no result written; run the same command again to resume it")
     return timing
 
 

@@ -12,7 +12,8 @@ sets them from the budget.
 Variants after a colon: tokens joined by "_", a base and any modifiers, in any order:
   l1        L1 pretraining only (the whole budget)
   gan       L1 pretraining, NoGAN D pretraining, GAN: gan.py's recipe (40% of the FLOPs in
-            the GAN phase, as the recipe the issue measured: 1,500 L1 + 600 GAN steps at 96 px)
+            the GAN phase, as the recipe the issue measured: 1,500 L1 + 600 GAN steps at 96 px);
+            `gan0.1` sets another share of the FLOPs for the GAN phase
   rebal     class-rebalanced L1 (config.loss.rebalance), Zhang et al.'s mix lambda = 0.5;
             `rebal0.8` sets another mix (a flatter weighting)
   cf        the colourfulness loss, config.loss.lambda_cf = 1; `cf0.3` sets another weight
@@ -66,10 +67,10 @@ def _gpu(config: ml_collections.ConfigDict) -> None:
 
 
 def _parse(variant: str) -> tuple[list[str], dict[str, float]]:
-    """Tokens (numbers dropped) and the numbers that followed `rebal` / `cf`."""
+    """Tokens (numbers dropped) and the numbers that followed `gan` / `rebal` / `cf`."""
     tokens, values = [], {}
     for token in (t for t in variant.split("_") if t):
-        name = next((n for n in ("rebal", "cf") if token.startswith(n)), token)
+        name = next((n for n in ("gan", "rebal", "cf") if token.startswith(n)), token)
         if name != token:
             try:
                 values[name] = float(token[len(name):])
@@ -89,7 +90,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config = gan.get_config()
     config.quality = ml_collections.ConfigDict()
     config.quality.variant = "_".join(t for t in variant.split("_") if t)
-    config.quality.gan_share = 0.4 if "gan" in tokens else 0.0  # FLOPs in the GAN phase
+    config.quality.gan_share = values.get("gan", 0.4) if "gan" in tokens else 0.0  # of FLOPs
     config.quality.d_pretrain_share = 0.01 if "gan" in tokens else 0.0  # NoGAN D warm-up
     config.quality.stage_shares = ()  # ((crop, share of the pretraining FLOPs), ...)
     (_gpu if "gpu" in tokens else _cpu)(config)

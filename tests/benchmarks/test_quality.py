@@ -44,7 +44,8 @@ def test_variants_are_tokens_that_switch_one_thing_each():
     assert _config("").quality.variant  # the shipped recipe has a name
     tuned = _config("gan_cf0.3_rebal0.8")
     assert tuned.loss.lambda_cf == 0.3 and tuned.loss.rebalance_mix == 0.8
-    assert tuned.quality.variant == "gan_cf0.3_rebal0.8"
+    assert tuned.quality.variant == "gan_cf0.3_rebal0.8" and tuned.quality.gan_share == 0.4
+    assert _config("gan0.1_cf0.3").quality.gan_share == 0.1
 
 
 @pytest.mark.parametrize("variant", ["gan_l1", "gan_gan", "gan_fancy", "rebal", "gan_cfx",
@@ -122,6 +123,19 @@ def test_the_photo_split_is_a_deterministic_function_of_each_path(bench, tmp_pat
     Image.new("RGB", (4, 4)).save(tmp_path / "set0" / "new.png")
     train2, test2 = quality.split_photos(tmp_path, 0.25)
     assert set(test) <= set(test2) and set(train) <= set(train2)
+
+
+def test_an_interrupted_training_writes_no_result(bench, tmp_path, monkeypatch):
+    """A SIGTERM makes the loop save and return early: the benchmark must not then measure
+    the unfinished run as if it were the variant's result."""
+    from jaxcolor.train import loop
+
+    quality, _ = bench
+    config = _config("gan")
+    config.compilation_cache = ""
+    monkeypatch.setattr(loop, "train_and_evaluate", lambda config, workdir: None)
+    with pytest.raises(SystemExit, match="stopped before its last step"):
+        quality.train(config, tmp_path)
 
 
 def test_the_default_variant_is_gan_py_with_cpu_sizes():
