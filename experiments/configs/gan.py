@@ -36,9 +36,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.batch_size = 64  # global batch, split evenly over every device of every host
 
     config.phases = ml_collections.ConfigDict()
-    config.phases.pretrain_steps = 20_000  # phase 1: G alone with L1 (MAE)
+    # A long L1 phase and a short GAN phase (about a tenth of the training FLOPs: a GAN step
+    # costs 1.5 pretraining steps): colour quality on held-out photos peaks in or just after
+    # pretraining and the GAN phase's swings cost PSNR (BENCHMARKS.md, "Quality").
+    config.phases.pretrain_steps = 45_000  # phase 1: G alone with L1 (MAE)
     config.phases.d_pretrain_steps = 0  # NoGAN: D on frozen-G outputs before the GAN phase
-    config.phases.gan_steps = 20_000  # phase 2: adversarial training, D and G alternating
+    config.phases.gan_steps = 3_300  # phase 2: adversarial training, D and G alternating
     # Progressive pretraining (off when empty): ((crop, steps[, batch[, lr]]), ...) whose steps
     # add up to pretrain_steps, e.g. ((128, 8_000), (176, 6_000), (224, 6_000)); batch/lr 0 =
     # batch_size / g.lr. Later phases run at data.crop_size (train/schedule.py).

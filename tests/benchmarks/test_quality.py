@@ -147,6 +147,12 @@ def test_the_default_variant_is_gan_py_with_cpu_sizes():
     assert shipped.best_metric == gan.best_metric
     assert shipped.g.ema_decay == gan.g.ema_decay
     assert (shipped.quality.gan_share > 0) == (gan.phases.gan_steps > 0)
+    # The GAN phase's share of the FLOPs, from gan.py's steps and its steps' costs per image
+    # (BENCHMARKS.md, benchmarks.flops: 92.1 GFLOP a GAN step, 59.7 a pretraining step).
+    p = gan.phases
+    gan_flops = p.gan_steps * 92.1
+    assert gan_flops / (gan_flops + p.pretrain_steps * 59.7) == pytest.approx(
+        shipped.quality.gan_share, abs=0.02)
     assert bool(shipped.quality.stage_shares) == bool(gan.phases.pretrain_stages)
 
 
