@@ -125,9 +125,11 @@ def test_the_photo_split_is_a_deterministic_function_of_each_path(bench, tmp_pat
     assert set(test) <= set(test2) and set(train) <= set(train2)
 
 
-def test_an_interrupted_training_writes_no_result(bench, tmp_path, monkeypatch):
-    """A SIGTERM makes the loop save and return early: the benchmark must not then measure
-    the unfinished run as if it were the variant's result."""
+def test_an_interrupted_training_stops_the_benchmark_and_keeps_its_time(bench, tmp_path,
+                                                                          monkeypatch):
+    """A SIGTERM makes the loop save and return early: the benchmark must stop there (before
+    measuring the unfinished run as the variant's result), keeping the wall time trained so
+    far for the rerun that resumes it."""
     from jaxcolor.train import loop
 
     quality, _ = bench
@@ -136,6 +138,7 @@ def test_an_interrupted_training_writes_no_result(bench, tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "train_and_evaluate", lambda config, workdir: None)
     with pytest.raises(SystemExit, match="stopped before its last step"):
         quality.train(config, tmp_path)
+    assert (tmp_path / "train_timing.json").is_file()
 
 
 def test_the_default_variant_is_gan_py_with_cpu_sizes():
