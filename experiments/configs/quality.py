@@ -20,7 +20,8 @@ Variants after a colon: tokens joined by "_", a base and any modifiers, in any o
   prog      progressive pretraining: half the pretraining FLOPs at 96 px crops, half at 128
   pick      the best checkpoint by the combined validation score (config.best_metric)
   ema       evaluate and ship an exponential moving average of G's weights (decay 0.99,
-            a ~100-step window: it smooths the GAN phase's swings between dull and garish)
+            a ~100-step window: it smooths the GAN phase's swings between dull and garish);
+            `ema0.995` sets another decay
   gpu       gan.py-sized: ResNet-101 U-Net at 224 px, batch 64, 360 PFLOP (~30 min of an
             H100 at the 2,300 images/s the project targets); prog there is 96 -> 160 -> 224
   ""        the recipe gan.py ships, CPU-sized (see BENCHMARKS.md, "Quality")
@@ -67,10 +68,10 @@ def _gpu(config: ml_collections.ConfigDict) -> None:
 
 
 def _parse(variant: str) -> tuple[list[str], dict[str, float]]:
-    """Tokens (numbers dropped) and the numbers that followed `gan` / `rebal` / `cf`."""
+    """Tokens (numbers dropped) and the numbers that followed `gan` / `rebal` / `cf` / `ema`."""
     tokens, values = [], {}
     for token in (t for t in variant.split("_") if t):
-        name = next((n for n in ("gan", "rebal", "cf") if token.startswith(n)), token)
+        name = next((n for n in ("gan", "rebal", "cf", "ema") if token.startswith(n)), token)
         if name != token:
             try:
                 values[name] = float(token[len(name):])
@@ -105,7 +106,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.loss.rebalance_mix = values.get("rebal", 0.5)
     config.loss.lambda_cf = values.get("cf", 1.0) if "cf" in tokens else 0.0
     config.best_metric = "combined" if "pick" in tokens else "l1"
-    config.g.ema_decay = 0.99 if "ema" in tokens else 0.0
+    config.g.ema_decay = values.get("ema", 0.99) if "ema" in tokens else 0.0
     config.checkpoint_every = config.eval_every  # every evaluated state can be "the best"
     config.keep_checkpoints = 1_000  # the benchmark also scores the picks of other metrics
     config.eval_max_images = 1_000

@@ -46,6 +46,7 @@ def test_variants_are_tokens_that_switch_one_thing_each():
     assert tuned.loss.lambda_cf == 0.3 and tuned.loss.rebalance_mix == 0.8
     assert tuned.quality.variant == "gan_cf0.3_rebal0.8" and tuned.quality.gan_share == 0.4
     assert _config("gan0.1_cf0.3").quality.gan_share == 0.1
+    assert _config("gan_ema").g.ema_decay == 0.99 and _config("gan_ema0.995").g.ema_decay == 0.995
 
 
 @pytest.mark.parametrize("variant", ["gan_l1", "gan_gan", "gan_fancy", "rebal", "gan_cfx",
