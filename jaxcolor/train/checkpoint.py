@@ -11,12 +11,14 @@ by the validation score (lower is better).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 import grain
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 from jaxcolor.inference.restore import (DEFAULT_BEST_METRIC, ITEMS, SCORE_KEY, CheckpointError,
@@ -83,13 +85,31 @@ class Checkpointer:
 
     def restore(self, step: int, abstract_state: TrainState, *,
                 data_iter) -> tuple[TrainState, dict]:
-        """Restore state (onto the shardings in `abstract_state`) and the data iterator."""
+        """Restore state (onto the shardings in `abstract_state`) and the data iterator.
+
+        A run checkpointed before the EMA of G had batch statistics of its own resumes with
+        the live statistics as their starting average."""
+        legacy = (abstract_state.g_ema_batch_stats is not None
+                  and "g_ema_batch_stats" not in self._state_fields(step))
+        target = abstract_state
+        if legacy:  # the fields as a dict: orbax matches a dataclass's None field to nothing
+            target = {f.name: getattr(abstract_state, f.name)
+                      for f in dataclasses.fields(abstract_state) if f.name != "g_ema_batch_stats"}
         restored = self._manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
+            state=ocp.args.StandardRestore(target),
             data_iter=grain.checkpoint.CheckpointRestore(data_iter),
             meta=ocp.args.JsonRestore(),
         ))
-        return restored["state"], dict(restored["meta"])
+        state = restored["state"]
+        if legacy:
+            state = TrainState(**state, g_ema_batch_stats=jax.tree.map(jnp.copy,
+                                                                       state["g_batch_stats"]))
+        return state, dict(restored["meta"])
+
+    def _state_fields(self, step: int) -> set[str]:
+        """The TrainState fields checkpoint `step` holds (from its metadata, no arrays read)."""
+        metadata = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
+        return set(metadata.tree)
 
     def wait(self) -> None:
         """Block until the last asynchronous save is committed; surface its error if any.

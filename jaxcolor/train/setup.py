@@ -123,6 +123,9 @@ def _load_backbone(config, state: state_lib.TrainState, *,
     port.load_encoder_checkpoint(path, generator.encoder)
     _, params, rest = nnx.split(generator, nnx.Param, ...)
     params, rest = jax.device_put((params, rest), replicated)
-    ema = jax.tree.map(jnp.copy, params) if state.g_ema_params is not None else None
+    state = state.replace(g_params=params, g_batch_stats=rest)
+    if state.g_ema_params is not None:
+        state = state.replace(g_ema_params=jax.tree.map(jnp.copy, params),
+                              g_ema_batch_stats=jax.tree.map(jnp.copy, rest))
     logging.info("Loaded encoder weights from %s", path)
-    return state.replace(g_params=params, g_batch_stats=rest, g_ema_params=ema)
+    return state

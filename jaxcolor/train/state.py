@@ -1,8 +1,9 @@
 """The training state: one explicit pytree, plus the static model definitions beside it.
 
 `TrainState` holds every array a step reads or writes: the step counter, G's parameters,
-batch statistics and optax state, the same three for D, and an optional EMA copy of G's
-parameters. Step functions are pure: `state, batch -> new_state, metrics`.
+batch statistics and optax state, the same three for D, and an optional EMA of G (its
+parameters and its batch statistics). Step functions are pure:
+`state, batch -> new_state, metrics`.
 
 The NNX graph definitions (the static structure of G and D, in train and eval mode) are not
 arrays; they live in `ModelDefs`, which the step builders close over. They are taken from
@@ -33,6 +34,10 @@ class TrainState:
     d_batch_stats: nnx.State
     d_opt_state: optax.OptState
     g_ema_params: nnx.State | None  # EMA of G's parameters, or None when disabled
+    # EMA of G's batch statistics, averaged with its parameters: the live statistics belong
+    # to the live parameters, and pairing them with the average skews every layer's input.
+    # None when the EMA is disabled, and in checkpoints written before it existed.
+    g_ema_batch_stats: nnx.State | None = None
 
     def replace(self, **changes: Any) -> "TrainState":
         return dataclasses.replace(self, **changes)
@@ -81,10 +86,15 @@ def create(generator: nnx.Module, discriminator: nnx.Module, g_tx: optax.Gradien
         g_params=g_params, g_batch_stats=g_rest, g_opt_state=g_tx.init(g_params),
         d_params=d_params, d_batch_stats=d_rest, d_opt_state=d_tx.init(d_params),
         g_ema_params=jax.tree.map(jnp.copy, g_params) if ema else None,
+        g_ema_batch_stats=jax.tree.map(jnp.copy, g_rest) if ema else None,
     )
 
 
 def generator_variables(state: TrainState, *, use_ema: bool = True) -> dict[str, nnx.State]:
-    """What inference needs of G: parameters (EMA when available) and batch statistics."""
-    params = state.g_ema_params if (use_ema and state.g_ema_params is not None) else state.g_params
-    return {"params": params, "batch_stats": state.g_batch_stats}
+    """What inference needs of G: parameters and batch statistics (the EMA's when available;
+    its parameters with the live statistics for a checkpoint written before the EMA had
+    statistics of its own)."""
+    if not use_ema or state.g_ema_params is None:
+        return {"params": state.g_params, "batch_stats": state.g_batch_stats}
+    stats = state.g_batch_stats if state.g_ema_batch_stats is None else state.g_ema_batch_stats
+    return {"params": state.g_ema_params, "batch_stats": stats}

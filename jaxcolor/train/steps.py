@@ -40,7 +40,7 @@ from jaxcolor.data import stats
 from jaxcolor.models.generator import is_encoder_path
 from jaxcolor.train import losses
 from jaxcolor.train.optim import current_learning_rate
-from jaxcolor.train.state import ModelDefs, TrainState
+from jaxcolor.train.state import ModelDefs, TrainState, generator_variables
 
 StepFn = Callable[[TrainState, dict], tuple[TrainState, dict]]
 _NOT_PARAM = nnx.Not(nnx.Param)
@@ -106,7 +106,7 @@ def encoder_mask(g_params: nnx.State) -> nnx.State:
 
 
 def ema_update(ema: nnx.State, params: nnx.State, decay: float, *, updates: jax.Array):
-    """The EMA after its `updates`-th update: the average of the parameters seen so far,
+    """The EMA after its `updates`-th update: the average of the values seen so far,
     weighted by decay ** age and normalised, without the initial parameters' share.
 
     A plain EMA started from the initial parameters keeps decay ** updates of them (random
@@ -117,7 +117,11 @@ def ema_update(ema: nnx.State, params: nnx.State, decay: float, *, updates: jax.
     parameters, and the rate tends to `decay` as updates grow."""
     n = updates.astype(jnp.float32)
     rate = decay * (1.0 - decay ** (n - 1.0)) / (1.0 - decay ** n)
-    return jax.tree.map(lambda e, p: rate * e + (1.0 - rate) * p, ema, params)
+
+    def average(e, p):  # integer leaves (counters) are not averaged: they follow the model
+        return rate * e + (1.0 - rate) * p if jnp.issubdtype(p.dtype, jnp.floating) else p
+
+    return jax.tree.map(average, ema, params)
 
 
 def update_generator(ctx: StepContext, state: TrainState, grads,
@@ -134,11 +138,14 @@ def update_generator(ctx: StepContext, state: TrainState, grads,
     grads = freeze_encoder(grads)
     updates, opt_state = ctx.g_tx.update(grads, state.g_opt_state, state.g_params)
     params = optax.apply_updates(state.g_params, freeze_encoder(updates))
-    ema = state.g_ema_params
-    if ema is not None:
-        ema = ema_update(ema, params, ctx.cfg.ema_decay, updates=state.step + 1)
-    new = state.replace(g_params=params, g_batch_stats=nnx.state(g, _NOT_PARAM),
-                        g_opt_state=opt_state, g_ema_params=ema)
+    batch_stats = nnx.state(g, _NOT_PARAM)
+    new = state.replace(g_params=params, g_batch_stats=batch_stats, g_opt_state=opt_state)
+    if state.g_ema_params is not None:
+        n = state.step + 1
+        new = new.replace(
+            g_ema_params=ema_update(state.g_ema_params, params, ctx.cfg.ema_decay, updates=n),
+            g_ema_batch_stats=ema_update(state.g_ema_batch_stats, batch_stats,
+                                         ctx.cfg.ema_decay, updates=n))
     return new, {"g/grad_norm": optax.tree.norm(grads), "g/lr": current_learning_rate(opt_state)}
 
 
@@ -229,8 +236,8 @@ def gan_step(ctx: StepContext, state: TrainState, batch: dict):
 def eval_step(ctx: StepContext, state: TrainState, batch: dict) -> dict:
     """Predictions and per-image metrics ([B] arrays) of G in eval mode."""
     l_norm, ab_true = stats.prepare_batch(batch)
-    params = state.g_ema_params if state.g_ema_params is not None else state.g_params
-    g = ctx.defs.generator(params, state.g_batch_stats, train=False)
+    variables = generator_variables(state)
+    g = ctx.defs.generator(variables["params"], variables["batch_stats"], train=False)
     ab_pred = g(l_norm).astype(jnp.float32)
     lab_pred = color.model_to_lab(l_norm, ab_pred)
     lab_true = color.model_to_lab(l_norm, ab_true)

@@ -37,11 +37,12 @@ def test_generator_restores_alone_from_the_saved_config(checkpoints, monkeypatch
                                          {"params": params, "batch_stats": batch_stats})
 
     saved = restore_saved_state(checkpoints.parent, FINAL)
-    # EMA is on in the tiny config: inference gets the averaged weights.
+    # EMA is on in the tiny config: inference gets the averaged weights and statistics.
     assert_trees_equal(plain(restored["params"]), plain(saved["g_ema_params"]))
-    assert_trees_equal(plain(restored["batch_stats"]), plain(saved["g_batch_stats"]))
-    assert not all(np.array_equal(a, b) for a, b in zip(
-        jax.tree.leaves(saved["g_ema_params"]), jax.tree.leaves(saved["g_params"])))
+    assert_trees_equal(plain(restored["batch_stats"]), plain(saved["g_ema_batch_stats"]))
+    for ema, live in (("g_ema_params", "g_params"), ("g_ema_batch_stats", "g_batch_stats")):
+        assert not all(np.array_equal(a, b) for a, b in zip(
+            jax.tree.leaves(saved[ema]), jax.tree.leaves(saved[live])))
 
 
 def test_saved_config_is_the_run_config(checkpoints, records_dir):
@@ -113,3 +114,36 @@ def test_the_best_checkpoint_is_the_runs_best_metric_not_validation_l1(tmp_path)
         assert restore.resolve_step(directory, best=True) == best, metric
         assert restore.read_metas(directory)[best]["best_metric"] == metric
         assert sorted(restore.read_metas(directory)) == sorted({best, 30})  # best + latest
+
+
+def test_a_checkpoint_from_before_the_ema_had_statistics_resumes(tmp_path):
+    """Written by the earlier format (no `g_ema_batch_stats`): the run resumes, its EMA's
+    statistics starting from the live ones."""
+    import dataclasses
+
+    import grain
+    import jax.numpy as jnp
+    import orbax.checkpoint as ocp
+
+    from jaxcolor.train.state import TrainState
+
+    new = TrainState(step=jnp.asarray(5, jnp.int32), g_params={"w": jnp.ones(2)},
+                     g_batch_stats={"mean": jnp.full((2,), 3.0)}, g_opt_state=(), d_params={},
+                     d_batch_stats={}, d_opt_state=(), g_ema_params={"w": jnp.zeros(2)},
+                     g_ema_batch_stats={"mean": jnp.zeros(2)})
+    old = {f.name: getattr(new, f.name) for f in dataclasses.fields(new)
+           if f.name != "g_ema_batch_stats"}
+    data_iter = iter(grain.MapDataset.range(4).to_iter_dataset())
+    with ocp.CheckpointManager(tmp_path, item_names=("state", "data_iter", "meta")) as manager:
+        manager.save(5, args=ocp.args.Composite(
+            state=ocp.args.StandardSave(old), meta=ocp.args.JsonSave({"step": 5}),
+            data_iter=grain.checkpoint.CheckpointSave(data_iter)))
+    reader = checkpoint.Checkpointer(tmp_path, async_save=False)
+    try:
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), new)
+        state, meta = reader.restore(5, abstract, data_iter=data_iter)
+    finally:
+        reader.close()
+    assert isinstance(state, TrainState) and meta["step"] == 5
+    np.testing.assert_array_equal(state.g_ema_batch_stats["mean"], [3.0, 3.0])
+    np.testing.assert_array_equal(state.g_ema_params["w"], [0.0, 0.0])
