@@ -4,7 +4,7 @@ This module owns the checkpoint format's reading side, and with it the names the
 (`jaxcolor.train.checkpoint`) uses. Each step directory of a run's `checkpoints/` holds:
 
   state      the whole TrainState (G, D, both optax states, EMA, step): training only
-  generator  what inference needs: G's parameters (EMA when enabled) and batch statistics
+  generator  what inference needs: G's parameters and batch statistics (the EMA's when enabled)
   data_iter  the Grain iterator state of each process: training only
   config     the run's ConfigDict as JSON: inference rebuilds G from its `model` section
   meta       {"step", "phase", "stage", "metrics", "best_metric", "best_value"}

@@ -108,6 +108,8 @@ def test_four_devices_train_like_one(records_dir, compile_cache, tmp_path):
         # BatchNorm statistics of the global batch, not of each device's quarter of it.
         assert_trees_equal(one_state.g_batch_stats, four_state.g_batch_stats, **TOLERANCE)
         assert_trees_equal(one_state.d_batch_stats, four_state.d_batch_stats, **TOLERANCE)
+        assert_trees_equal(one_state.g_ema_batch_stats, four_state.g_ema_batch_stats,
+                           **TOLERANCE)
         params = [(one_state.g_params, four_state.g_params),
                   (one_state.d_params, four_state.d_params),
                   (one_state.g_ema_params, four_state.g_ema_params)]

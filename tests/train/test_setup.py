@@ -60,5 +60,7 @@ def test_a_fresh_state_matches_the_restore_target(records_dir, compile_cache):
         assert x.shape == t.shape and x.dtype == t.dtype and x.sharding == t.sharding
     assert int(state.step) == 0
     assert state.g_ema_params is not None  # the tiny config keeps an EMA
-    for ema, param in zip(jax.tree.leaves(state.g_ema_params), jax.tree.leaves(state.g_params)):
-        np.testing.assert_array_equal(ema, param)
+    for ema, live in ((state.g_ema_params, state.g_params),
+                      (state.g_ema_batch_stats, state.g_batch_stats)):
+        for e, x in zip(jax.tree.leaves(ema), jax.tree.leaves(live), strict=True):
+            np.testing.assert_array_equal(e, x)

@@ -51,19 +51,22 @@ def test_encoder_is_frozen_for_the_first_steps_and_decoder_trains(run):
 
 
 def test_ema_is_the_decay_weighted_average_of_the_parameters_seen(run):
-    """Debiased: the first update copies the parameters (the random initial ones get no
-    share); the second weights them decay : 1."""
+    """Debiased: the first update copies the parameters and batch statistics (the initial
+    ones get no share); the second weights them decay : 1."""
+    pairs = (("g_ema_params", "g_params"), ("g_ema_batch_stats", "g_batch_stats"))
     state = _fresh(run)
     state, _ = run["steps"].pretrain(state, run["batch"])
-    first = to_host(state.g_params)
-    jax.tree.map(np.testing.assert_array_equal, to_host(state.g_ema_params), first)
+    first = to_host(state)
+    for ema, live in pairs:
+        jax.tree.map(np.testing.assert_array_equal, getattr(first, ema), getattr(first, live))
     state, _ = run["steps"].pretrain(state, run["batch"])
-    second, ema = to_host(state.g_params), to_host(state.g_ema_params)
-    expected = jax.tree.map(lambda p1, p2: (EMA_DECAY * p1 + p2) / (1 + EMA_DECAY),
-                            first, second)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-                 ema, expected)
-    assert any(_changed(ema, second))  # a lagging average, not a copy
+    second = to_host(state)
+    for ema, live in pairs:
+        expected = jax.tree.map(lambda x1, x2: (EMA_DECAY * x1 + x2) / (1 + EMA_DECAY),
+                                getattr(first, live), getattr(second, live))
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+                     getattr(second, ema), expected)
+        assert any(_changed(getattr(second, ema), getattr(second, live)))  # lagging, not a copy
 
 
 def test_d_step_trains_only_the_discriminator(run):
