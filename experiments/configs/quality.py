@@ -41,7 +41,7 @@ gan = configs.sibling(__file__, "gan.py")
 
 BASES = ("l1", "gan")
 MODIFIERS = ("rebal", "cf", "prog", "pick", "ema", "gpu")
-SHIPPED = "gan0.1_cf0.3_ema_pick"  # the default variant: gan.py's recipe (BENCHMARKS.md, Quality)
+SHIPPED = "gan0.1_cf0.1_ema_pick"  # the default variant: gan.py's recipe (BENCHMARKS.md, Quality)
 
 
 def _cpu(config: ml_collections.ConfigDict) -> None:
