@@ -89,6 +89,7 @@ def tiny_config(train_dir, **phases) -> ml_collections.ConfigDict:
     config.model.d_width = 8
     config.model.compute_dtype = "float32"
     config.g.lr = 1e-3
+    config.g.schedule = "constant"  # gan.py's cosine reaches 0 within these few steps
     config.g.weight_decay = 1e-4
     config.g.encoder_freeze_steps = ENCODER_FREEZE_STEPS
     config.g.ema_decay = EMA_DECAY
