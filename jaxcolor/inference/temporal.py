@@ -19,6 +19,14 @@ flow, wherever that carry is trustworthy:
     lightness agreement (|L_t - warp(L_{t-1})|, after removing the frame's median
     difference so that the exposure flicker of old prints does not count as occlusion) as
     a Gaussian weight. Occluded, disoccluded and badly tracked pixels take the prediction.
+  * Motion boundaries: DIS's flow is smooth across the edge of a moving object, so the
+    background the object uncovers gets a flow half-way to the object's and passes the
+    forward-backward check, and the lightness check, whose warp blends the two sides; the
+    object's colour would then be dragged onto that background and stay there, carried
+    along with it (a trail). Where the flow's gradient marks a motion boundary (Sundaram et
+    al. 2010's second rule, |grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002), the carried
+    colour must also agree with the prediction (a Gaussian weight on their ab distance):
+    small frame-to-frame changes are still smoothed there, another object's colour is not.
   * Cuts: when too few pixels are trustworthy, or the lightness histograms of the two
     frames differ too much, the frame starts afresh (out_t = pred_t, exactly): colour is
     never dragged across a cut.
@@ -82,6 +90,8 @@ class Consistency:
     strength: weight of the carried colour, in [0, 1); 0 colours each frame on its own.
     lightness_sigma: scale, in L units (0..100), of the Gaussian weight of the lightness
       check (after the frame's median difference is removed).
+    boundary_sigma: scale, in ab units, of the Gaussian weight of the colour check at motion
+      boundaries (the carried colour against the prediction).
     cut_fraction: a frame where fewer pixels than this can be tracked is a new shot.
     cut_histogram: total-variation distance between the frames' L histograms (0..1) above
       which the frame is a new shot.
@@ -89,6 +99,7 @@ class Consistency:
 
     strength: float = 0.8
     lightness_sigma: float = 4.0
+    boundary_sigma: float = 20.0
     cut_fraction: float = 0.4
     cut_histogram: float = 0.35
 
@@ -135,12 +146,13 @@ def _gray8(L: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass
 class Flow:
     """Where each pixel of frame t was in frame t-1 (`map_x`, `map_y`, absolute positions
-    for cv2.remap) and how far to trust it (`trust` in {0, 1}: forward-backward consistent
-    and landing inside frame t-1)."""
+    for cv2.remap), how far to trust it (`trust` in {0, 1}: forward-backward consistent
+    and landing inside frame t-1), and whether it lies on a motion boundary (`boundary`)."""
 
     map_x: np.ndarray
     map_y: np.ndarray
     trust: np.ndarray
+    boundary: np.ndarray
 
 
 def flow(L_prev: np.ndarray, L: np.ndarray) -> Flow:
@@ -156,7 +168,9 @@ def flow(L_prev: np.ndarray, L: np.ndarray) -> Flow:
     err = np.sum((backward + fw) ** 2, axis=-1)
     bound = 0.01 * (np.sum(backward**2, axis=-1) + np.sum(fw**2, axis=-1)) + 0.5
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    return Flow(map_x, map_y, ((err <= bound) & inside).astype(np.float32))
+    gradient = sum(np.square(d) for c in (0, 1) for d in np.gradient(backward[..., c]))
+    boundary = gradient > 0.01 * np.sum(backward**2, axis=-1) + 0.002
+    return Flow(map_x, map_y, ((err <= bound) & inside).astype(np.float32), boundary)
 
 
 def _histogram_distance(L_prev: np.ndarray, L: np.ndarray, bins: int = 16) -> float:
@@ -196,10 +210,12 @@ def blend(carry: Carry | None, L: np.ndarray, pred: np.ndarray, moved: Flow | No
         return Step(pred, cut=True, carried=0.0)
     diff -= np.median(diff[tracked])  # a global change of exposure is not an occlusion
     agree = np.exp(-0.5 * (diff / settings.lightness_sigma) ** 2)
+    warped = remap(carry.ab)
+    gap = np.linalg.norm(warped - pred, axis=-1)
+    agree *= np.where(moved.boundary, np.exp(-0.5 * (gap / settings.boundary_sigma) ** 2), 1.0)
     weight = (settings.strength * moved.trust * agree)[..., None]
     if (weight[..., 0] > 0.5 * settings.strength).mean() < settings.cut_fraction:
         return Step(pred, cut=True, carried=0.0)
-    warped = remap(carry.ab)
     mixed = pred + weight * (warped - pred)
     # Keep chroma: the blended vector's length is the blend of the two lengths.
     length = np.linalg.norm(mixed, axis=-1, keepdims=True)

@@ -1,5 +1,5 @@
 """Synthetic film clips for the video tests, made in the test: a colour photo panned and
-zoomed, a hard cut to another photo, with a sine tone as audio; and readers for what
+zoomed, a hard cut to another photo, an object moving over a still one, with a sine tone as audio; and readers for what
 `jaxcolor video` writes."""
 
 from __future__ import annotations
@@ -30,6 +30,20 @@ def pan_frames(count: int, width: int = 64, height: int = 48, step: float = 1.5,
         crop = Image.fromarray(big[height // 2:height // 2 + h, left:left + w])
         out.append(np.asarray(crop.resize((width, height), Image.Resampling.BILINEAR)))
     return out
+
+
+def moving_object_frames(count: int, width: int = 64, height: int = 48, step: int = 3,
+                         radius: int = 9) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A saturated red disc moving `step` pixels a frame to the right over a still photo:
+    uint8 RGB frames and the disc's mask in each."""
+    background = photo_rgb(height, width, seed=3)
+    yy, xx = np.mgrid[:height, :width]
+    frames, masks = [], []
+    for i in range(count):
+        disc = (xx - (radius + 2 + step * i)) ** 2 + (yy - height // 2) ** 2 <= radius**2
+        frames.append(np.where(disc[..., None], np.uint8([220, 30, 30]), background))
+        masks.append(disc)
+    return frames, masks
 
 
 def cut_frames(count: int, cut: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
