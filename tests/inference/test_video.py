@@ -98,9 +98,9 @@ def test_a_hard_cut_starts_afresh(colorizer):
 
 
 def test_colour_does_not_trail_a_moving_object(colorizer):
-    """The background a red disc uncovers takes the background's colour, not the disc's:
-    the carry is refused where the flow cannot follow (the forward-backward check and the
-    lightness agreement), so colour is not dragged behind moving objects."""
+    """The background a red disc uncovers takes the background's colour, not the disc's.
+    DIS's smooth flow passes the forward-backward and lightness checks there; the
+    motion-boundary check refuses the carried red, which disagrees with the prediction."""
     frames, discs = moving_object_frames(12)
     independent, _ = colourise(colorizer, frames, 0.0)
     carried, stepper = colourise(colorizer, frames, 0.8)

@@ -1,6 +1,6 @@
 """Synthetic film clips for the video tests, made in the test: a colour photo panned and
-zoomed, a hard cut to another photo, an object moving over a still one, with a sine tone as audio; and readers for what
-`jaxcolor video` writes."""
+zoomed, a hard cut to another photo, an object moving over a still photo, with a sine tone
+as audio; and readers for what `jaxcolor video` writes."""
 
 from __future__ import annotations
 
