@@ -173,6 +173,11 @@ def flow(L_prev: np.ndarray, L: np.ndarray) -> Flow:
     return Flow(map_x, map_y, ((err <= bound) & inside).astype(np.float32), boundary)
 
 
+def _gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Agreement weight in (0, 1] of a difference `x` on the scale `sigma`."""
+    return np.exp(-0.5 * (x / sigma) ** 2)
+
+
 def _histogram_distance(L_prev: np.ndarray, L: np.ndarray, bins: int = 16) -> float:
     """Total-variation distance (0..1) of two lightness histograms."""
     hp = np.histogram(L_prev, bins=bins, range=(0, 100))[0] / L_prev.size
@@ -209,10 +214,10 @@ def blend(carry: Carry | None, L: np.ndarray, pred: np.ndarray, moved: Flow | No
             or _histogram_distance(carry.L, L) > settings.cut_histogram):
         return Step(pred, cut=True, carried=0.0)
     diff -= np.median(diff[tracked])  # a global change of exposure is not an occlusion
-    agree = np.exp(-0.5 * (diff / settings.lightness_sigma) ** 2)
+    agree = _gaussian(diff, settings.lightness_sigma)
     warped = remap(carry.ab)
     gap = np.linalg.norm(warped - pred, axis=-1)
-    agree *= np.where(moved.boundary, np.exp(-0.5 * (gap / settings.boundary_sigma) ** 2), 1.0)
+    agree *= np.where(moved.boundary, _gaussian(gap, settings.boundary_sigma), 1.0)
     weight = (settings.strength * moved.trust * agree)[..., None]
     if (weight[..., 0] > 0.5 * settings.strength).mean() < settings.cut_fraction:
         return Step(pred, cut=True, carried=0.0)
