@@ -19,6 +19,14 @@ flow, wherever that carry is trustworthy:
     lightness agreement (|L_t - warp(L_{t-1})|, after removing the frame's median
     difference so that the exposure flicker of old prints does not count as occlusion) as
     a Gaussian weight. Occluded, disoccluded and badly tracked pixels take the prediction.
+  * Flat areas: in a textureless area (an overexposed sky, a wall) the flow is not
+    determined by the picture, only by what DIS's smoothing carries in from the nearest
+    texture, often a fast-moving object's motion; the two directions then disagree though
+    every landing point in the area has the same lightness and the same colour. Where the
+    frame's local lightness gradient is below `flat_gradient`, a landing point inside the
+    previous frame is trusted without the forward-backward check, and the lightness check
+    alone decides. Film grain makes this common: DIS follows the grain of a flat area at
+    random, and without this rule a grainy shot would lose its carry there.
   * Motion boundaries: DIS's flow is smooth across the edge of a moving object, so the
     background the object uncovers gets a flow half-way to the object's and passes the
     forward-backward check, and the lightness check, whose warp blends the two sides; the
@@ -27,9 +35,10 @@ flow, wherever that carry is trustworthy:
     al. 2010's second rule, |grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002), the carried
     colour must also agree with the prediction (a Gaussian weight on their ab distance):
     small frame-to-frame changes are still smoothed there, another object's colour is not.
-  * Cuts: when too few pixels are trustworthy, or the lightness histograms of the two
-    frames differ too much, the frame starts afresh (out_t = pred_t, exactly): colour is
-    never dragged across a cut.
+  * Cuts: when too few of the textured pixels can be tracked (flat areas agree with any
+    flow, across a cut too), or the lightness histograms of the two frames differ too
+    much, the frame starts afresh (out_t = pred_t, exactly): colour is never dragged
+    across a cut.
   * The blend keeps chroma: the result's ab magnitude is the same blend of the two
     magnitudes, so averaging two colours of slightly different hue does not wash the film
     out towards gray (colourfulness stays that of the predictions).
@@ -92,7 +101,10 @@ class Consistency:
       check (after the frame's median difference is removed).
     boundary_sigma: scale, in ab units, of the Gaussian weight of the colour check at motion
       boundaries (the carried colour against the prediction).
-    cut_fraction: a frame where fewer pixels than this can be tracked is a new shot.
+    flat_gradient: lightness gradient (L units per pixel at render size, smoothed) below
+      which an area is flat, and its flow needs no forward-backward check.
+    cut_fraction: a frame where a smaller share of the textured (not flat) pixels than this
+      can be tracked is a new shot.
     cut_histogram: total-variation distance between the frames' L histograms (0..1) above
       which the frame is a new shot.
     """
@@ -100,6 +112,7 @@ class Consistency:
     strength: float = 0.8
     lightness_sigma: float = 4.0
     boundary_sigma: float = 20.0
+    flat_gradient: float = 4.0
     cut_fraction: float = 0.4
     cut_histogram: float = 0.35
 
@@ -146,13 +159,17 @@ def _gray8(L: np.ndarray) -> np.ndarray:
 @dataclasses.dataclass
 class Flow:
     """Where each pixel of frame t was in frame t-1 (`map_x`, `map_y`, absolute positions
-    for cv2.remap), how far to trust it (`trust` in {0, 1}: forward-backward consistent
-    and landing inside frame t-1), and whether it lies on a motion boundary (`boundary`)."""
+    for cv2.remap), whether that lands inside frame t-1 (`inside`), how far to trust it
+    (`trust` in {0, 1}: forward-backward consistent and inside), whether it lies on a
+    motion boundary (`boundary`), and frame t's local lightness gradient (`gradient`, L
+    units per pixel, smoothed: how textured the picture is there)."""
 
     map_x: np.ndarray
     map_y: np.ndarray
+    inside: np.ndarray
     trust: np.ndarray
     boundary: np.ndarray
+    gradient: np.ndarray
 
 
 def flow(L_prev: np.ndarray, L: np.ndarray) -> Flow:
@@ -168,9 +185,16 @@ def flow(L_prev: np.ndarray, L: np.ndarray) -> Flow:
     err = np.sum((backward + fw) ** 2, axis=-1)
     bound = 0.01 * (np.sum(backward**2, axis=-1) + np.sum(fw**2, axis=-1)) + 0.5
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    gradient = sum(np.square(d) for c in (0, 1) for d in np.gradient(backward[..., c]))
-    boundary = gradient > 0.01 * np.sum(backward**2, axis=-1) + 0.002
-    return Flow(map_x, map_y, ((err <= bound) & inside).astype(np.float32), boundary)
+    gradient = cv2.GaussianBlur(np.hypot(*np.gradient(L)), (0, 0), 2.0)
+    return Flow(map_x, map_y, inside, ((err <= bound) & inside).astype(np.float32),
+                motion_boundary(backward), gradient)
+
+
+def motion_boundary(displacement: np.ndarray) -> np.ndarray:
+    """Sundaram et al. 2010's motion-boundary rule on a flow field [h, w, 2] (pixels):
+    where the flow's gradient is large against the flow itself."""
+    gradient = sum(np.square(d) for c in (0, 1) for d in np.gradient(displacement[..., c]))
+    return gradient > 0.01 * np.sum(displacement**2, axis=-1) + 0.002
 
 
 def _gaussian(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -209,16 +233,19 @@ def blend(carry: Carry | None, L: np.ndarray, pred: np.ndarray, moved: Flow | No
     remap = lambda x: cv2.remap(x, moved.map_x, moved.map_y, cv2.INTER_LINEAR,  # noqa: E731
                                 borderMode=cv2.BORDER_REPLICATE)
     diff = L - remap(carry.L)
-    tracked = moved.trust > 0
-    if (tracked.mean() < settings.cut_fraction
+    flat = moved.gradient < settings.flat_gradient
+    # A cut shows on the texture: flat areas follow any flow, on either side of a cut.
+    followed = moved.trust[~flat].mean() if (~flat).any() else 1.0
+    if (followed < settings.cut_fraction
             or _histogram_distance(carry.L, L) > settings.cut_histogram):
         return Step(pred, cut=True, carried=0.0)
-    diff -= np.median(diff[tracked])  # a global change of exposure is not an occlusion
+    reach = np.maximum(moved.trust, flat & moved.inside)  # where the carry may come from
+    diff -= np.median(diff[reach > 0])  # a global change of exposure is not an occlusion
     agree = _gaussian(diff, settings.lightness_sigma)
     warped = remap(carry.ab)
     gap = np.linalg.norm(warped - pred, axis=-1)
     agree *= np.where(moved.boundary, _gaussian(gap, settings.boundary_sigma), 1.0)
-    weight = (settings.strength * moved.trust * agree)[..., None]
+    weight = (settings.strength * reach * agree)[..., None]
     if (weight[..., 0] > 0.5 * settings.strength).mean() < settings.cut_fraction:
         return Step(pred, cut=True, carried=0.0)
     mixed = pred + weight * (warped - pred)

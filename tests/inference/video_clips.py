@@ -46,6 +46,25 @@ def moving_object_frames(count: int, width: int = 64, height: int = 48, step: in
     return frames, masks
 
 
+def grainy_sky_frames(count: int, width: int = 64, height: int = 48, step: int = 5,
+                      size: int = 20, grain: float = 2.0
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A textured patch crossing a flat sky `step` pixels a frame, with film grain (new
+    every frame, `grain` gray levels) all over: uint8 RGB frames and the patch's mask."""
+    patch = photo_rgb(size, size, seed=3)
+    rng = np.random.default_rng(0)
+    frames, masks = [], []
+    for i in range(count):
+        sky = np.float32([120, 170, 225]) + rng.normal(0, grain, (height, width, 1))
+        frame = np.clip(sky, 0, 255).astype(np.uint8)
+        mask = np.zeros((height, width), bool)
+        mask[height - size - 4:height - 4, 2 + step * i:2 + step * i + size] = True
+        frame[mask] = patch[:, :mask.sum() // size].reshape(-1, 3)
+        frames.append(frame)
+        masks.append(mask)
+    return frames, masks
+
+
 def cut_frames(count: int, cut: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
     """A pan of one photo, then from frame `cut` on a pan of another."""
     first = pan_frames(cut, width, height, seed=1)
