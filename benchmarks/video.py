@@ -14,7 +14,9 @@ same `Colorizer` and pipeline as `jaxcolor video`: with temporal consistency
                        between frame t and frame t-1 warped to t, with the optical flow of
                        the *ground-truth* video (Farneback, a different algorithm from the
                        DIS flow the method uses), over pixels that pass the forward-backward
-                       occlusion check; averaged over the frame pairs *within a shot*
+                       occlusion check and lie off motion boundaries (Lai et al.'s mask,
+                       `detect_occlusion` in their code); averaged over the frame pairs
+                       *within a shot*
   video/warp_error_all the same over every pair, cuts included
   video/psnr           per-frame RGB PSNR against the ground truth (dB), averaged
   video/colorfulness   Hasler & Suesstrunk colourfulness, averaged over frames
@@ -99,8 +101,12 @@ def colourise(colorizer, frames, strength: float, workers: int):
 
 
 def truth_flows(frames) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(map_x, map_y, mask) taking frame t-1 to frame t, from the ground truth's motion."""
+    """(map_x, map_y, mask) taking frame t-1 to frame t, from the ground truth's motion.
+    The mask is Lai et al.'s: it leaves out pixels that fail the forward-backward check
+    and pixels on motion boundaries, where a smooth flow mixes two motions."""
     import cv2
+
+    from jaxcolor.inference.temporal import motion_boundary
 
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     h, w = gray[0].shape
@@ -114,7 +120,7 @@ def truth_flows(frames) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         fw = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         err = np.sum((back + fw) ** 2, -1)
         ok = err <= 0.01 * (np.sum(back**2, -1) + np.sum(fw**2, -1)) + 0.5
-        ok &= (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+        ok &= (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1) & ~motion_boundary(back)
         out.append((mx, my, ok))
     return out
 
