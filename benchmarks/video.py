@@ -45,6 +45,7 @@ import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -100,10 +101,26 @@ def colourise(colorizer, frames, strength: float, workers: int):
         stepper.close()
 
 
-def truth_flows(frames) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(map_x, map_y, mask) taking frame t-1 to frame t, from the ground truth's motion.
-    The mask is Lai et al.'s: it leaves out pixels that fail the forward-backward check
-    and pixels on motion boundaries, where a smooth flow mixes two motions."""
+class TruthFlow(NamedTuple):
+    """The ground truth's motion from frame t-1 to frame t: where each pixel of frame t
+    was (`map_x`, `map_y`, for cv2.remap), whether it passes the forward-backward check
+    and lands inside frame t-1 (`consistent`), and whether it lies on a motion boundary,
+    where a smooth flow mixes two motions (`boundary`)."""
+
+    map_x: np.ndarray
+    map_y: np.ndarray
+    consistent: np.ndarray
+    boundary: np.ndarray
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The pixels E_warp counts: Lai et al.'s mask (their `detect_occlusion` leaves
+        out both forward-backward failures and motion boundaries)."""
+        return self.consistent & ~self.boundary
+
+
+def truth_flows(frames) -> list[TruthFlow]:
+    """The ground truth's motion between each pair of consecutive frames."""
     import cv2
 
     from jaxcolor.inference.temporal import motion_boundary
@@ -120,8 +137,8 @@ def truth_flows(frames) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         fw = cv2.remap(fwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         err = np.sum((back + fw) ** 2, -1)
         ok = err <= 0.01 * (np.sum(back**2, -1) + np.sum(fw**2, -1)) + 0.5
-        ok &= (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1) & ~motion_boundary(back)
-        out.append((mx, my, ok))
+        ok &= (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+        out.append(TruthFlow(mx, my, ok, motion_boundary(back)))
     return out
 
 
@@ -133,24 +150,28 @@ def warp_errors(frames_rgb, flows) -> np.ndarray:
 
     ab = [color.rgb_to_lab_np(f)[..., 1:].astype(np.float32) for f in frames_rgb]
     errors = []
-    for (mx, my, ok), prev, cur in zip(flows, ab, ab[1:]):
-        warped = cv2.remap(prev, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        errors.append(float(np.sum((cur - warped) ** 2, -1)[ok].mean()))
+    for f, prev, cur in zip(flows, ab, ab[1:]):
+        warped = cv2.remap(prev, f.map_x, f.map_y, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+        errors.append(float(np.sum((cur - warped) ** 2, -1)[f.mask].mean()))
     return np.asarray(errors)
 
 
 def within_shot(frames_rgb, flows, shot_fraction: float, tolerance: float = 12.0) -> np.ndarray:
     """Which pairs the ground truth's motion explains (not a cut), a bool per pair: at least
-    `shot_fraction` of frame t passes the occlusion check *and* matches frame t-1 moved
-    by the flow within `tolerance` gray levels (a flow across a cut can be consistent both
-    ways on smooth pictures; it cannot reproduce the next picture)."""
+    `shot_fraction` of frame t passes the forward-backward check (motion boundaries count:
+    they are motion) *and* matches frame t-1 moved by the flow within `tolerance` gray
+    levels (a flow across a cut can be consistent both ways on smooth pictures; it cannot
+    reproduce the next picture)."""
     import cv2
 
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32) for f in frames_rgb]
     shot = []
-    for (mx, my, ok), prev, cur in zip(flows, gray, gray[1:]):
-        moved = cv2.remap(prev, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        shot.append((ok & (np.abs(cur - moved) <= tolerance)).mean() >= shot_fraction)
+    for f, prev, cur in zip(flows, gray, gray[1:]):
+        moved = cv2.remap(prev, f.map_x, f.map_y, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+        explained = f.consistent & (np.abs(cur - moved) <= tolerance)
+        shot.append(explained.mean() >= shot_fraction)
     return np.asarray(shot)
 
 

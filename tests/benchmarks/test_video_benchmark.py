@@ -6,7 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inference.video_clips import cut_frames  # skips without PyAV / OpenCV
+from inference.video_clips import (  # skips without PyAV / OpenCV
+    cut_frames, moving_object_frames)
+
+import cv2  # noqa: E402  (present: the import above skips without it)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,3 +39,16 @@ def test_still_colour_has_no_flicker_and_a_colour_jump_has(video_bench):
                for i, f in enumerate(frames)]
     assert video_bench.warp_errors(shifted, flows).mean() > \
         10 * video_bench.warp_errors(frames, flows).mean()
+
+
+def test_motion_boundaries_leave_e_warp_but_not_the_shot(video_bench):
+    """A disc moving over a photo: the edge of its motion is left out of E_warp's mask (Lai
+    et al.'s), and the pairs still count as one shot."""
+    frames, discs = moving_object_frames(6, width=96, height=64, step=4, radius=12)
+    flows = video_bench.truth_flows(frames)
+    assert video_bench.within_shot(frames, flows, 0.5).all()
+    for f, disc in zip(flows, discs[1:]):
+        edge = disc ^ np.roll(disc, 4, axis=1)  # the disc's leading and trailing edges
+        far = cv2.dilate(disc.astype(np.uint8), np.ones((25, 25), np.uint8)) == 0
+        assert f.boundary[edge].mean() > 5 * f.boundary[far].mean() + 0.1
+        assert not (f.mask & f.boundary).any()
