@@ -25,7 +25,8 @@ flow, wherever that carry is trustworthy:
     every landing point in the area has the same lightness and the same colour. Where the
     frame's local lightness gradient is below `flat_gradient`, a landing point inside the
     previous frame is trusted without the forward-backward check, and the lightness check
-    alone decides. Film grain makes this common: DIS follows the grain of a flat area at
+    alone decides. Noise that survives the reduction to render size (a noisy overexposed
+    sky, the grain of a small or coarse-grained film) makes this common: DIS follows it at
     random, and without this rule a grainy shot would lose its carry there.
   * Motion boundaries: DIS's flow is smooth across the edge of a moving object, so the
     background the object uncovers gets a flow half-way to the object's and passes the
