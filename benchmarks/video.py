@@ -20,6 +20,10 @@ same `Colorizer` and pipeline as `jaxcolor video`: with temporal consistency
   video/warp_error_all the same over every pair, cuts included
   video/psnr           per-frame RGB PSNR against the ground truth (dB), averaged
   video/colorfulness   Hasler & Suesstrunk colourfulness, averaged over frames
+  video/cdc            TCVC's colour distribution consistency (Liu et al. 2023): the
+                       Jensen-Shannon divergence of the R, G and B histograms of frames t
+                       and t+d, averaged over t, the channels and d in (1, 2, 4); flow-free,
+                       over the whole clip as they define it (cuts included)
 and `video/flicker_ratio` (temporal / frame-by-frame E_warp within shots; the target is
 <= 0.5), with the ratio over all pairs beside it.
 
@@ -175,6 +179,25 @@ def within_shot(frames_rgb, flows, shot_fraction: float, tolerance: float = 12.0
     return np.asarray(shot)
 
 
+def colour_distribution_consistency(frames_rgb, dilations=(1, 2, 4)) -> float:
+    """TCVC's CDC: mean Jensen-Shannon divergence (nats) between the 256-bin histograms of
+    each RGB channel of frames t and t + d, over t, the channels and `dilations`."""
+    hists = np.stack([[np.bincount(f[..., c].ravel(), minlength=256) / f[..., c].size
+                       for c in range(3)] for f in frames_rgb])  # [T, 3, 256]
+
+    def entropy_to(p, m):  # KL(p || m), with 0 log 0 = 0 (m > 0 wherever p > 0)
+        return np.sum(p * np.log(np.divide(p, m, out=np.ones_like(p), where=p > 0)), axis=-1)
+
+    per_dilation = []
+    for d in dilations:
+        if d >= len(hists):
+            continue
+        p, q = hists[:-d], hists[d:]
+        m = (p + q) / 2
+        per_dilation.append(float(np.mean(0.5 * entropy_to(p, m) + 0.5 * entropy_to(q, m))))
+    return float(np.mean(per_dilation)) if per_dilation else float("nan")
+
+
 def quality(frames_rgb, truth) -> tuple[float, float]:
     from jaxcolor import metrics
 
@@ -204,8 +227,10 @@ def flicker(args, colorizer, config) -> None:
             psnr, cf = quality(frames, truth)
             figures = [("video/warp_error", errors[name], "ab^2"),
                        ("video/warp_error_all", errors_all[name], "ab^2"),
-                       ("video/colorfulness", cf, "CF"), ("video/psnr", psnr, "dB")]
-            for figure, value, unit in figures[:3] if name == "ground_truth" else figures:
+                       ("video/colorfulness", cf, "CF"),
+                       ("video/cdc", colour_distribution_consistency(frames), "JS"),
+                       ("video/psnr", psnr, "dB")]
+            for figure, value, unit in figures[:4] if name == "ground_truth" else figures:
                 common.emit(common.make_result(figure, round(value, 4), unit, method=name,
                                                **where), args.out)
         common.emit(common.make_result(

@@ -52,3 +52,13 @@ def test_motion_boundaries_leave_e_warp_but_not_the_shot(video_bench):
         far = cv2.dilate(disc.astype(np.uint8), np.ones((25, 25), np.uint8)) == 0
         assert f.boundary[edge].mean() > 5 * f.boundary[far].mean() + 0.1
         assert not (f.mask & f.boundary).any()
+
+
+def test_cdc_is_zero_for_a_still_clip_and_grows_with_colour_jumps(video_bench):
+    frames = cut_frames(6, cut=6, width=96, height=64)  # one shot: a pan
+    cdc = video_bench.colour_distribution_consistency
+    assert cdc([frames[0]] * 5) == 0.0
+    shifted = [f if i % 2 else np.clip(f.astype(int) + [40, -20, 0], 0, 255).astype(np.uint8)
+               for i, f in enumerate(frames)]
+    assert cdc(shifted) > 10 * cdc(frames) > 0
+    assert cdc(shifted) <= np.log(2)  # the Jensen-Shannon divergence's bound, in nats
