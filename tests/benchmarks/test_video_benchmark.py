@@ -43,7 +43,8 @@ def test_still_colour_has_no_flicker_and_a_colour_jump_has(video_bench):
 
 def test_motion_boundaries_leave_e_warp_but_not_the_shot(video_bench):
     """A disc moving over a photo: the edge of its motion is left out of E_warp's mask (Lai
-    et al.'s), and the pairs still count as one shot."""
+    et al.'s), where the smooth reference flow mixes the disc's motion and the
+    background's and so charges even the ground truth; the pairs still count as one shot."""
     frames, discs = moving_object_frames(6, width=96, height=64, step=4, radius=12)
     flows = video_bench.truth_flows(frames)
     assert video_bench.within_shot(frames, flows, 0.5).all()
@@ -51,7 +52,9 @@ def test_motion_boundaries_leave_e_warp_but_not_the_shot(video_bench):
         edge = disc ^ np.roll(disc, 4, axis=1)  # the disc's leading and trailing edges
         far = cv2.dilate(disc.astype(np.uint8), np.ones((25, 25), np.uint8)) == 0
         assert f.boundary[edge].mean() > 5 * f.boundary[far].mean() + 0.1
-        assert not (f.mask & f.boundary).any()
+    blind = [f._replace(boundary=np.zeros_like(f.boundary)) for f in flows]
+    assert video_bench.warp_errors(frames, flows).mean() < \
+        0.7 * video_bench.warp_errors(frames, blind).mean()
 
 
 def test_cdc_is_zero_for_a_still_clip_and_grows_with_colour_jumps(video_bench):
