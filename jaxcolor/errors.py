@@ -16,6 +16,7 @@ ValueError)`), and name the file or field at fault in their message.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 EXIT_OK = 0
@@ -44,6 +45,24 @@ class RunError(JaxcolorError):
 
 class MissingPathError(UsageError, FileNotFoundError):
     """A path named on the command line or in the config does not exist."""
+
+
+class MissingDependencyError(UsageError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency, or raise `MissingDependencyError` naming the package
+    and the `jaxcolor[extra]` that installs it (e.g. `require("av", "video")`).
+
+    The one idiom for every optional import, so a missing package reads the same
+    everywhere and the import happens where the package is used, not where it is checked.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingDependencyError(f"the {module} package is not installed ({e}); "
+                                     f"pip install 'jaxcolor[{extra}]'") from None
 
 
 def report(error: JaxcolorError, stream=None) -> int:

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         codec=video_io.Codec(args.codec, args.crf, args.preset, args.lossless),
         consistency=temporal.Consistency(strength=args.temporal),
         segment_frames=args.segment_frames, fps=_fps(args.fps))
-    temporal.require("av"), temporal.require("cv2")
+    errors.require("av", "video"), errors.require("cv2", "video")
     source = video.open_source(Path(args.input).expanduser(), settings.fps, args.max_pixels)
     output = Path(args.output).expanduser()
     video.output_kind(output)

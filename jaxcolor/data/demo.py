@@ -22,7 +22,7 @@ from PIL import Image
 from jaxcolor import color
 from jaxcolor.data.images import load_image_rgb
 from jaxcolor.data.records import MANIFEST, RecordsWriter
-from jaxcolor.errors import UsageError
+from jaxcolor.errors import require
 
 COLOUR_PHOTOS = ("astronaut.png", "hubble_deep_field.jpg", "ihc.png", "motorcycle_left.png",
                  "motorcycle_right.png", "retina.jpg", "rocket.jpg")
@@ -30,18 +30,9 @@ GRAY_PHOTOS = ("camera.png", "moon.png", "coins.png")
 HELD_OUT = ("chelsea.png", "coffee.png")  # validation only: a cat and a cup never trained on
 
 
-class DemoDataError(UsageError):
-    """scikit-image (the source of the demo photos) is missing."""
-
-
 def sample_photo_dir() -> Path:
-    try:
-        import skimage.data
-    except ImportError:
-        raise DemoDataError("the demo trains on scikit-image's bundled photos: install them "
-                            "with `pip install 'jaxcolor[demo]'` (or `pip install "
-                            "scikit-image`)") from None
-    return Path(skimage.data.__file__).parent
+    """The folder of scikit-image's bundled photos (the demo's training data)."""
+    return Path(require("skimage.data", "demo").__file__).parent
 
 
 def random_crops(rgb: np.ndarray, count: int, size: int, rng: np.random.Generator) -> np.ndarray:

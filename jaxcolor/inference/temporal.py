@@ -66,32 +66,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import importlib
 import os
 import threading
 from typing import Sequence
 
 import numpy as np
 
-from jaxcolor.errors import UsageError
+from jaxcolor.errors import UsageError, require
 from jaxcolor.inference.colorizer import Colorizer, Prepared
 from jaxcolor.inference.photo import crop_render
-
-INSTALL_HINT = "pip install 'jaxcolor[video]'"
-
-
-class VideoDependencyError(UsageError, ImportError):
-    """PyAV or OpenCV is not installed; the message says how to install them."""
-
-
-def require(module: str):
-    """Import an optional video dependency (`av`, `cv2`), or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise VideoDependencyError(f"video needs the {module} package ({e}); "
-                                   f"{INSTALL_HINT}") from None
-
 
 @dataclasses.dataclass(frozen=True)
 class Consistency:
@@ -148,7 +131,7 @@ _local = threading.local()
 def _dis():
     """One DIS instance per thread (they keep buffers; not shareable between threads)."""
     if getattr(_local, "dis", None) is None:
-        cv2 = require("cv2")
+        cv2 = require("cv2", "video")
         _local.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     return _local.dis
 
@@ -175,7 +158,7 @@ class Flow:
 
 def flow(L_prev: np.ndarray, L: np.ndarray) -> Flow:
     """Backward flow t -> t-1 with the forward-backward check (pure; any thread)."""
-    cv2 = require("cv2")
+    cv2 = require("cv2", "video")
     prev8, cur8 = _gray8(L_prev), _gray8(L)
     backward = _dis().calc(cur8, prev8, None)  # L(x) ~ L_prev(x + backward(x))
     forward = _dis().calc(prev8, cur8, None)
@@ -230,7 +213,7 @@ def blend(carry: Carry | None, L: np.ndarray, pred: np.ndarray, moved: Flow | No
     (`moved`: `flow(carry.L, L)`; None when there is no carry)."""
     if carry is None or settings.strength == 0.0 or carry.L.shape != L.shape:
         return Step(pred, cut=carry is not None and carry.L.shape != L.shape, carried=0.0)
-    cv2 = require("cv2")
+    cv2 = require("cv2", "video")
     remap = lambda x: cv2.remap(x, moved.map_x, moved.map_y, cv2.INTER_LINEAR,  # noqa: E731
                                 borderMode=cv2.BORDER_REPLICATE)
     diff = L - remap(carry.L)

@@ -34,7 +34,7 @@ from typing import Iterator
 import numpy as np
 
 from jaxcolor.errors import RunError, UsageError
-from jaxcolor.inference.temporal import require
+from jaxcolor.errors import require
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 """Output suffixes and their FFmpeg muxers."""
@@ -116,7 +116,7 @@ class VideoInfo:
 
 
 def _open(path: Path):
-    av = require("av")
+    av = require("av", "video")
     try:
         return av.open(str(path))
     except av.FFmpegError as e:
@@ -131,7 +131,7 @@ def _reason(e: Exception) -> str:
 
 def probe(path: Path) -> VideoInfo:
     """Read the container's packets once (no decoding) and describe its video stream."""
-    av = require("av")
+    av = require("av", "video")
     with _open(path) as container:
         if not container.streams.video:
             raise VideoInputError(f"{path}: no video stream (streams: "
@@ -201,7 +201,7 @@ class Decoder:
     def frames(self, start: int = 0) -> Iterator[Frame]:
         """Frames from index `start` on; earlier ones are decoded and dropped (their
         pictures are never converted)."""
-        av = require("av")
+        av = require("av", "video")
         pending: list = []  # pictures waiting for their time stamp, in output order
         stamps: list[int] = []  # heap of the pending pictures' time stamps
         last = None
@@ -259,7 +259,7 @@ class Encoder:
     (pts, dts, duration) in the stream's time base, in file order."""
 
     def __init__(self, path: Path, info: VideoInfo, codec: Codec):
-        av = require("av")
+        av = require("av", "video")
         self._av, self.path, self.info = av, path, info
         name, self._pix_fmt, options = codec.encoder(info.width, info.height)
         try:

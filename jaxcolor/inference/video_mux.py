@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 
 from jaxcolor.errors import UsageError
-from jaxcolor.inference.temporal import require
+from jaxcolor.errors import require
 from jaxcolor.inference.video_io import (CONTAINERS, VideoInfo, VideoWriteError, _open,
                                          _reason)
 
@@ -32,7 +32,7 @@ def check_audio(info: VideoInfo, suffix: str) -> None:
     """Refuse before any work an output container that cannot hold the input's audio."""
     if not info.audio:
         return
-    av = require("av")
+    av = require("av", "video")
     with _open(info.path) as source:
         try:
             with av.open(io.BytesIO(), "w", format=CONTAINERS[suffix]) as trial:
@@ -50,7 +50,7 @@ def assemble(output: Path, suffix: str, segments: list[tuple[Path, list]],
     """Write the film into `output` as a `suffix` file: each segment's video packets with
     their recorded time stamps, and every audio packet of the input unchanged, interleaved
     by time."""
-    av = require("av")
+    av = require("av", "video")
     fmt = CONTAINERS[suffix.lower()]
     opened = [av.open(str(path)) for path, _ in segments]
     try:

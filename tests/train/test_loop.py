@@ -280,7 +280,7 @@ def test_run_py_saves_on_sigterm_exits_0_and_resumes(records_dir, compile_cache,
 
 @pytest.mark.slow
 def test_run_py_reports_a_missing_demo_dependency_in_one_line(tmp_path):
-    """DemoDataError (no scikit-image) reaches run.py as one line, not a traceback."""
+    """A missing scikit-image (errors.require) reaches run.py as one line, not a traceback."""
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "skimage.py").write_text("raise ImportError('scikit-image is not installed')\n")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jaxcolor import errors
 from jaxcolor.errors import UsageError
 from jaxcolor.inference import restore as restore_lib
 from jaxcolor.inference.photo import default_render_size, round_render_size
@@ -30,7 +31,7 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, step: int |
            dynamic_batch: bool = False) -> tuple[Path, int, int]:
     """Write the ONNX model of a checkpoint's generator to `out` (atomically: a temporary
     file in the same directory, then a rename). Returns (path, step, render size)."""
-    onnx = runtime.require("onnx")
+    onnx = errors.require("onnx", "onnx")
     from jaxcolor.inference.onnx import graph
 
     if render_size is not None and render_size < 1:

@@ -10,25 +10,17 @@ Why a second backend: XLA:CPU runs this ResNet U-Net markedly slower than ONNX R
 CPU kernels do (see BENCHMARKS.md), and CPU is where most users colourise.
 
 `onnx` and `onnxruntime` are optional (`pip install 'jaxcolor[onnx]'`); they are imported
-only when a session is made, and their absence is reported as `OnnxUnavailableError`.
+only when a session is made (`jaxcolor.errors.require`).
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
 
 import numpy as np
 
-from jaxcolor.errors import RunError, UsageError
-
-INSTALL_HINT = "pip install 'jaxcolor[onnx]'"
-
-
-class OnnxUnavailableError(UsageError, ImportError):
-    """onnx / onnxruntime are not installed; the message says how to install them."""
-
+from jaxcolor.errors import RunError, UsageError, require
 
 class OnnxBackendError(RunError, ValueError):
     """An input or model does not fit the ONNX backend (names the model and the problem)."""
@@ -39,21 +31,11 @@ def available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 
 
-def require(module: str):
-    """Import an optional ONNX dependency, or raise `OnnxUnavailableError` saying how to
-    install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise OnnxUnavailableError(f"the ONNX backend needs the {module} package ({e}); "
-                                   f"{INSTALL_HINT}") from None
-
-
 def session_options(threads: int | None = None):
     """CPU session options: `threads` intra-op threads (None: ONNX Runtime's default, one per
     physical core), no inter-op parallelism (this graph is one chain), all graph
     optimisations (conv + relu / add fusion, NCHWc layouts)."""
-    ort = require("onnxruntime")
+    ort = require("onnxruntime", "onnx")
     options = ort.SessionOptions()
     if threads is not None:
         if threads < 1:
@@ -80,7 +62,7 @@ class OnnxGenerator:
 
     def __init__(self, model: str | os.PathLike | bytes, *, threads: int | None = None,
                  name: str | None = None):
-        ort = require("onnxruntime")
+        ort = require("onnxruntime", "onnx")
         self.name = name or (str(model) if not isinstance(model, bytes) else "<in memory>")
         source = model if isinstance(model, bytes) else os.fspath(model)
         try:
@@ -103,7 +85,7 @@ class OnnxGenerator:
     def from_generator(cls, generator, *, height: int | None = None, width: int | None = None,
                        threads: int | None = None) -> "OnnxGenerator":
         """A session of a restored `UNetGenerator` (eval-mode statistics), built in memory."""
-        require("onnx")
+        require("onnx", "onnx")
         from jaxcolor.inference.onnx import graph
 
         model = graph.generator_to_onnx(generator, height=height, width=width)
