@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inference.tiny_run import trained_workdir
+from tests.support import trained_workdir
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jaxcolor"

@@ -13,7 +13,7 @@ from PIL import Image
 from jaxcolor import cli as jaxcolor_cli
 from jaxcolor import color
 from jaxcolor.data.records import RecordsWriter
-from inference.tiny_run import assert_keeps_lightness, photo_rgb, trained_workdir
+from tests.support import assert_keeps_lightness, photo_rgb, trained_workdir
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from PIL import Image
 
 from jaxcolor.cli import main as jaxcolor_main
 from jaxcolor.inference import evaluation
-from inference.tiny_run import TINY_RUN_STEPS, photo_rgb, trained_workdir
-from train.helpers import write_records
+from tests.support import TINY_RUN_STEPS, photo_rgb, trained_workdir
+from tests.support import write_records
 
 
 def evaluate(*args: str) -> int:

@@ -15,7 +15,7 @@ from jaxcolor import color  # noqa: E402
 from jaxcolor.cli import main as jaxcolor_main  # noqa: E402
 from jaxcolor.inference.colorizer import Colorizer  # noqa: E402
 from jaxcolor.inference.onnx.runtime import OnnxBackendError, OnnxGenerator  # noqa: E402
-from inference.tiny_run import trained_workdir  # noqa: E402
+from tests.support import trained_workdir  # noqa: E402
 
 
 def export(*args: str) -> int:

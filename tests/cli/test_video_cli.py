@@ -20,8 +20,8 @@ from PIL import Image
 
 from jaxcolor import cli as jaxcolor_cli
 from jaxcolor import color
-from inference.tiny_run import assert_keeps_lightness, trained_workdir
-from inference.video_clips import av, cut_frames, pan_frames, read_video, write_clip
+from tests.support import assert_keeps_lightness, trained_workdir
+from tests.inference.video_clips import av, cut_frames, pan_frames, read_video, write_clip
 
 REPO = Path(__file__).resolve().parents[2]
 

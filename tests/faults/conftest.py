@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import faultkit
+from tests.faults import faultkit
 
 
 @pytest.fixture(scope="session")

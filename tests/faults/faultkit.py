@@ -2,7 +2,7 @@
 killed, and readers for what a run leaves on disk (checkpoint steps, restored state, log).
 
 The trainer is `tests/faults/trainer.py` (experiments/run.py's main, faults patched in
-on request) with `tests/faults/tiny_config.py`. Every run in a session shares one
+on request) with `tests/tiny_config.py:faults`. Every run in a session shares one
 persistent XLA compilation cache, so a restarted trainer loads its compiled steps instead
 of compiling them again.
 """
@@ -21,13 +21,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxcolor import color, configs
-from jaxcolor.data.records import RecordsWriter
-from train.helpers import colourful_images
+from jaxcolor import configs
+from tests import support
+from tests.support import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TRAINER = REPO / "tests" / "faults" / "trainer.py"
-CONFIG = REPO / "tests" / "faults" / "tiny_config.py"
+CONFIG = f"{support.TINY_CONFIG}:faults"
 ORBAX_TMP = ".orbax-checkpoint-tmp"  # suffix of a step directory Orbax is still writing
 RESUMED = re.compile(r"Resumed from (\S+)/(\d+)")
 
@@ -35,20 +34,14 @@ RESUMED = re.compile(r"Resumed from (\S+)/(\d+)")
 GRAY = slice(3, None, 8)  # records 3, 11, 19, 27, 35 are gray: the training filter drops them
 
 
-def write_records(directory: Path, count: int = 40, size: int = 40, val_every: int = 5,
-                  shard_bytes: int | None = None) -> Path:
+def write_records(directory: Path, *, shard_bytes: int | None = None) -> Path:
     """40 records of 40x40: 8 validation (every 5th, 35 among them), 32 training of which
     4 are gray, so training keeps 28 (14 a process when there are two)."""
-    rgb = colourful_images(count, size)
-    rgb[GRAY] = rgb[GRAY].mean(axis=-1, keepdims=True).astype(np.uint8)
-    kwargs = {} if shard_bytes is None else {"shard_bytes": shard_bytes}
-    with RecordsWriter(directory, size, size, val_every=val_every, **kwargs) as writer:
-        writer.add(*color.encode_lab8(color.rgb_to_lab_np(rgb)))
-    return directory
+    return support.write_records(directory, size=40, gray=GRAY, shard_bytes=shard_bytes)
 
 
 def tiny_config(**phases):
-    """tests/faults/tiny_config.py's config (`phases` overrides config.phases)."""
+    """tests/tiny_config.py:faults (`phases` overrides config.phases)."""
     config = configs.load(CONFIG)
     config.phases.update(phases)
     return config
@@ -173,19 +166,6 @@ def restore_state(workdir: Path, step: int) -> dict:
         saved = checkpointer.metadata(path).item_metadata.tree
         as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), saved)
         return checkpointer.restore(path, args=ocp.args.PyTreeRestore(restore_args=as_numpy))
-
-
-def assert_trees_equal(a, b, **tolerance) -> None:
-    """Same structure and every leaf equal: bitwise, or `assert_allclose(**tolerance)`."""
-    flat_a, _ = jax.tree_util.tree_flatten_with_path(a)
-    flat_b, _ = jax.tree_util.tree_flatten_with_path(b)
-    assert [p for p, _ in flat_a] == [p for p, _ in flat_b]
-    for (path, x), (_, y) in zip(flat_a, flat_b):
-        name = jax.tree_util.keystr(path)
-        if tolerance:
-            np.testing.assert_allclose(np.asarray(x), np.asarray(y), err_msg=name, **tolerance)
-        else:
-            np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=name)
 
 
 def all_finite(tree) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import faultkit
+from tests.faults import faultkit
 
 RUN = faultkit.REPO / "experiments" / "run.py"
 RECORD_BYTES = 40 * 40 * 3

@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-import faultkit
+from tests.faults import faultkit
 
 pytestmark = pytest.mark.slow  # trainer subprocesses
 

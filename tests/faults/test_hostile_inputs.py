@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-import faultkit
-import hostile
 from jaxcolor.data import images
+from tests.faults import faultkit
+from tests.faults import hostile
 
 DECODE_SECONDS = 5.0  # per file; a decompression bomb must be refused, not decoded
 CLI_TIMEOUT = 600

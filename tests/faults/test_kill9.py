@@ -5,7 +5,7 @@ with exactly the state of a run that was never interrupted.
 
 The run has 16 steps, checkpoints every 2; each kill is placed so that the next restart
 resumes further on, which fits KILLS = 5 into 16 steps (more kills need longer phases).
-Its pretraining is staged (tests/faults/tiny_config.py: 4 steps of batch 8 at their own
+Its pretraining is staged (tests/tiny_config.py:faults: 4 steps of batch 8 at their own
 learning rate, then 4 of batch 4): the first restart resumes inside the first stage (from
 step 2), later ones at or after its end, and the state, the learning rate and the data
 position of a staged run must come back exactly for the final state to match.
@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-import faultkit
+from tests.faults import faultkit
 
 pytestmark = pytest.mark.slow  # trainer subprocesses
 

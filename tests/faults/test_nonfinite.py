@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-import faultkit
+from tests.faults import faultkit
 
 pytestmark = pytest.mark.slow  # trainer subprocesses
 

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-import faultkit
+from tests.faults import faultkit
 
 pytestmark = pytest.mark.slow  # trainer subprocesses
 

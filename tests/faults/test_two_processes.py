@@ -32,9 +32,9 @@ import time
 
 import pytest
 
-import faultkit
 from jaxcolor.data import stats
 from jaxcolor.data.records import Records
+from tests.faults import faultkit
 
 STEPS = 8  # 28 filtered records: 14 per process, 2 per step, so 7 steps are one epoch
 EPOCH = 7

@@ -1,6 +1,6 @@
 r"""Test-only entry point: experiments/run.py's `main`, with faults patched in-process.
 
-  python tests/faults/trainer.py --config=tests/faults/tiny_config.py --workdir=DIR \
+  python tests/faults/trainer.py --config=tests/tiny_config.py:faults --workdir=DIR \
       [--fault_nan_at_step=N] [--fault_enospc_at_save=K] [--fault_record_indices=FILE] \
       [--fault_emulate_processes=P] [--fault_step_delay=S] [--config.*=...]
 

@@ -12,7 +12,7 @@ from jaxcolor import color
 from jaxcolor.inference import colorizer as colorizer_lib
 from jaxcolor.inference import photo as photo_lib
 from jaxcolor.inference.colorizer import Colorizer
-from inference.tiny_run import TINY_RUN_STEPS, assert_keeps_lightness, photo_rgb, trained_workdir
+from tests.support import TINY_RUN_STEPS, assert_keeps_lightness, photo_rgb, trained_workdir
 
 
 @pytest.fixture(scope="module")

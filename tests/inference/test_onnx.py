@@ -28,7 +28,7 @@ from jaxcolor.inference.onnx import graph as onnx_graph  # noqa: E402
 from jaxcolor.inference.onnx.runtime import OnnxGenerator  # noqa: E402
 from jaxcolor.models import generator as generator_lib  # noqa: E402
 from jaxcolor.models import resnet  # noqa: E402
-from inference.tiny_run import photo_rgb, trained_workdir  # noqa: E402
+from tests.support import photo_rgb, trained_workdir  # noqa: E402
 
 WIDTHS = (32, 16, 16, 8, 8)  # decoder widths; the ResNet encoder keeps torchvision's
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "configs").glob("*.py"))

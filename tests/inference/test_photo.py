@@ -9,7 +9,7 @@ from PIL import Image
 
 from jaxcolor import color
 from jaxcolor.inference import photo as photo_lib
-from inference.tiny_run import photo_rgb
+from tests.support import photo_rgb
 
 
 def test_render_keeps_aspect_and_pads_instead_of_stretching():

@@ -10,7 +10,7 @@ import pytest
 
 from jaxcolor.errors import UsageError
 from jaxcolor.inference import restore
-from inference.tiny_run import TINY_RUN_STEPS, trained_workdir
+from tests.support import TINY_RUN_STEPS, trained_workdir
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from jaxcolor import color
 from jaxcolor.inference import pipeline, temporal
 from jaxcolor.inference.colorizer import Colorizer
 from jaxcolor.inference.photo import Photo
-from inference.tiny_run import assert_keeps_lightness, trained_workdir
-from inference.video_clips import (cut_frames, grainy_sky_frames, moving_object_frames,
+from tests.support import assert_keeps_lightness, trained_workdir
+from tests.inference.video_clips import (cut_frames, grainy_sky_frames, moving_object_frames,
                                    pan_frames)
 
 STEP = 2  # pixels the pan moves per frame (whole pixels: the true motion is exact)

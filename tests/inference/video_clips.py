@@ -14,7 +14,7 @@ from PIL import Image
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from inference.tiny_run import photo_rgb  # noqa: E402
+from tests.support import photo_rgb  # noqa: E402
 
 
 def pan_frames(count: int, width: int = 64, height: int = 48, step: float = 1.5,

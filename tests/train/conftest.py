@@ -10,7 +10,8 @@ import jax
 import pytest
 from jax.experimental.compilation_cache import compilation_cache
 
-from helpers import RunRecord, tiny_config, train_recording, write_records
+from tests.train.helpers import RunRecord, train_recording
+from tests.support import tiny_config, write_records
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,11 @@ import pytest
 from flax import nnx
 from tensorboard.backend.event_processing import event_accumulator
 
-from helpers import assert_trees_equal, plain, restore_saved_state, tiny_config
 from jaxcolor.inference import restore
 from jaxcolor.models import factory
 from jaxcolor.train import checkpoint
+from tests.train.helpers import restore_saved_state
+from tests.support import assert_trees_equal, plain, tiny_config
 
 FINAL = 10
 

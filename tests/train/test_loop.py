@@ -18,14 +18,15 @@ import pytest
 from PIL import Image
 from tensorboard.backend.event_processing import event_accumulator
 
-from helpers import (CROP, D_PRETRAIN, GAN, PRETRAIN, REPO, assert_trees_equal, load_config,
-                     restore_saved_state, run_python, tiny_config, train_recording)
 from jaxcolor import color
 from jaxcolor.data.records import Records, RecordsError
 from jaxcolor.errors import MissingPathError
 from jaxcolor.train import loop
 from jaxcolor.train import steps as steps_lib
 from jaxcolor.train.inputs import DataConfigError
+from tests.train.helpers import restore_saved_state, train_recording
+from tests.support import (CROP, D_PRETRAIN, GAN, PRETRAIN, REPO, assert_trees_equal,
+                           load_config, run_python, tiny_config)
 
 TOTAL = PRETRAIN + D_PRETRAIN + GAN
 

@@ -19,19 +19,20 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import (REPO, assert_trees_equal, build_run, fixed_batch, run_steps, tiny_config,
-                     to_host)
 from jaxcolor import sharding
 from jaxcolor.data import pipeline
+from tests.train.helpers import build_run, fixed_batch, run_steps
+from tests.support import REPO, assert_trees_equal, tiny_config, to_host
 
 PHASES = ("pretrain", "gan")  # the GAN step also updates D
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 FOUR_DEVICES = r"""
 import pickle, sys
-sys.path.insert(0, "tests/train")
+sys.path.insert(0, ".")  # the repository root: the tests package
 import jax
-from helpers import build_run, run_steps, tiny_config, to_host
+from tests.train.helpers import build_run, run_steps
+from tests.support import tiny_config, to_host
 from jaxcolor import sharding
 from jaxcolor.data import pipeline
 from jaxcolor.train import loop, setup

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from jax import monitoring
 
-from helpers import tiny_config
 from jaxcolor.train import setup as setup_lib
 from jaxcolor.train import state as state_lib
+from tests.support import tiny_config
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 

@@ -6,8 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import ENCODER_FREEZE_STEPS, EMA_DECAY, build_run, fixed_batch, tiny_config, to_host
 from jaxcolor.data import pipeline
+from tests.train.helpers import build_run, fixed_batch
+from tests.support import EMA_DECAY, ENCODER_FREEZE_STEPS, tiny_config, to_host
 
 
 @pytest.fixture(scope="module")
