@@ -202,8 +202,8 @@ def lowered_flops(jitted, *abstract_args) -> float:
 
 
 def cpu_setup(config):
-    """`training_setup` on one CPU device: steps whose programs lower for the CPU whatever
-    the machine, for `lowered_flops`."""
+    """The training's setup (`jaxcolor.train.setup.setup`) on one CPU device: steps whose
+    programs lower for the CPU whatever the machine, for `lowered_flops`."""
     import jax
 
     from jaxcolor import sharding
@@ -228,17 +228,7 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - start
 
 
-# ---- the training setup, as the loop builds it -------------------------------------------
-
-
-def training_setup(config):
-    """What `jaxcolor.train.loop.train_and_evaluate` builds before its first step: the one
-    `jaxcolor.train.setup.setup`. Its `abstract_state` describes the state (shapes, dtypes,
-    shardings) without allocating it: enough to lower and compile steps for their cost
-    analysis; `init_state()` creates it."""
-    from jaxcolor.train.setup import setup
-
-    return setup(config)
+# ---- batches -----------------------------------------------------------------------------
 
 
 def synthetic_batch(batch: int, size: int, sharding, *, abstract: bool = False,

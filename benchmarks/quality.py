@@ -42,7 +42,7 @@ from benchmarks import common, quality_budget
 
 QUALITY_CONFIG = str(common.REPO / "experiments" / "configs" / "quality.py")
 ABLATION = "l1,gan,gan_rebal,gan_cf,gan_prog,gan_rebal_cf_prog"
-METRICS = ("psnr", "ssim", "ab_mae", "ab_auc", "cf_pred", "cf_true", "delta_cf")
+METRICS = ("psnr", "ssim", "ab_mae", "ab_auc", "cf", "cf_true", "delta_cf")
 PICK_METRICS = ("l1", "psnr", "delta_cf", "combined")
 
 
@@ -160,24 +160,24 @@ def train(config, run_dir: Path) -> dict:
 
 
 def _finished(config, run_dir: Path) -> bool:
-    from jaxcolor.inference import restore
+    from jaxcolor import checkpoints
     from jaxcolor.train.schedule import Schedule
 
     directory = run_dir / "checkpoints"
     if not directory.is_dir() or not any(p.name.isdigit() for p in directory.iterdir()):
         return False
-    return restore.resolve_step(directory) == Schedule.from_config(config).total
+    return checkpoints.resolve_step(directory) == Schedule.from_config(config).total
 
 
 def validation_picks(run_dir: Path) -> tuple[int, dict[str, int]]:
     """(final step, {metric: the step its validation score picks}) of a finished run."""
-    from jaxcolor.inference import restore
+    from jaxcolor import checkpoints
 
-    scores, metas = {}, restore.read_metas(restore.checkpoint_dir(run_dir))
+    scores, metas = {}, checkpoints.read_metas(checkpoints.checkpoint_dir(run_dir))
     for step, meta in metas.items():
         if meta.get("metrics"):
-            summary = {k.removeprefix("val/"): v for k, v in meta["metrics"].items()}
-            scores[step] = {m: restore.BEST_METRICS[m](summary) for m in PICK_METRICS}
+            summary = checkpoints.recorded_summary(meta["metrics"])
+            scores[step] = {m: checkpoints.score(summary, m) for m in PICK_METRICS}
     steps = sorted(metas)
     picks = {m: min(scores, key=lambda s: scores[s][m]) for m in PICK_METRICS} if scores else {}
     return steps[-1], picks
@@ -185,6 +185,7 @@ def validation_picks(run_dir: Path) -> tuple[int, dict[str, int]]:
 
 def evaluate_step(run_dir: Path, step: int, test_paths: list[Path], args) -> dict:
     """Metrics of checkpoint `step` on the test photos (paper protocol), and the baseline."""
+    from jaxcolor import evaluator
     from jaxcolor.inference import evaluation
     from jaxcolor.inference.colorizer import Colorizer
 
@@ -193,11 +194,12 @@ def evaluate_step(run_dir: Path, step: int, test_paths: list[Path], args) -> dic
     start = time.perf_counter()
     report = evaluation.evaluate(colorizer, jobs, max_images=args.max_images, sheet=8)
     seconds = time.perf_counter() - start
-    summary, baseline = evaluation.write_report(
+    summary = evaluation.write_report(
         run_dir / f"eval-{step}", colorizer, report,
         {"kind": "images", "protocol": "paper", "path": str(args.test_photos or args.photos)})
-    return {"step": step, **{k: round(summary[k], 4) for k in METRICS},
-            "gray": {k: round(baseline[k], 4) for k in METRICS},
+    model, gray = evaluator.model_and_gray(summary)
+    return {"step": step, **{k: round(model[k], 4) for k in METRICS},
+            "gray": {k: round(gray[k], 4) for k in METRICS},
             "photos": len(report.per_image), "skipped_gray": report.skipped_gray,
             "unreadable": len(report.unreadable), "eval_s": round(seconds, 1),
             "backend": colorizer.backend, "render_size": colorizer.render_size}
@@ -280,7 +282,7 @@ def table(path: str) -> str:
 
     def row(name, which, m):
         rows.append(f"| {name} | {which} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
-                    f"{m['ab_mae']:.2f} | {m['ab_auc']:.3f} | {m['cf_pred']:.1f} "
+                    f"{m['ab_mae']:.2f} | {m['ab_auc']:.3f} | {m['cf']:.1f} "
                     f"({m['cf_true']:.1f}) | {m['delta_cf']:.1f} |")
 
     for r in latest.values():

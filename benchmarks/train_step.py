@@ -34,6 +34,7 @@ import statistics
 import jax
 
 from benchmarks import common
+from jaxcolor.train.setup import setup as training_setup
 
 KINDS = ("pretrain", "gan", "d_pretrain", "separate")
 
@@ -66,11 +67,11 @@ def _parse(argv):
 def make_g_only_step(setup):
     """G's half of the fused GAN step (`steps.gan_generator_update`) as its own jitted,
     state-donating program."""
-    from jaxcolor.data import stats
+    from jaxcolor.data import batches
     from jaxcolor.train import steps as steps_lib
 
     def g_step(ctx, state, batch):
-        l_norm, ab_real = stats.prepare_batch(batch)
+        l_norm, ab_real = batches.prepare_batch(batch)
         state, metrics, _ = steps_lib.gan_generator_update(ctx, state, l_norm, ab_real)
         return state.replace(step=state.step + 1), metrics
 
@@ -140,7 +141,7 @@ def main(argv=None) -> list[dict]:
         [f"model.depth={args.depth}"] if args.depth is not None else []))
     size = int(args.size or config.data.crop_size)
     dtype = common.compute_dtype_name(config)
-    setup = common.training_setup(config)
+    setup = training_setup(config)  # what the loop builds before its first step
     device_kind = jax.devices()[0].device_kind
     peak = common.peak_flops(device_kind, dtype)
     devices = jax.device_count()

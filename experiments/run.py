@@ -63,12 +63,14 @@ def main(argv):
 def _parse_flags(argv):
     """absl's parser, with a bad `--config.*` override (unknown key, wrong type) reported as
     one line instead of the traceback ml_collections' bare exception would print."""
+    from jaxcolor import errors
+
     try:
         return app.parse_flags_with_usage(argv)
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         overrides = " ".join(a for a in argv[1:] if a.startswith("--config."))
         print(f"error: bad config override ({e}) in: {overrides}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(errors.EXIT_USAGE)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Every metric takes images channels-last, `[..., H, W, C]` with any leading batch
 returns one value per image (shape `[...]`). The array module is a keyword: `xp=jnp` (the
 default) inside the jitted eval step on the device, `xp=np` on the host, where evaluation
 measures photos of every size in worker threads without compiling a program per shape; one
-implementation serves both. `summarize` turns the per-image arrays of an evaluation set into
-the floats that get logged.
+implementation serves both. What is measured of a colourised photo, and how a set is
+summarised, is `jaxcolor.evaluator`'s.
 
 Definitions follow the references the numbers are compared with:
   psnr          scikit-image `peak_signal_noise_ratio`; identical images give +inf, as there.
@@ -193,31 +193,7 @@ def delta_colorfulness(cf_pred, cf_true) -> float:
 
     A set-level number (DDColor's delta-CF): per-image differences would let too-dull and
     too-vivid images cancel differently, so it is taken from the two means (on the host, in
-    float64, like every set-level number of `summarize`).
+    float64, like every set-level number of `jaxcolor.evaluator.summarize`).
     """
     mean = lambda v: float(np.mean(np.asarray(v, np.float64)))  # noqa: E731
     return abs(mean(cf_pred) - mean(cf_true))
-
-
-# --------------------------------------------------------------------------------------
-# Set-level summary.
-# --------------------------------------------------------------------------------------
-
-
-def summarize(per_image: dict) -> dict[str, float]:
-    """Per-image metric arrays (each `[N]`) -> their means as Python floats.
-
-    If both `cf_pred` and `cf_true` are present, `delta_cf` is added from their means
-    (`delta_colorfulness`). Means are taken on host in float64; a +inf PSNR (an exact
-    prediction) makes the PSNR mean +inf rather than being dropped silently.
-    """
-    summary = {}
-    for name, values in per_image.items():
-        values = np.asarray(values, dtype=np.float64)
-        if values.ndim != 1 or values.size == 0:
-            raise MetricInputError(f"metrics.summarize: '{name}' must be a non-empty per-image "
-                                   f"[N] array, got shape {values.shape}")
-        summary[name] = float(values.mean())
-    if "cf_pred" in summary and "cf_true" in summary:
-        summary["delta_cf"] = delta_colorfulness(per_image["cf_pred"], per_image["cf_true"])
-    return summary

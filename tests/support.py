@@ -21,6 +21,7 @@ from flax import nnx
 from PIL import Image
 
 from jaxcolor import color, configs
+from jaxcolor.data import stats as stats_lib
 from jaxcolor.data.records import RecordsWriter
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +76,24 @@ def assert_keeps_lightness(inp_rgb: np.ndarray, out_rgb: np.ndarray, step: int =
     L_in = color.rgb_to_lab_np(inp_rgb[::step, ::step])[..., 0]
     L_out = color.rgb_to_lab_np(out_rgb[::step, ::step, :3])[..., 0]
     assert np.abs(L_out - L_in).max() < 1.0
+
+
+def record_stats_reference(L8: np.ndarray, ab8: np.ndarray) -> np.ndarray:
+    """A single-threaded numpy reference of `jaxcolor.data.stats.compute_stats`."""
+    lab = color.decode_lab8(L8, ab8).astype(np.float64)
+    rgb = color.lab_to_rgb_np(lab).astype(np.float64) * 255.0
+    rg = np.abs(rgb[..., 0] - rgb[..., 1])
+    yb = np.abs(0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2])
+    ax = (1, 2)
+    cf = np.sqrt(rg.var(ax) + yb.var(ax)) + 0.3 * np.sqrt(rg.mean(ax) ** 2 + yb.mean(ax) ** 2)
+    stats = np.empty(len(L8), stats_lib.STATS_DTYPE)
+    stats["colorfulness"] = cf
+    stats["a_std"] = lab[..., 1].std(ax)
+    stats["b_std"] = lab[..., 2].std(ax)
+    stats["ab_max"] = np.abs(lab[..., 1:]).max((1, 2, 3))
+    stats["l_std"] = lab[..., 0].std(ax)
+    stats["l_mean"] = lab[..., 0].mean(ax)
+    return stats
 
 
 # ---- configs and the tiny trained run ---------------------------------------------------------

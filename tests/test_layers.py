@@ -26,14 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jaxcolor"
 
 GROUND = {"jaxcolor", "jaxcolor.color", "jaxcolor.metrics", "jaxcolor.errors",
-          "jaxcolor.sharding", "jaxcolor.configs", "jaxcolor.progress"}
+          "jaxcolor.sharding", "jaxcolor.configs", "jaxcolor.progress", "jaxcolor.checkpoints",
+          "jaxcolor.evaluator"}
 # What each layer may import from jaxcolor (module-name prefixes), besides itself.
 ALLOWED = {
     "ground": GROUND,
     "data": GROUND,
     "models": GROUND,
-    # The checkpoint format belongs to its reader (inference.restore); the writer follows it.
-    "train": GROUND | {"jaxcolor.data", "jaxcolor.models", "jaxcolor.inference.restore"},
+    "train": GROUND | {"jaxcolor.data", "jaxcolor.models"},
     # Decoding photos, and reading records and their filter statistics for evaluation:
     # modules without Grain or optax.
     "inference": GROUND | {"jaxcolor.models", "jaxcolor.data.images", "jaxcolor.data.records",
@@ -99,7 +99,9 @@ def test_the_rules_catch_a_wrong_import():
     assert not _allowed("jaxcolor.data.pipeline", "jaxcolor.models.factory")
     assert not _allowed("jaxcolor.color", "jaxcolor.data.images")
     assert not _allowed("jaxcolor.train.loop", "jaxcolor.cli.common")
-    assert _allowed("jaxcolor.train.checkpoint", "jaxcolor.inference.restore")
+    assert not _allowed("jaxcolor.train.checkpoint", "jaxcolor.inference.restore")
+    assert _allowed("jaxcolor.train.checkpoint", "jaxcolor.checkpoints")
+    assert _allowed("jaxcolor.inference.evaluation", "jaxcolor.evaluator")
     assert _allowed("jaxcolor.cli.colorize", "jaxcolor.train.loop")
 
 

@@ -187,16 +187,3 @@ def test_metrics_jit_on_batches_with_leading_axes():
         single = eval_metrics.__wrapped__(*(a[1, 2] for a in (rgb_pred, rgb_true,
                                                               ab_pred, ab_true)))[name]
         np.testing.assert_allclose(value[1, 2], single, rtol=1e-4, err_msg=name)
-
-
-def test_summarize_means_and_delta_cf():
-    per_image = {
-        "psnr": np.array([20.0, 30.0]),
-        "cf_pred": jnp.array([10.0, 20.0]),
-        "cf_true": np.array([30.0, 40.0]),
-    }
-    assert metrics.summarize(per_image) == {
-        "psnr": 25.0, "cf_pred": 15.0, "cf_true": 35.0, "delta_cf": 20.0}
-    assert "delta_cf" not in metrics.summarize({"psnr": [1.0]})
-    with pytest.raises(metrics.MetricInputError, match="'ab_pred'"):
-        metrics.summarize({"ab_pred": np.zeros((2, 4, 4, 2))})

@@ -63,4 +63,4 @@ def run(args: argparse.Namespace) -> int:
         return errors.EXIT_INTERRUPTED
     bar.close()
     print(summary.format(output))
-    return 1 if summary.failures else 0
+    return errors.EXIT_FAILED if summary.failures else errors.EXIT_OK

@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jaxcolor import evaluator
     from jaxcolor.data import images, records as records_lib, stats as stats_lib
     from jaxcolor.inference import evaluation
 
@@ -72,10 +73,10 @@ def run(args: argparse.Namespace) -> int:
                               f"({len(report.unreadable)} unreadable, {report.skipped_gray} "
                               "grayscale references skipped)")
     out = Path(args.out).expanduser()
-    summary, baseline = evaluation.write_report(out, colorizer, report, {
+    summary = evaluation.write_report(out, colorizer, report, {
         "path": str(args.data), **info, "protocol": args.protocol,
         "max_side": args.max_side if args.protocol == "full" else None})
-    print(evaluation.format_table(summary, baseline))
+    print(evaluator.format_table(summary))
     gray = f", {report.skipped_gray} grayscale references skipped" if report.skipped_gray else ""
     print(f"{len(report.per_image)} images ({args.protocol} protocol{gray}), checkpoint step "
           f"{colorizer.step}, render size {colorizer.render_size}, backend "

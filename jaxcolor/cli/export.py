@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 
+from jaxcolor import errors
 from jaxcolor.cli import common
 
 HELP = "write a checkpoint's generator as an ONNX model (needs jaxcolor[onnx])"
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from jaxcolor.inference.onnx import export
 
+    common.check_positive(render_size=args.render_size)
     logging.set_verbosity(logging.ERROR)
     path, step, size = export.export(args.checkpoint, args.out, step=args.step, best=args.best,
                                      render_size=args.render_size,
@@ -42,4 +44,4 @@ def run(args: argparse.Namespace) -> int:
     batch = "B" if args.dynamic_batch else "1"
     print(f"wrote {path} (checkpoint step {step}; input l_norm [{batch}, {size}, {size}, 1] -> "
           f"ab_norm [{batch}, {size}, {size}, 2])")
-    return 0
+    return errors.EXIT_OK

@@ -71,4 +71,4 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(summary.format())
-    return 0
+    return errors.EXIT_OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from jaxcolor import errors
 from jaxcolor.cli import common
 
 HELP = "convert torchvision/timm ResNet weights into an encoder checkpoint for training"
@@ -43,4 +44,4 @@ def run(args: argparse.Namespace) -> int:
     head = "with fc head" if args.include_fc else "encoder only"
     print(f"wrote {out}: ResNet-{depth}, "
           f"{factory.count_params(nnx.state(model, nnx.Param)):,} params ({head})")
-    return 0
+    return errors.EXIT_OK

@@ -1,4 +1,5 @@
-"""The training stream's pieces: which records each step reads, and how they are read.
+"""The training stream's pieces: which records each step reads, how they are read, and what
+a step makes of a batch on the device (`prepare_batch`).
 
 `jaxcolor.data.pipeline` wraps these in Grain datasets (its docstring explains why the
 elements of those datasets are whole batches). Both classes are picklable and pure
@@ -13,8 +14,11 @@ import dataclasses
 import functools
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jaxcolor import color
 from jaxcolor.data.records import Records
 
 # First element of every seed tuple, so that the shuffle and the augmentation never share a
@@ -113,7 +117,7 @@ def crop_windows(L8: np.ndarray, ab8: np.ndarray, top: np.ndarray, left: np.ndar
 
     Horizontal flips are not done here: mirroring costs numpy about twice the read itself
     (it copies element by element), while on the device it is free. The pipeline emits a
-    per-image `flip` flag and `stats.prepare_batch` mirrors inside the jitted step.
+    per-image `flip` flag and `prepare_batch` mirrors inside the jitted step.
     """
     n, h, w = L8.shape
     if size == h == w:
@@ -139,7 +143,7 @@ class _ReadBatch:
 
     Training (`augment=True`): uniform random crop offsets and a fair coin per image for the
     flip, drawn from a generator keyed by (seed, shard, step). Evaluation: centre crop, no
-    flip. `flip` (bool [n]) is applied on the device by `stats.prepare_batch`. The crop size
+    flip. `flip` (bool [n]) is applied on the device by `prepare_batch`. The crop size
     is `crop_size`, or per step from a resolution schedule (`crop_sizes`: (first step, crop)
     pairs), so the crop too is a pure function of the step.
     """
@@ -173,3 +177,25 @@ class _ReadBatch:
     def __repr__(self) -> str:
         return (f"_ReadBatch({self.records!r}, crop_sizes={self.crop_sizes}, "
                 f"augment={self.augment})")
+
+
+# --------------------------------------------------------------------------------------
+# On the device: a batch -> the model's inputs.
+# --------------------------------------------------------------------------------------
+
+
+def prepare_batch(batch: dict) -> tuple[jax.Array, jax.Array]:
+    """A batch on the device -> (L in [-1, 1] [n,H,W,1], ab/110 [n,H,W,2]) float32, inside
+    the jitted step.
+
+    Normalises the uint8 records (`color.lab8_to_model`: elementwise, so it runs wherever
+    the sharded batch lives, and only uint8 crosses the host-device link) and mirrors
+    left-right the images whose `flip` flag is set (the augmentation `_ReadBatch` draws, done
+    here because it is free on the device and costly in numpy).
+    """
+    l_norm, ab_norm = color.lab8_to_model(batch["L"], batch["ab"])
+    if "flip" in batch:
+        flip = batch["flip"][:, None, None, None]
+        l_norm = jnp.where(flip, l_norm[:, :, ::-1], l_norm)
+        ab_norm = jnp.where(flip, ab_norm[:, :, ::-1], ab_norm)
+    return l_norm, ab_norm

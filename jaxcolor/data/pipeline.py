@@ -6,7 +6,7 @@ One training step's data, per JAX process::
       ──permutation per epoch (seed, process, epoch)──> endless stream ──cut──> index batch
       ──Records.read(sorted)──> crop (rng from (seed, process, step))──> uint8 dict + flip flags
       ──make_global_batch──> one jax.Array per key, sharded over the mesh's `data` axis
-      ──stats.prepare_batch (inside the jitted step)──> mirrored where flagged, normalised
+      ──batches.prepare_batch (inside the jitted step)──> mirrored where flagged, normalised
 
 Why it is built this way (figures measured with benchmarks/input_pipeline.py on 2 CPU cores):
 
@@ -28,7 +28,7 @@ Why it is built this way (figures measured with benchmarks/input_pipeline.py on 
 * Progressive training (a resolution schedule of `Stage`s) changes the crop and batch size
   at given steps within the same stream (`jaxcolor.data.batches`): one iterator, one saved
   position, whatever stage a run is stopped in.
-* Records stay uint8 until they are on the device (`stats.normalize` inside the jitted step).
+* Records stay uint8 until they are on the device (`batches.prepare_batch` inside the jitted step).
 * The horizontal flip is the expensive part on the host: numpy mirrors an axis element by
   element, so flipping half of a 224^2 batch costs about twice reading it. Worker processes
   (`num_workers`) spread that over cores, but each ~10 MB batch then crosses a process

@@ -83,24 +83,6 @@ def compute_stats(L8: np.ndarray, ab8: np.ndarray, mesh: Mesh | None = None) -> 
     return stats
 
 
-def compute_stats_numpy(L8: np.ndarray, ab8: np.ndarray) -> np.ndarray:
-    """Single-threaded numpy reference of `compute_stats` (tests compare the two)."""
-    lab = color.decode_lab8(L8, ab8).astype(np.float64)
-    rgb = color.lab_to_rgb_np(lab).astype(np.float64) * 255.0
-    rg = np.abs(rgb[..., 0] - rgb[..., 1])
-    yb = np.abs(0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2])
-    ax = (1, 2)
-    cf = np.sqrt(rg.var(ax) + yb.var(ax)) + 0.3 * np.sqrt(rg.mean(ax) ** 2 + yb.mean(ax) ** 2)
-    stats = np.empty(len(L8), STATS_DTYPE)
-    stats["colorfulness"] = cf
-    stats["a_std"] = lab[..., 1].std(ax)
-    stats["b_std"] = lab[..., 2].std(ax)
-    stats["ab_max"] = np.abs(lab[..., 1:]).max((1, 2, 3))
-    stats["l_std"] = lab[..., 0].std(ax)
-    stats["l_mean"] = lab[..., 0].mean(ax)
-    return stats
-
-
 # --------------------------------------------------------------------------------------
 # Filtering: an index subset of the records whose statistics pass the thresholds.
 # --------------------------------------------------------------------------------------
@@ -156,32 +138,3 @@ def select(stats: np.ndarray, thresholds: FilterThresholds,
             f"filtered out by {dataclasses.asdict(thresholds)} (removed per rule: {removed}); "
             "lower the thresholds in config.data.filter")
     return indices, removed
-
-
-# --------------------------------------------------------------------------------------
-# Normalisation on the devices.
-# --------------------------------------------------------------------------------------
-
-
-def normalize(L8: jax.Array, ab8: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """uint8 records -> (L in [-1, 1] [n,H,W,1], ab/110 [n,H,W,2]) float32.
-
-    Elementwise, so under `jax.jit` it runs wherever the (sharded) batch lives; only uint8
-    crosses the host-device link.
-    """
-    return color.lab8_to_model(L8, ab8)
-
-
-def prepare_batch(batch: dict) -> tuple[jax.Array, jax.Array]:
-    """A pipeline batch on the device -> model inputs, inside the jitted step.
-
-    Mirrors left-right the images whose `flip` flag is set (the pipeline's augmentation,
-    done here because it is free on the device and costly in numpy), then `normalize`.
-    """
-    l_norm, ab_norm = normalize(batch["L"], batch["ab"])
-    if "flip" in batch:
-        flip = batch["flip"][:, None, None, None]
-        l_norm = jnp.where(flip, l_norm[:, :, ::-1], l_norm)
-        ab_norm = jnp.where(flip, ab_norm[:, :, ::-1], ab_norm)
-    return l_norm, ab_norm
-

@@ -37,8 +37,8 @@ from jaxcolor.errors import UsageError
 from jaxcolor.inference import compose as compose_lib
 from jaxcolor.inference import restore as restore_lib
 from jaxcolor.inference.photo import (BILATERAL_SIGMA, UPSAMPLING, InputImageError, Photo, compose,
-                                      crop_render, default_render_size, render_lightness,
-                                      round_render_size)
+                                      crop_render, render_lightness)
+from jaxcolor.inference.photo import render_size as resolve_render_size
 from jaxcolor.models import factory
 
 BACKENDS = ("auto", "jax", "onnx")
@@ -119,13 +119,10 @@ class Colorizer:
             raise UsageError(f"upsample: {upsample!r}; choose one of {UPSAMPLING}")
         if batch_size < 1:
             raise UsageError(f"batch_size must be >= 1, got {batch_size}")
-        if render_size is not None and render_size < 1:
-            raise UsageError(f"render_size must be positive, got {render_size}")
         self.config = config
         self.step = step
         self.directory = directory
-        self.render_size = (default_render_size(config) if render_size is None
-                            else round_render_size(render_size))
+        self.render_size = resolve_render_size(config, render_size)
         self.batch_size = int(batch_size)
         self.upsample = upsample
         self.graphdef = graphdef

@@ -1,15 +1,12 @@
-"""Measure a checkpoint: metrics beside the gray baseline, and a contact sheet to look at.
+"""Measure a checkpoint on photos: the evaluator's numbers, and a contact sheet to look at.
 
 The command line is `jaxcolor evaluate` (`jaxcolor.cli.evaluate`). Each image goes through
 exactly what `jaxcolor colorize` does (the same pipeline, render size, edge-aware upsampling,
-the image's own L), so the numbers describe what users get. Metrics, computed on the
-delivered 8-bit sRGB images against the true ones (`jaxcolor.metrics`, in numpy, in the
-pipeline's worker threads):
-  psnr, ssim        on RGB in [0, 1]
-  ab_mae            mean |a - a'|, |b - b'| in Lab units;  ab_auc  Zhang et al.'s AuC (0..150)
-  cf_pred, cf_true  Hasler & Suesstrunk colourfulness;  delta_cf = |mean cf_pred - mean cf_true|
-The same metrics for the gray image (zero ab: the floor every number should beat, and the
-honest reference for "dull sepia" outputs) are reported beside them.
+the image's own L), so the numbers describe what users get. What is measured, and how a set
+is summarised, is the one evaluator's (`jaxcolor.evaluator`: PSNR, SSIM, |ab| error, AuC and
+colourfulness of the delivered 8-bit image and of the gray image, each against the truth),
+computed in numpy in the pipeline's worker threads: the numbers training's validation
+scores checkpoints by.
 
 Data: a records directory (its validation split when the manifest has one, else every
 record; without the records the training config's filter drops, as in training's
@@ -19,10 +16,10 @@ listed and skipped). The protocol (`Protocol`): `paper`, the published tables' (
 --max_side first). Grayscale references have no colour to measure against and would make
 the gray baseline's PSNR infinite: they are skipped and counted unless --keep_gray.
 
-Writes REPORT_DIR/metrics.json (per-image values, summary, baseline, checkpoint step, the
+Writes REPORT_DIR/metrics.json (per-image values, the summary, checkpoint step, the
 protocol, the training config; infinite PSNRs of exact matches are written as null) and
 REPORT_DIR/contact_sheet.png (gray | predicted | true for the first --sheet images, each
-captioned with its CF); `format_table` is the short table the command prints.
+captioned with its CF).
 """
 
 from __future__ import annotations
@@ -36,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from jaxcolor import color, metrics
+from jaxcolor import color, evaluator, metrics
 from jaxcolor.data import images
 from jaxcolor.data import records as records_lib
 from jaxcolor.data import stats as stats_lib
@@ -45,7 +42,6 @@ from jaxcolor.inference import photo as photo_lib
 from jaxcolor.inference import pipeline
 from jaxcolor.inference.colorizer import Colorizer
 
-METRICS = ("psnr", "ssim", "ab_mae", "ab_auc", "cf_pred", "cf_true")
 PROTOCOLS = ("full", "paper")
 PAPER_SIZE = 256  # DDColor, CT2, BigColor: short side to 256, then the centre 256 x 256
 GRAY_TRUTH_CF = 2.0
@@ -133,49 +129,23 @@ def photo_jobs(paths: list[Path], protocol: Protocol) -> list[pipeline.Job]:
                  protocol) for path in paths]
 
 
-def gray_rgb(L: np.ndarray) -> np.ndarray:
-    """The zero-ab baseline: the gray sRGB image of lightness L (R = G = B exactly)."""
-    gray = color.rgb01_to_uint8(color.gray_rgb_from_l(L, xp=np))
-    return np.repeat(gray[..., None], 3, axis=-1)
-
-
 # --------------------------------------------------------------------------------------
-# Metrics (numpy, in the pipeline's workers: any image size, nothing to compile).
+# Measuring (numpy, in the pipeline's workers: any image size, nothing to compile).
 # --------------------------------------------------------------------------------------
-
-
-def image_metrics(pred_rgb8: np.ndarray, true_rgb8: np.ndarray,
-                  true_ab: np.ndarray | None = None) -> dict[str, float]:
-    """Every metric of one uint8 [H, W, 3] prediction against its truth."""
-    pred, true = pred_rgb8.astype(np.float32) / 255.0, true_rgb8.astype(np.float32) / 255.0
-    pred_ab = color.rgb_to_lab_np(pred_rgb8)[..., 1:]
-    true_ab = color.rgb_to_lab_np(true_rgb8)[..., 1:] if true_ab is None else true_ab
-    values = {
-        "psnr": metrics.psnr(pred, true, xp=np), "ssim": metrics.ssim(pred, true, xp=np),
-        "ab_mae": metrics.ab_mae(pred_ab, true_ab, xp=np),
-        "ab_auc": metrics.ab_auc(pred_ab, true_ab, xp=np),
-        "cf_pred": metrics.colorfulness(pred_rgb8, xp=np),
-        "cf_true": metrics.colorfulness(true_rgb8, xp=np),
-    }
-    return {k: float(v) for k, v in values.items()}
 
 
 @dataclasses.dataclass(frozen=True)
 class Measured:
-    model: dict[str, float]
-    baseline: dict[str, float]
+    metrics: dict[str, float]  # `evaluator.image_metrics` of the photo
     pred: np.ndarray  # uint8 RGB, for the contact sheet
-    gray: np.ndarray
     true: np.ndarray
 
 
 def measure(pred: np.ndarray, true: np.ndarray) -> Measured:
-    """The model's colour photo and the gray image, each against the reference."""
+    """The evaluator's numbers of the model's colour photo (and of the gray image)."""
     pred = pred[..., :3]
-    gray = gray_rgb(photo_lib.lightness(true))
-    true_ab = color.rgb_to_lab_np(true)[..., 1:]
-    return Measured(image_metrics(pred, true, true_ab), image_metrics(gray, true, true_ab),
-                    pred, gray, true)
+    values = evaluator.image_metrics(pred, true, xp=np)
+    return Measured({k: float(v) for k, v in values.items()}, pred, true)
 
 
 @dataclasses.dataclass
@@ -186,8 +156,10 @@ class Report:
     unreadable: list[dict] = dataclasses.field(default_factory=list)
     skipped_gray: int = 0
 
-    def summary(self, which: str) -> dict[str, float]:
-        return metrics.summarize({k: [r[which][k] for r in self.per_image] for k in METRICS})
+    def summary(self) -> dict[str, float]:
+        """The evaluator's summary of every measured photo."""
+        names = [k for k in self.per_image[0] if k not in ("name", "height", "width")]
+        return evaluator.summarize({k: [r[k] for r in self.per_image] for k in names})
 
 
 def evaluate(colorizer: Colorizer, jobs: list[pipeline.Job], *, max_images: int | None,
@@ -207,10 +179,10 @@ def evaluate(colorizer: Colorizer, jobs: list[pipeline.Job], *, max_images: int 
         else:
             m = outcome.value
             report.per_image.append({"name": outcome.job.label, "height": int(m.pred.shape[0]),
-                                     "width": int(m.pred.shape[1]), "model": m.model,
-                                     "baseline": m.baseline})
+                                     "width": int(m.pred.shape[1]), **m.metrics})
             if len(report.sheet_rows) < sheet:
-                report.sheet_rows.append((m.gray, m.pred, m.true, m.model))
+                report.sheet_rows.append((evaluator.gray_image(m.true, xp=np).astype(np.uint8),
+                                          m.pred, m.true, m.metrics))
         if progress is not None:
             progress(len(report.per_image), wanted)
         if len(report.per_image) >= wanted:
@@ -231,7 +203,7 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]]) -
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default()
     for r, (gray, pred, true, m) in enumerate(rows):
-        captions = ("gray  CF 0.0", f"predicted  CF {m['cf_pred']:.1f}",
+        captions = ("gray  CF 0.0", f"predicted  CF {m['cf']:.1f}",
                     f"true  CF {m['cf_true']:.1f}")
         for c, (tile, caption) in enumerate(zip((gray, pred, true), captions)):
             h, w = tile.shape[:2]
@@ -244,23 +216,22 @@ def contact_sheet(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]]) -
     return sheet
 
 
-def write_report(out: Path, colorizer: Colorizer, report: Report,
-                 data: dict) -> tuple[dict, dict]:
-    """metrics.json (+ contact_sheet.png when it has rows); returns (summary, baseline)."""
+def write_report(out: Path, colorizer: Colorizer, report: Report, data: dict) -> dict:
+    """metrics.json (+ contact_sheet.png when it has rows); returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
-    summary, baseline = report.summary("model"), report.summary("baseline")
+    summary = report.summary()
     result = {
         "checkpoint": {"directory": str(colorizer.directory), "step": colorizer.step},
         "render_size": colorizer.render_size, "upsample": colorizer.upsample,
         "data": {**data, "images": len(report.per_image), "unreadable": report.unreadable,
                  "skipped_gray": report.skipped_gray},
-        "summary": summary, "baseline": baseline, "per_image": report.per_image,
+        "summary": summary, "per_image": report.per_image,
         "config": colorizer.config.to_dict(),
     }
     (out / "metrics.json").write_text(json.dumps(_finite(result), indent=1, allow_nan=False))
     if report.sheet_rows:
         contact_sheet(report.sheet_rows).save(out / "contact_sheet.png")
-    return summary, baseline
+    return summary
 
 
 def _finite(x):
@@ -272,16 +243,3 @@ def _finite(x):
     if isinstance(x, list):
         return [_finite(v) for v in x]
     return x
-
-
-_ROWS = (("PSNR (dB)", "psnr", "{:8.2f}"), ("SSIM", "ssim", "{:8.4f}"),
-         ("|ab| error", "ab_mae", "{:8.2f}"), ("AuC", "ab_auc", "{:8.4f}"),
-         ("CF", "cf_pred", "{:8.1f}"), ("delta-CF", "delta_cf", "{:8.1f}"))
-
-
-def format_table(summary: dict, baseline: dict) -> str:
-    lines = [f"{'':12s}{'model':>8s}{'gray':>8s}"]
-    for title, key, fmt in _ROWS:
-        lines.append(f"{title:12s}{fmt.format(summary[key])}{fmt.format(baseline[key])}")
-    lines.append(f"{'CF (true)':12s}{summary['cf_true']:8.1f}")
-    return "\n".join(lines)

@@ -32,7 +32,7 @@ from PIL import Image
 
 from jaxcolor import color
 from jaxcolor.data import images
-from jaxcolor.errors import RunError
+from jaxcolor.errors import RunError, UsageError
 from jaxcolor.models.generator import ENCODER_STRIDE
 
 MIN_SIDE = 8
@@ -141,9 +141,13 @@ def round_render_size(size: int) -> int:
     return max(ENCODER_STRIDE, -(-int(size) // ENCODER_STRIDE) * ENCODER_STRIDE)
 
 
-def default_render_size(config) -> int:
-    """The training crop size of a run's config, as a render size."""
-    return round_render_size(int(config.data.crop_size))
+def render_size(config, requested: int | None = None) -> int:
+    """The render size of a colouriser: `requested` rounded up to the encoder's stride, or by
+    default the training crop size of the run's config (users should never have to tune it
+    by hand: DeOldify's render-factor lesson)."""
+    if requested is not None and requested < 1:
+        raise UsageError(f"render_size must be positive, got {requested}")
+    return round_render_size(int(config.data.crop_size) if requested is None else requested)
 
 
 def render_shape(height: int, width: int, render_size: int) -> tuple[int, int]:

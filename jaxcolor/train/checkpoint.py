@@ -1,8 +1,7 @@
 """Orbax checkpoints of a run: the writer, and the resume of training.
 
-The format (items, the best-checkpoint score, the errors) belongs to its reader,
-`jaxcolor.inference.restore`, which colourising needs without anything of training; this
-writer follows it. Saves are asynchronous; Orbax writes into a temporary directory and
+The format (items, the best-checkpoint score, the errors) is `jaxcolor.checkpoints`', which
+colourising reads without anything of training; this writer follows it. Saves are asynchronous; Orbax writes into a temporary directory and
 renames it when complete (and commits a marker on file systems without atomic rename), so
 a run killed mid-save never leaves a checkpoint that restores half-written: `latest_step()`
 only sees finished ones. Retention: the latest `keep` checkpoints plus the best `keep_best`
@@ -21,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
-from jaxcolor.inference.restore import (DEFAULT_BEST_METRIC, ITEMS, SCORE_KEY, CheckpointError,
-                                        best_score)
+from jaxcolor.checkpoints import (DEFAULT_BEST_METRIC, ITEMS, SCORE_KEY, CheckpointError,
+                                  best_score)
 from jaxcolor.train.state import TrainState, generator_variables
 
 
@@ -51,9 +50,6 @@ class Checkpointer:
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
-
-    def all_steps(self) -> list[int]:
-        return list(self._manager.all_steps())
 
     def save(self, state: TrainState, *, data_iter, config_json: str, phase: str,
              stage: int | None = None, metrics: dict[str, float] | None = None,

@@ -79,8 +79,9 @@ def _open(path, field: str) -> Records:
     return Records(path)  # RecordsError names the damaged file
 
 
-def make_inputs(config, mesh: Mesh) -> Inputs:
-    """Open and validate the records of `config.data`, then build the pipelines."""
+def make_inputs(config, mesh: Mesh, schedule: Schedule) -> Inputs:
+    """Open and validate the records of `config.data`, then build the pipelines (the
+    training iterator in the run's resolution stages)."""
     data_cfg = config.data
     if data_cfg.build_demo:
         from jaxcolor.data import demo  # scikit-image's photos; only the demo needs them
@@ -90,8 +91,7 @@ def make_inputs(config, mesh: Mesh) -> Inputs:
                                  seed=int(config.seed))
     train = _open(data_cfg.train, "data.train")
     thresholds = stats.FilterThresholds.from_config(data_cfg.filter)
-    stages = Schedule.from_config(config).data_stages(int(data_cfg.crop_size),
-                                                      int(config.batch_size))
+    stages = schedule.data_stages(int(data_cfg.crop_size), int(config.batch_size))
     train_iter, info = pipeline.make_train_iterator(
         train, global_batch=int(config.batch_size), crop_size=int(data_cfg.crop_size),
         flip=bool(data_cfg.flip), seed=int(data_cfg.shuffle_seed), thresholds=thresholds,

@@ -25,12 +25,12 @@ import ml_collections
 from absl import logging
 from jax.experimental import multihost_utils
 
-from jaxcolor import sharding
+from jaxcolor import checkpoints, sharding
 from jaxcolor.errors import RunError
-from jaxcolor.inference import restore
 from jaxcolor.models import factory
 from jaxcolor.train import checkpoint as checkpoint_lib
-from jaxcolor.train import inputs, monitor
+from jaxcolor.train import inputs, monitor, validation
+from jaxcolor.train.schedule import Schedule
 from jaxcolor.train.setup import setup
 
 
@@ -113,11 +113,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     # ---- input pipeline (all validation before any compilation) -------------------------
     mesh = sharding.make_mesh()
-    data = inputs.make_inputs(config, mesh)
+    schedule = Schedule.from_config(config)
+    data = inputs.make_inputs(config, mesh, schedule)
 
     # ---- models, optimisers, the state's shapes (a restore target) and the steps ----------
-    run = setup(config, mesh, ab_weights=data.ab_weights)
-    schedule, steps = run.schedule, run.steps
+    run = setup(config, mesh, schedule=schedule, ab_weights=data.ab_weights)
+    steps = run.steps
     logging.info("G: %s parameters; D: %s parameters",
                  f"{factory.count_params(run.abstract_state.g_params):,}",
                  f"{factory.count_params(run.abstract_state.d_params):,}")
@@ -137,7 +138,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     # ---- loop -----------------------------------------------------------------------------
     config_json = config.to_json_best_effort()
-    best_metric = str(config.get("best_metric", restore.DEFAULT_BEST_METRIC))
     mon = monitor.Monitor(workdir, config, total_steps=schedule.total, start_step=start)
     last_metrics: dict[str, float] = {}
     pending: _Pending | None = None  # the previous step, its metrics fetched one step late
@@ -159,10 +159,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                     pending = None
                     val = None
                     if eval_due and data.has_val:
-                        val = _validate(steps, state, data, config, mon, done)
+                        val = _validate(run, state, data, mon, done)
                     checkpointer.save(state, data_iter=data.train_iter, config_json=config_json,
                                       phase=phase, stage=schedule.stage(step), metrics=val,
-                                      best_metric=best_metric)
+                                      best_metric=run.best_metric)
                     if stop_due and not at_end:
                         _report_stop(checkpointer, stop.signal, done)
                         stopped = True
@@ -170,8 +170,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             if pending is not None:
                 pending.settle(mon)
         checkpointer.wait()
-        if not stopped:
-            mon.write_final_grid(steps.evaluate, state, data)
+        if not stopped and data.has_val:  # one batch is enough for the grid
+            mon.write_samples(validation.validate(
+                steps.evaluate, state, data, max_images=1,
+                probe_images=int(config.probe_images)).probe)
     finally:
         checkpointer.close()
         mon.close()
@@ -198,17 +200,17 @@ def _train_step(step_fn, state, data: inputs.Inputs, pending: _Pending | None,
     return state, _Pending(step, phase, metrics)
 
 
-def _validate(steps, state, data, config, mon: monitor.Monitor, done: int) -> dict[str, float]:
+def _validate(run, state, data, mon: monitor.Monitor, done: int) -> dict[str, float]:
     """Evaluate on the validation split, log it, and return what the checkpoint records:
-    the metrics the best-checkpoint scores use and the score of `config.best_metric`."""
-    results = monitor.evaluate(steps.evaluate, state, data,
-                               max_images=int(config.eval_max_images),
-                               probe_images=int(config.probe_images))
-    val = restore.checkpoint_metrics(
-        results["metrics"], str(config.get("best_metric", restore.DEFAULT_BEST_METRIC)))
-    results["metrics"]["score"] = val[restore.SCORE_KEY]
-    mon.write_eval(done, results)
-    return val
+    the numbers the best-checkpoint scores use and the score of `config.best_metric`."""
+    config = run.config
+    result = validation.validate(run.steps.evaluate, state, data,
+                                 max_images=int(config.eval_max_images),
+                                 probe_images=int(config.probe_images))
+    recorded = checkpoints.checkpoint_metrics(result.summary, run.best_metric)
+    mon.write_eval(done, {**result.summary, "score": recorded[checkpoints.SCORE_KEY]},
+                   result.probe)
+    return recorded
 
 
 def _report_stop(checkpointer: checkpoint_lib.Checkpointer, signum: int, done: int) -> None:

@@ -1,12 +1,15 @@
-"""What a run reports: console progress, TensorBoard scalars and images, validation.
+"""What a run reports: console progress, TensorBoard scalars and images. Reporting only:
+the numbers come from the steps and from validation (`train.validation`).
 
 TensorBoard (tensorboardX, under workdir/tb):
   train/*   every loss term, D's mean logits on real and fake, learning rates, gradient norms
   perf/*    images/s, step time, fraction of step time spent waiting for data, and the host's
             own milliseconds per step (step time less the waits for data and for the
             device: if it nears the device's step time, the host holds the device back)
-  val/*     L1 on ab, mean |ab| error (Lab units), PSNR, colourfulness of predictions and of
-            ground truth and their gap (delta-CF); an image grid of a fixed probe set
+  val/*     the evaluator's summary of the validation split (`jaxcolor.evaluator`: PSNR,
+            SSIM, |ab| error, AuC and colourfulness of the prediction and of the gray image,
+            the truth's colourfulness, delta-CF), the best-checkpoint score; and an image
+            grid of a fixed probe set
   config    the run config as text
 The console gets one line per `log_every` steps: phase, step/total, losses, images/s, ETA.
 """
@@ -23,9 +26,7 @@ from absl import logging
 from PIL import Image
 
 from jaxcolor import color
-from jaxcolor import metrics as metrics_lib
 from jaxcolor.progress import format_duration
-from jaxcolor.train.state import TrainState
 
 _CONSOLE_KEYS = ("g/l1", "g/adv", "d/loss")
 
@@ -40,58 +41,6 @@ def image_grid(L8: np.ndarray, ab8_true: np.ndarray, ab_pred_norm: np.ndarray) -
              for ab in (zeros, pred_ab, true_ab)]
     rows = np.concatenate(tiles, axis=2)  # [n, H, 3W, 3]
     return rows.reshape(-1, rows.shape[2], 3)
-
-
-def evaluate(eval_fn, state: TrainState, data, *, max_images: int, probe_images: int) -> dict:
-    """One pass over (up to `max_images` of) the validation split.
-
-    Per-image metrics come back as [global batch] arrays; padding rows are dropped with the
-    pipeline's mask. Every process averages over the whole split (the rows of all processes
-    are gathered), so all report, and checkpoint, the same numbers. The first batch's first
-    `probe_images` (of this process) form the fixed probe grid.
-    """
-    per_image = collections.defaultdict(list)
-    grid = None
-    for batch, mask in data.val_batches(max_images):
-        out = eval_fn(state, batch)
-        # Each process fetches its own rows (the addressable shards of every output) ...
-        local = {k: _local_rows(v) for k, v in out.items()}
-        # ... then the per-image numbers and padding masks of all processes, in process order.
-        scores = _from_all_processes(
-            {**{k: v for k, v in local.items() if k != "ab_pred"}, "mask": mask})
-        keep = scores.pop("mask")
-        for k, v in scores.items():
-            per_image[k].append(v[keep])
-        if grid is None:
-            n = min(probe_images, int(mask.sum()))
-            grid = image_grid(_local_rows(batch["L"])[:n], _local_rows(batch["ab"])[:n],
-                              local["ab_pred"][:n])
-    values = {k: np.concatenate(v) for k, v in per_image.items()}
-    summary = metrics_lib.summarize(values)  # means, and delta-CF from the CF means
-    summary["images"] = float(len(values["l1"]))
-    return {"metrics": summary, "grid": grid}
-
-
-def _from_all_processes(local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Host arrays of equal shapes on every process -> their concatenation in process order."""
-    if jax.process_count() == 1:
-        return local
-    from jax.experimental import multihost_utils
-
-    return {k: np.asarray(v) for k, v in
-            multihost_utils.process_allgather(local, tiled=True).items()}
-
-
-def _local_rows(x: jax.Array) -> np.ndarray:
-    """The rows of a batch-sharded global array that live on this process, in order."""
-    shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-    seen, rows = set(), []
-    for s in shards:
-        start = s.index[0].start or 0
-        if start not in seen:  # replicated shards repeat; keep one copy
-            seen.add(start)
-            rows.append(np.asarray(s.data))
-    return np.concatenate(rows)
 
 
 class Monitor:
@@ -158,32 +107,28 @@ class Monitor:
         self._step_seconds = self._wait_seconds = self._device_seconds = 0.0
         self._steps_in_window = self._images = 0
 
-    def write_eval(self, step: int, results: dict) -> None:
-        m = results["metrics"]
-        logging.info("[eval] step %d  val L1 %.4f  |ab| err %.2f  PSNR %.2f (gray %.2f)  CF %.1f "
-                     "(true %.1f, delta %.1f)  score %.3f on %d images", step, m["l1"],
-                     m["ab_mae"], m["psnr"], m.get("psnr_gray", float("nan")), m["cf_pred"],
-                     m["cf_true"], m["delta_cf"], m.get("score", float("nan")),
-                     int(m["images"]))
+    def write_eval(self, step: int, summary: dict[str, float], probe) -> None:
+        """A validation summary (with its `score`) and the probe grid of (L8, ab8, ab_pred)."""
+        m = summary
+        logging.info("[eval] step %d  |ab| err %.2f  PSNR %.2f (gray %.2f)  CF %.1f (true %.1f, "
+                     "delta %.1f)  score %.3f on %d images", step, m["ab_mae"], m["psnr"],
+                     m["psnr_gray"], m["cf"], m["cf_true"], m["delta_cf"],
+                     m.get("score", float("nan")), int(m["images"]))
         if self.writer is None:
             return
         for k, v in m.items():
             self.writer.add_scalar(f"val/{k}", v, step)
-        if results["grid"] is not None:
-            self.writer.add_image("val/gray_pred_true", results["grid"], step, dataformats="HWC")
+        if probe is not None:
+            self.writer.add_image("val/gray_pred_true", image_grid(*probe), step,
+                                  dataformats="HWC")
         self.writer.flush()
 
-    def write_final_grid(self, eval_fn, state: TrainState, data) -> Path | None:
+    def write_samples(self, probe) -> Path | None:
         """Save the probe grid (gray | predicted | true) of the final state as a PNG."""
-        if not data.has_val:
-            return None
-        # One batch is enough for the grid.
-        results = evaluate(eval_fn, state, data, max_images=1,
-                           probe_images=int(self.config.probe_images))
-        if not self.is_writer or results["grid"] is None:
+        if not self.is_writer or probe is None:
             return None
         path = self.workdir / "samples.png"
-        Image.fromarray(results["grid"]).save(path)
+        Image.fromarray(image_grid(*probe)).save(path)
         logging.info("Wrote %s (gray | predicted | true)", path)
         return path
 

@@ -20,9 +20,7 @@ from absl import logging
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
-from jaxcolor import sharding
-from jaxcolor.errors import UsageError
-from jaxcolor.inference import restore
+from jaxcolor import checkpoints, sharding
 from jaxcolor.models import factory
 from jaxcolor.train import optim, state as state_lib, steps as steps_lib
 from jaxcolor.train.schedule import Schedule
@@ -40,6 +38,7 @@ class Setup:
     defs: state_lib.ModelDefs
     abstract_state: state_lib.TrainState  # jax.ShapeDtypeStruct leaves, replicated shardings
     steps: steps_lib.Steps
+    best_metric: str  # config.best_metric, checked: what makes a checkpoint "the best"
 
     @property
     def replicated(self) -> NamedSharding:
@@ -71,15 +70,17 @@ def initial_state(config, g_tx: optax.GradientTransformation,
         g_tx, d_tx, ema=float(config.g.ema_decay) > 0)
 
 
-def setup(config, mesh: Mesh | None = None, *, ab_weights=None) -> Setup:
-    """Build a run's `Setup` from its config (mesh: default, every device of every process).
+def setup(config, mesh: Mesh | None = None, *, schedule: Schedule | None = None,
+          ab_weights=None) -> Setup:
+    """Build a run's `Setup` from its config (mesh: default, every device of every process;
+    schedule: the run's, which the training loop builds once for this and its inputs).
 
     `ab_weights`, the class-rebalancing weights of the training records' colour prior
     (`train.inputs`), are required when `config.loss.rebalance` is on.
     """
     mesh = sharding.make_mesh() if mesh is None else mesh
-    schedule = Schedule.from_config(config)
-    check_best_metric(config)
+    schedule = Schedule.from_config(config) if schedule is None else schedule
+    best_metric = checkpoints.best_metric(config)
     g_tx = optim.make_optimizer(config.g, field="g", total_updates=schedule.g_updates,
                                 lr_scale=schedule.g_lr_scale(float(config.g.lr)))
     d_tx = optim.make_optimizer(config.d, field="d", total_updates=schedule.d_updates)
@@ -94,16 +95,7 @@ def setup(config, mesh: Mesh | None = None, *, ab_weights=None) -> Setup:
         g_encoder_mask=steps_lib.encoder_mask(abstract.g_params), state_sharding=replicated,
         ab_weights=ab_weights)
     return Setup(config=config, mesh=mesh, schedule=schedule, g_tx=g_tx, d_tx=d_tx, defs=defs,
-                 abstract_state=abstract, steps=steps)
-
-
-def check_best_metric(config) -> str:
-    """config.best_metric, refused in one line unless `inference.restore` can score it."""
-    name = str(config.get("best_metric", restore.DEFAULT_BEST_METRIC))
-    if name not in restore.BEST_METRICS:
-        raise UsageError(f"config.best_metric: unknown {name!r}; choose one of "
-                         f"{', '.join(restore.BEST_METRICS)}")
-    return name
+                 abstract_state=abstract, steps=steps, best_metric=best_metric)
 
 
 def _load_backbone(config, state: state_lib.TrainState, *,

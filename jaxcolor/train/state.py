@@ -90,11 +90,11 @@ def create(generator: nnx.Module, discriminator: nnx.Module, g_tx: optax.Gradien
     )
 
 
-def generator_variables(state: TrainState, *, use_ema: bool = True) -> dict[str, nnx.State]:
+def generator_variables(state: TrainState) -> dict[str, nnx.State]:
     """What inference needs of G: parameters and batch statistics (the EMA's when available;
     its parameters with the live statistics for a checkpoint written before the EMA had
     statistics of its own)."""
-    if not use_ema or state.g_ema_params is None:
+    if state.g_ema_params is None:
         return {"params": state.g_params, "batch_stats": state.g_batch_stats}
     stats = state.g_batch_stats if state.g_ema_batch_stats is None else state.g_ema_batch_stats
     return {"params": state.g_ema_params, "batch_stats": stats}

@@ -3,7 +3,7 @@
 Every step is `(state, batch) -> (state, metrics)` with `batch = {"L": uint8 [B,H,W],
 "ab": uint8 [B,H,W,2], "flip": bool [B] (optional)}` (global `jax.Array`s sharded over the
 mesh's `data` axis). The uint8 records are flipped and normalised on the devices inside the
-step (`stats.prepare_batch`), so only uint8 crosses from host to accelerator. Metrics are
+step (`batches.prepare_batch`), so only uint8 crosses from host to accelerator. Metrics are
 returned as device arrays: the loop fetches them one step late, so dispatching step n+1
 never waits for step n.
 
@@ -18,7 +18,8 @@ Steps, by phase:
                  then a D update on the same real batch and G's (stop-gradient) output.
                  Fusing lets both updates share one G forward pass; pix2pix updates D first,
                  which is the same alternation shifted by half a step.
-  evaluate       G in eval mode (EMA parameters when enabled) -> predictions + per-image metrics
+  evaluate       G in eval mode (EMA parameters when enabled) -> predictions + the
+                 evaluator's per-image metrics (`jaxcolor.evaluator`)
 
 Under `jax.jit` with a batch sharded over `data`, BatchNorm statistics are reduced over the
 global batch by XLA: no per-layer host work, no pmean to write by hand.
@@ -35,8 +36,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxcolor import color, metrics
-from jaxcolor.data import stats
+from jaxcolor import color, evaluator
+from jaxcolor.data import batches
 from jaxcolor.models.generator import is_encoder_path
 from jaxcolor.train import losses
 from jaxcolor.train.optim import current_learning_rate
@@ -182,7 +183,7 @@ def reconstruction_loss(ctx: StepContext, l_norm, ab, ab_real) -> tuple[jax.Arra
 
 
 def pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
-    l_norm, ab_real = stats.prepare_batch(batch)
+    l_norm, ab_real = batches.prepare_batch(batch)
     g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=True)
 
     def loss_fn(g):
@@ -196,7 +197,7 @@ def pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
 
 
 def d_pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
-    l_norm, ab_real = stats.prepare_batch(batch)
+    l_norm, ab_real = batches.prepare_batch(batch)
     g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=False)
     ab_fake = jax.lax.stop_gradient(g(l_norm).astype(jnp.float32))
     state, m = update_discriminator(ctx, state, l_norm, ab_real, ab_fake)
@@ -226,7 +227,7 @@ def gan_generator_update(ctx: StepContext, state: TrainState, l_norm,
 
 def gan_step(ctx: StepContext, state: TrainState, batch: dict):
     """The fused GAN step: G's update, then D's on the same real batch and G's output."""
-    l_norm, ab_real = stats.prepare_batch(batch)
+    l_norm, ab_real = batches.prepare_batch(batch)
     state, g_metrics, ab_fake = gan_generator_update(ctx, state, l_norm, ab_real)
     state, d_metrics = update_discriminator(ctx, state, l_norm, ab_real,
                                             jax.lax.stop_gradient(ab_fake))
@@ -234,24 +235,16 @@ def gan_step(ctx: StepContext, state: TrainState, batch: dict):
 
 
 def eval_step(ctx: StepContext, state: TrainState, batch: dict) -> dict:
-    """Predictions and per-image metrics ([B] arrays) of G in eval mode."""
-    l_norm, ab_true = stats.prepare_batch(batch)
+    """G's prediction (`ab_pred`, model units) and the evaluator's per-image metrics ([B]
+    arrays) of G in eval mode, measured as `jaxcolor evaluate` measures: on the 8-bit sRGB
+    images of the prediction and the truth (`jaxcolor.evaluator`)."""
+    l_norm, ab_true = batches.prepare_batch(batch)
     variables = generator_variables(state)
     g = ctx.defs.generator(variables["params"], variables["batch_stats"], train=False)
     ab_pred = g(l_norm).astype(jnp.float32)
-    lab_pred = color.model_to_lab(l_norm, ab_pred)
-    lab_true = color.model_to_lab(l_norm, ab_true)
-    rgb_pred, rgb_true = color.lab_to_rgb(lab_pred), color.lab_to_rgb(lab_true)
-    rgb_gray = color.lab_to_rgb(color.model_to_lab(l_norm, jnp.zeros_like(ab_pred)))
-    return {
-        "l1": jnp.mean(jnp.abs(ab_pred - ab_true), axis=(1, 2, 3)),
-        "ab_mae": metrics.ab_mae(lab_pred[..., 1:], lab_true[..., 1:]),
-        "psnr": metrics.psnr(rgb_pred, rgb_true),
-        "psnr_gray": metrics.psnr(rgb_gray, rgb_true),  # the gray image: the floor to beat
-        "cf_pred": metrics.colorfulness(rgb_pred * 255.0),
-        "cf_true": metrics.colorfulness(rgb_true * 255.0),
-        "ab_pred": ab_pred,
-    }
+    rgb8 = [evaluator.to_rgb8(color.lab_to_rgb(color.model_to_lab(l_norm, ab)))
+            for ab in (ab_pred, ab_true)]
+    return {**evaluator.image_metrics(*rgb8, xp=jnp), "ab_pred": ab_pred}
 
 
 def compile_step(ctx: StepContext, step, state_sharding=None) -> StepFn:

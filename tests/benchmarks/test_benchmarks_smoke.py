@@ -46,16 +46,6 @@ def emitted(capsys, out: Path, results: list[dict]) -> None:
         assert r["device_count"] == jax.device_count()
 
 
-def test_benchmarks_build_runs_with_the_trainings_setup(bench_env):
-    """The benchmarks time what the loop runs: the one `jaxcolor.train.setup.setup`."""
-    from benchmarks import common
-    from jaxcolor.train import setup
-
-    config = common.load_config(common.DEMO_CONFIG)
-    assert isinstance(common.training_setup(config), setup.Setup)
-    assert common.training_setup(config).defs == setup.setup(config).defs
-
-
 def test_peak_flops_table_matches_device_kinds_and_refuses_guesses(bench_env):
     from benchmarks import common
 

@@ -166,10 +166,10 @@ def test_table_and_contact_sheets(bench, tmp_path, capsys):
     from PIL import Image
 
     quality, _ = bench
-    m = dict(psnr=22.5, ssim=0.9, ab_mae=10.0, ab_auc=0.88, cf_pred=20.0, cf_true=35.0,
+    m = dict(psnr=22.5, ssim=0.9, ab_mae=10.0, ab_auc=0.88, cf=20.0, cf_true=35.0,
              delta_cf=15.0)
     line = {"figure": "quality/gan", "value": 15.0, "chosen_by": "l1", "step": 50, **m,
-            "gray": {**m, "cf_pred": 0.0, "delta_cf": 35.0}, "final": {"step": 60, **m},
+            "gray": {**m, "cf": 0.0, "delta_cf": 35.0}, "final": {"step": 60, **m},
             "picks": {"combined": {"step": 40, **m}}}
     results = tmp_path / "results.jsonl"
     results.write_text(json.dumps({**line, "step": 10}) + "\n" + json.dumps(line) + "\n")

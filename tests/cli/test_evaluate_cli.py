@@ -39,20 +39,17 @@ def test_records_report_with_baseline_and_sheet(workdir, tmp_path, capsys):
     assert report["data"]["split"] == "val" and report["data"]["images"] == 6  # every 2nd
     per_image = report["per_image"]
     assert len(per_image) == 6 and all(r["height"] == r["width"] == 48 for r in per_image)
-    for which in ("summary", "baseline"):
-        summary = report[which]
-        for key in ("psnr", "ssim", "ab_mae", "ab_auc", "cf_pred", "cf_true"):
-            mean = np.mean([r["model" if which == "summary" else "baseline"][key]
-                            for r in per_image])
-            assert summary[key] == pytest.approx(mean)
-        assert summary["delta_cf"] == pytest.approx(abs(summary["cf_pred"] - summary["cf_true"]))
-        assert 5 < summary["psnr"] < 60 and -1 <= summary["ssim"] <= 1
-        assert 0 <= summary["ab_auc"] <= 1 and summary["ab_mae"] >= 0
-    baseline = report["baseline"]
-    assert all(r["baseline"]["cf_pred"] == 0.0 for r in per_image)  # gray has no colour
-    assert baseline["delta_cf"] == pytest.approx(baseline["cf_true"])
-    assert report["summary"]["cf_true"] == pytest.approx(baseline["cf_true"])
-    assert report["summary"]["cf_pred"] > 0  # the model does colour
+    summary = report["summary"]
+    for key in ("psnr", "ssim", "ab_mae", "ab_auc", "cf", "cf_true", "psnr_gray", "ssim_gray",
+                "ab_mae_gray", "ab_auc_gray"):
+        assert summary[key] == pytest.approx(np.mean([r[key] for r in per_image])), key
+    assert summary["images"] == 6
+    assert summary["delta_cf"] == pytest.approx(abs(summary["cf"] - summary["cf_true"]))
+    assert summary["delta_cf_gray"] == pytest.approx(summary["cf_true"])
+    for which in ("", "_gray"):
+        assert 5 < summary["psnr" + which] < 60 and -1 <= summary["ssim" + which] <= 1
+        assert 0 <= summary["ab_auc" + which] <= 1 and summary["ab_mae" + which] >= 0
+    assert summary["cf"] > 0  # the model does colour
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.size == (3 * evaluation.TILE, 3 * (evaluation.TILE + evaluation.CAPTION))
     gray_tile = np.asarray(sheet)[:evaluation.TILE, :evaluation.TILE].astype(int)
@@ -105,11 +102,11 @@ def test_paper_protocol_crops_to_256_and_skips_grayscale_references(workdir, tmp
     assert [Path(r["name"]).name for r in report["per_image"]] == ["a_colour.png",
                                                                    "b_colour.png"]
     assert all(r["height"] == r["width"] == 256 for r in report["per_image"])
-    assert report["baseline"]["psnr"] is not None  # finite: no gray reference in the mean
+    assert report["summary"]["psnr_gray"] is not None  # finite: no gray reference in the mean
 
     kept = tmp_path / "kept"
     assert evaluate(f"--checkpoint={workdir}", f"--data={photos}", f"--out={kept}",
                     "--protocol=paper", "--sheet=0", "--keep_gray") == 0
     report = json.loads((kept / "metrics.json").read_text())
     assert report["data"]["skipped_gray"] == 0 and len(report["per_image"]) == 3
-    assert report["baseline"]["psnr"] is None  # the gray reference's is +inf (JSON null)
+    assert report["summary"]["psnr_gray"] is None  # the gray reference's is +inf (JSON null)

@@ -12,6 +12,7 @@ from skimage import data as skdata
 from jaxcolor import color
 from jaxcolor.cli import main as jaxcolor_main
 from jaxcolor.data import images, ingest, records, stats
+from tests.support import record_stats_reference
 
 H, W = 12, 10  # non-square
 AB_COUNTS = (10, 8, 5)  # the Kaggle set splits ab over three files the same way
@@ -49,7 +50,7 @@ def test_kaggle_records_equal_inputs(tmp_path, kaggle):
     L_read, ab_read = recs.read(np.arange(N))
     np.testing.assert_array_equal(L_read, L)
     np.testing.assert_array_equal(ab_read, ab)
-    expected = stats.compute_stats_numpy(L, ab)
+    expected = record_stats_reference(L, ab)
     np.testing.assert_allclose(recs.stats["colorfulness"], expected["colorfulness"], atol=1e-2)
     assert recs.manifest.source["kind"] == "kaggle"
     assert recs.manifest.source["ab"] == [str(p) for p in ab_paths]

@@ -209,9 +209,9 @@ def test_crop_windows_cut_the_requested_windows():
 
 def _as_seen_by_the_model(batch):
     """The batch after the device-side flip, back in host arrays (L8, ab8)."""
-    from jaxcolor.data import stats
+    from jaxcolor.data import batches
 
-    l_norm, ab_norm = stats.prepare_batch({k: batch[k] for k in ("L", "ab", "flip")})
+    l_norm, ab_norm = batches.prepare_batch({k: batch[k] for k in ("L", "ab", "flip")})
     lab = np.concatenate([np.asarray(color.denormalize_l(l_norm)),
                           np.asarray(color.denormalize_ab(ab_norm))], -1)
     L8, ab8 = color.encode_lab8(lab)

@@ -12,7 +12,8 @@ import pytest
 from skimage import data as skdata
 
 from jaxcolor import color, sharding
-from jaxcolor.data import images, stats
+from jaxcolor.data import batches, images, stats
+from tests.support import REPO, record_stats_reference
 
 SIZE = 32
 
@@ -34,7 +35,7 @@ def batch():
 
 def test_device_stats_equal_numpy_reference(batch):
     L8, ab8 = batch
-    ours, reference = stats.compute_stats(L8, ab8), stats.compute_stats_numpy(L8, ab8)
+    ours, reference = stats.compute_stats(L8, ab8), record_stats_reference(L8, ab8)
     assert ours.dtype == stats.STATS_DTYPE and ours.shape == (7,)
     for name in stats.STATS_FIELDS:
         np.testing.assert_allclose(ours[name], reference[name], rtol=1e-4, atol=1e-3,
@@ -87,13 +88,13 @@ def test_thresholds_from_config():
     assert t == stats.FilterThresholds(min_colorfulness=2.0, min_ab_std=None, min_l_std=None)
 
 
-def test_normalize_matches_numpy(batch):
+def test_prepare_batch_normalises_like_numpy(batch):
     L8, ab8 = batch
-    L, ab = stats.normalize(L8, ab8)
+    L, ab = batches.prepare_batch({"L": L8, "ab": ab8})
     lab = color.decode_lab8(L8, ab8)
     np.testing.assert_allclose(np.asarray(L), lab[..., :1] / 50.0 - 1.0, atol=1e-6)
     np.testing.assert_allclose(np.asarray(ab), lab[..., 1:] / 110.0, atol=1e-6)
-    L_jit, ab_jit = jax.jit(stats.normalize)(L8, ab8)
+    L_jit, ab_jit = jax.jit(batches.prepare_batch)({"L": L8, "ab": ab8})
     np.testing.assert_allclose(np.asarray(L_jit), np.asarray(L), atol=1e-6)  # jit may fuse
     np.testing.assert_allclose(np.asarray(ab_jit), np.asarray(ab), atol=1e-6)
 
@@ -108,7 +109,8 @@ def test_single_device_mesh():
 _FOUR_DEVICES = textwrap.dedent("""
     import jax, numpy as np
     from jaxcolor import color, sharding
-    from jaxcolor.data import stats
+    from jaxcolor.data import batches, stats
+    from tests.support import record_stats_reference
     assert jax.device_count() == 4, jax.devices()
     mesh = sharding.local_mesh()
     assert mesh.devices.size == 4
@@ -116,13 +118,13 @@ _FOUR_DEVICES = textwrap.dedent("""
     rgb = rng.integers(0, 256, (7, 16, 12, 3), np.uint8)  # 7 records: padded to 8
     rgb[3] = rgb[3, ..., :1]                            # one gray record
     L8, ab8 = color.encode_lab8(color.rgb_to_lab_np(rgb))
-    ours, ref = stats.compute_stats(L8, ab8, mesh), stats.compute_stats_numpy(L8, ab8)
+    ours, ref = stats.compute_stats(L8, ab8, mesh), record_stats_reference(L8, ab8)
     assert ours.shape == (7,)
     for name in stats.STATS_FIELDS:
         np.testing.assert_allclose(ours[name], ref[name], rtol=1e-4, atol=1e-3, err_msg=name)
     batch = jax.device_put((L8[:4].repeat(2, 0), ab8[:4].repeat(2, 0)),
                            sharding.batch_sharding(mesh))
-    L, ab = jax.jit(stats.normalize)(*batch)  # elementwise: stays sharded over the 4 devices
+    L, ab = jax.jit(batches.prepare_batch)(dict(zip(("L", "ab"), batch)))  # elementwise: stays sharded over the 4 devices
     assert len(L.sharding.device_set) == 4 and len(ab.sharding.device_set) == 4
     lab = color.decode_lab8(L8[:4].repeat(2, 0), ab8[:4].repeat(2, 0))
     np.testing.assert_allclose(np.asarray(L), lab[..., :1] / 50 - 1, atol=1e-6)
@@ -134,7 +136,7 @@ _FOUR_DEVICES = textwrap.dedent("""
 def test_four_fake_devices_equal_numpy():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
            "JAX_PLATFORMS": "cpu"}
-    result = subprocess.run([sys.executable, "-c", _FOUR_DEVICES], env=env,
+    result = subprocess.run([sys.executable, "-c", _FOUR_DEVICES], env=env, cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "four devices agree" in result.stdout

@@ -58,9 +58,9 @@ def _inject_nan(step_1based: int) -> None:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxcolor.data import pipeline, stats
+    from jaxcolor.data import batches, pipeline
 
-    read, prepare = pipeline._ReadBatch.__call__, stats.prepare_batch
+    read, prepare = pipeline._ReadBatch.__call__, batches.prepare_batch
 
     def read_zeroing(self, step, batch):  # `step` is the pipeline's 0-based global step
         out = read(self, step, batch)
@@ -74,7 +74,7 @@ def _inject_nan(step_1based: int) -> None:
         return l_norm * jnp.where(poisoned, jnp.nan, 1.0), ab
 
     pipeline._ReadBatch.__call__ = read_zeroing
-    stats.prepare_batch = prepare_poisoned
+    batches.prepare_batch = prepare_poisoned
 
 
 def _inject_enospc(save_number: int) -> None:

@@ -72,8 +72,8 @@ def test_tensorboard_holds_losses_logits_rates_perf_validation_images_and_config
     tags = events.Tags()
     expected = {"train/g/l1", "train/g/adv", "train/g/lr", "train/g/grad_norm", "train/d/loss",
                 "train/d/real_logit", "train/d/fake_logit", "perf/images_per_sec",
-                "perf/data_wait_fraction", "val/l1", "val/psnr", "val/cf_pred", "val/cf_true",
-                "val/delta_cf"}
+                "perf/data_wait_fraction", "val/ab_mae", "val/psnr", "val/psnr_gray", "val/ssim",
+                "val/ab_auc", "val/cf", "val/cf_true", "val/delta_cf", "val/score"}
     assert expected <= set(tags["scalars"]), expected - set(tags["scalars"])
     assert "val/gray_pred_true" in tags["images"]
     assert "config/text_summary" in tags["tensors"]
@@ -85,7 +85,7 @@ def test_tensorboard_holds_losses_logits_rates_perf_validation_images_and_config
     recorded = {step + 1: m["g/l1"] for step, _, m in finished_run.recorded if "g/l1" in m}
     assert l1.keys() == recorded.keys()
     np.testing.assert_allclose([l1[s] for s in recorded], list(recorded.values()), rtol=1e-6)
-    assert [e.step for e in events.Scalars("val/l1")] == [5, TOTAL]
+    assert [e.step for e in events.Scalars("val/ab_mae")] == [5, TOTAL]
     assert all(0 <= e.value <= 1 for e in events.Scalars("perf/data_wait_fraction"))
 
 

@@ -101,7 +101,7 @@ def test_gan_step_trains_both_models_and_reports_every_term(run):
 def test_eval_step_gives_per_image_metrics(run):
     out = run["steps"].evaluate(_fresh(run), run["batch"])
     batch = run["batch"]["L"].shape[0]
-    for key in ("l1", "ab_mae", "psnr", "psnr_gray", "cf_pred", "cf_true"):
+    for key in ("ab_mae", "psnr", "psnr_gray", "ssim", "ab_auc", "cf", "cf_true"):
         assert out[key].shape == (batch,), key
         assert np.all(np.isfinite(np.asarray(out[key]))), key
     assert out["ab_pred"].shape == run["batch"]["ab"].shape

@@ -22,8 +22,7 @@ from pathlib import Path
 from jaxcolor import errors
 from jaxcolor.errors import UsageError
 from jaxcolor.inference import restore as restore_lib
-from jaxcolor.inference.photo import default_render_size, round_render_size
-from jaxcolor.inference.onnx import runtime
+from jaxcolor.inference.photo import render_size as resolve_render_size
 
 
 def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, step: int | None = None,
@@ -34,14 +33,11 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, step: int |
     onnx = errors.require("onnx", "onnx")
     from jaxcolor.inference.onnx import graph
 
-    if render_size is not None and render_size < 1:
-        raise UsageError(f"--render_size must be positive, got {render_size}")
     out = Path(out).expanduser()
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; name the .onnx file")
     restored = restore_lib.restore(checkpoint, step=step, best=best)
-    size = (default_render_size(restored.config) if render_size is None
-            else round_render_size(render_size))
+    size = resolve_render_size(restored.config, render_size)
     model = graph.generator_to_onnx(
         restored.generator(), height=size, width=size, batch=None if dynamic_batch else 1,
         metadata={"jaxcolor.step": str(restored.step), "jaxcolor.render_size": str(size),

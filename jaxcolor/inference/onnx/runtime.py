@@ -20,7 +20,8 @@ import os
 
 import numpy as np
 
-from jaxcolor.errors import RunError, UsageError, require
+from jaxcolor.errors import RunError, require
+
 
 class OnnxBackendError(RunError, ValueError):
     """An input or model does not fit the ONNX backend (names the model and the problem)."""
