@@ -36,19 +36,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse larger images (decompression-bomb guard)")
+    common.add_shard_flag(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from jaxcolor.inference import files
+    from jaxcolor.inference.shards import Shard
 
     common.check_positive(batch_size=args.batch_size, render_size=args.render_size,
                           workers=args.workers, max_pixels=args.max_pixels)
     output = Path(args.output).expanduser()
     summary = files.Summary()
     Image.MAX_IMAGE_PIXELS = args.max_pixels  # Pillow's own bomb guard, per process
-    items, summary.failures, inputs = files.discover(args.input, output, args.max_pixels)
+    items, summary.failures, inputs = files.discover(args.input, output, args.max_pixels,
+                                                     Shard.parse(args.shard))
     planned = files.plan(items, inputs, output, args.format)
     colorizer = common.load_colorizer(args)
     print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, "

@@ -12,8 +12,8 @@ from typing import Callable
 from jaxcolor import errors
 from jaxcolor.progress import ProgressBar
 
-__all__ = ["ProgressBar", "add_checkpoint_flags", "add_colorizer_flags", "check_positive",
-           "examples", "load_colorizer", "run_command"]
+__all__ = ["ProgressBar", "add_checkpoint_flags", "add_colorizer_flags", "add_shard_flag",
+           "check_positive", "examples", "load_colorizer", "run_command"]
 
 
 def examples(*lines: str) -> str:
@@ -23,7 +23,7 @@ def examples(*lines: str) -> str:
 
 def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
     """--checkpoint (a run workdir or its checkpoints/ directory) and --step | --best."""
-    parser.add_argument("--checkpoint", required=True,
+    parser.add_argument("--checkpoint",
                         help="a training run directory (holding checkpoints/) or a "
                              "checkpoints directory")
     which = parser.add_mutually_exclusive_group()
@@ -56,6 +56,13 @@ def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:
                              "device (default: every core)")
 
 
+def checkpoint(args) -> str:
+    """The --checkpoint a command reads."""
+    if args.checkpoint is None:
+        raise errors.UsageError("--checkpoint is required: a training run directory")
+    return args.checkpoint
+
+
 def load_colorizer(args):
     """The Colorizer the shared flags name, with library logs quietened."""
     from absl import logging  # Orbax logs every read-only manager at WARNING
@@ -64,9 +71,17 @@ def load_colorizer(args):
 
     logging.set_verbosity(logging.ERROR)
     return Colorizer.from_checkpoint(
-        args.checkpoint, step=args.step, best=args.best, render_size=args.render_size,
+        checkpoint(args), step=args.step, best=args.best, render_size=args.render_size,
         batch_size=args.batch_size, upsample=args.upsample, backend=args.backend,
         compose=args.compose)
+
+
+def add_shard_flag(parser: argparse.ArgumentParser) -> None:
+    """--shard I/N: this machine's share of an archive (`jaxcolor.inference.shards`)."""
+    parser.add_argument("--shard", metavar="I/N", default=None,
+                        help="process only shard I of N (0 <= I < N) of the inputs, for one "
+                             "command per machine under a scheduler; every input belongs to "
+                             "exactly one shard")
 
 
 def check_positive(**values: int | None) -> None:

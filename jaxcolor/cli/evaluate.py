@@ -14,6 +14,8 @@ from jaxcolor.cli import common
 
 HELP = "measure a checkpoint (PSNR, SSIM, ab error, AuC, colourfulness) against the gray image"
 EXAMPLES = common.examples(
+    "jaxcolor evaluate --checkpoint=/runs/gan101 --data=/photos --out=eval/3 --shard=3/10\n"
+    "  jaxcolor evaluate --merge eval/0 eval/1 ... eval/9 --out=eval/all",
     "jaxcolor evaluate --checkpoint=/runs/gan101 --data=/data/val_records --out=/runs/eval",
     "jaxcolor evaluate --checkpoint=/runs/gan101/checkpoints --best \\\n"
     "      --data='/photos/test/*.jpg' --out=report --max_images=500 --sheet=16",
@@ -26,8 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     common.add_checkpoint_flags(parser)
     common.add_colorizer_flags(parser)
-    parser.add_argument("--data", required=True, help="records directory, or photos "
-                        "(file, directory or glob)")
+    parser.add_argument("--data", help="records directory, or photos (file, directory or glob)")
     parser.add_argument("--out", required=True, help="report directory")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="full",
                         help="paper: short side to 256 and the centre 256x256, as the "
@@ -41,13 +42,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also measure grayscale references (skipped and counted by default)")
     parser.add_argument("--max_side", type=int, default=512,
                         help="full protocol: photos are downscaled to this long side first")
+    common.add_shard_flag(parser)
+    parser.add_argument("--merge", nargs="+", metavar="REPORT_DIR",
+                        help="combine the reports of --shard runs (shards 0..N-1) into one "
+                             "metrics.json in --out, equal to an unsharded run's")
 
 
 def run(args: argparse.Namespace) -> int:
     from jaxcolor import evaluator
     from jaxcolor.data import images, records as records_lib, stats as stats_lib
     from jaxcolor.inference import evaluation
+    from jaxcolor.inference.shards import Shard
 
+    if args.merge:
+        summary = evaluation.merge_reports([Path(d).expanduser() for d in args.merge],
+                                           Path(args.out).expanduser())
+        print(evaluator.format_table(summary))
+        print(f"{int(summary['images'])} images from {len(args.merge)} shards; report in "
+              f"{args.out}")
+        return errors.EXIT_OK
+    if args.data is None:
+        raise errors.UsageError("--data is required (or --merge REPORT_DIR...)")
+    shard = Shard.parse(args.shard)
+    if not shard.whole and args.max_images is not None:
+        raise errors.UsageError("--max_images with --shard: the first N photos of a listing "
+                                "are not any shard's; evaluate a folder of those photos")
     common.check_positive(max_images=args.max_images, max_side=args.max_side,
                           batch_size=args.batch_size, render_size=args.render_size,
                           workers=args.workers)
@@ -59,9 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if recs is not None:
         thresholds = (None if args.no_filter
                       else stats_lib.FilterThresholds.from_config(colorizer.config.data.filter))
-        jobs, info = evaluation.record_jobs(recs, thresholds, protocol)
+        jobs, info = evaluation.record_jobs(recs, thresholds, protocol, shard)
     else:
-        jobs, info = evaluation.photo_jobs(paths, protocol), {"kind": "images"}
+        root = data if data.is_dir() else None
+        jobs, info = evaluation.photo_jobs(paths, protocol, root=root, shard=shard), {
+            "kind": "images"}
     bar = common.ProgressBar("evaluate", unit=" images/s")
     report = evaluation.evaluate(colorizer, jobs, max_images=args.max_images,
                                  sheet=max(args.sheet, 0), workers=args.workers, progress=bar)
@@ -75,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     summary = evaluation.write_report(out, colorizer, report, {
         "path": str(args.data), **info, "protocol": args.protocol,
-        "max_side": args.max_side if args.protocol == "full" else None})
+        "max_side": args.max_side if args.protocol == "full" else None}, shard)
     print(evaluator.format_table(summary))
     gray = f", {report.skipped_gray} grayscale references skipped" if report.skipped_gray else ""
     print(f"{len(report.per_image)} images ({args.protocol} protocol{gray}), checkpoint step "

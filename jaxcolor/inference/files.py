@@ -35,6 +35,7 @@ from jaxcolor.errors import RunError, UsageError
 from jaxcolor.inference import photo as photo_lib
 from jaxcolor.inference import pipeline
 from jaxcolor.inference.colorizer import Colorizer
+from jaxcolor.inference.shards import Shard
 
 IMAGE_SUFFIXES = images.IMAGE_EXTENSIONS
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
@@ -60,6 +61,11 @@ class Item:
     rel: Path  # output path relative to --output, without suffix
     suffix: str  # output suffix for --format=same
     load: Callable[[], photo_lib.Photo]
+
+    @property
+    def key(self) -> str:
+        """What names this input in a `--shard` partition: its output path below --output."""
+        return self.rel.as_posix()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,9 +137,11 @@ def _glob_base(pattern: str) -> Path:
     return Path(*base).expanduser() if base else Path(".")
 
 
-def discover(spec: str, output: Path,
-             max_pixels: int) -> tuple[list[Item], list[Failure], set[Path]]:
-    """Expand --input into work items, unreadable inputs, and every input file's real path."""
+def discover(spec: str, output: Path, max_pixels: int,
+             shard: Shard = Shard()) -> tuple[list[Item], list[Failure], set[Path]]:
+    """Expand --input into work items, unreadable inputs, and every input file's real path;
+    of the items and failures, `shard`'s share (by the output path relative to --output,
+    which names each input uniquely)."""
     path = Path(spec).expanduser()
     output = output.resolve()
     if path.is_dir():
@@ -169,11 +177,12 @@ def discover(spec: str, output: Path,
     for source in sorted(sources, key=str):
         real = Path(os.path.realpath(source))  # never raises, even on a symlink loop
         inputs.update(real.rglob("*") if source.is_dir() else [real])
+        rel = source.relative_to(base) if source != base else Path()
         try:
-            items += _items_for(source, source.relative_to(base) if source != base else Path(),
-                                max_pixels)
+            items += [i for i in _items_for(source, rel, max_pixels) if shard.owns(i.key)]
         except READ_ERRORS as e:
-            failures.append(Failure(str(source), getattr(e, "reason", str(e))))
+            if shard.owns(rel.with_suffix("").as_posix()):
+                failures.append(Failure(str(source), getattr(e, "reason", str(e))))
     return items, failures, inputs
 
 

@@ -137,3 +137,31 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'nope'}: no such " \
                                                      "checkpoint directory"
+
+
+def test_shards_colour_the_whole_archive_once(workdir, tmp_path, capsys):
+    """Three machines with --shard I/3 write exactly the unsharded run's files, each once."""
+    photos = tmp_path / "in"
+    for i in range(9):
+        (photos / f"box{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(photo_rgb(40 + 3 * i, 56, seed=i)).save(photos / f"box{i % 2}" / f"{i}.png")
+    (photos / "broken.png").write_text("not an image")
+    assert cli(workdir, f"--input={photos}", f"--output={tmp_path / 'whole'}") == 1
+    capsys.readouterr()
+    written, failed = {}, []
+    for i in range(3):
+        out = tmp_path / f"shard{i}"
+        rc = cli(workdir, f"--input={photos}", f"--output={out}", f"--shard={i}/3")
+        report = capsys.readouterr().out
+        failed += [line for line in report.splitlines() if line.startswith("failed: ")]
+        assert rc == (1 if any("broken.png" in line for line in report.splitlines()) else 0)
+        for path in out.rglob("*.png"):
+            rel = str(path.relative_to(out))
+            assert rel not in written, f"{rel} written by two shards"
+            written[rel] = np.asarray(Image.open(path))
+    whole = {str(p.relative_to(tmp_path / "whole")): np.asarray(Image.open(p))
+             for p in (tmp_path / "whole").rglob("*.png")}
+    assert sorted(written) == sorted(whole) and len(whole) == 9
+    for rel, pixels in whole.items():
+        np.testing.assert_array_equal(written[rel], pixels, err_msg=rel)
+    assert len(failed) == 1 and "broken.png" in failed[0]  # reported by its shard alone

@@ -110,3 +110,43 @@ def test_paper_protocol_crops_to_256_and_skips_grayscale_references(workdir, tmp
     report = json.loads((kept / "metrics.json").read_text())
     assert report["data"]["skipped_gray"] == 0 and len(report["per_image"]) == 3
     assert report["summary"]["psnr_gray"] is None  # the gray reference's is +inf (JSON null)
+
+
+def test_shard_reports_merge_into_the_unsharded_report(workdir, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(7):
+        Image.fromarray(photo_rgb(48 + 4 * i, 64, seed=i)).save(photos / f"p{i}.png")
+    gray = np.asarray(Image.fromarray(photo_rgb(64, 64, seed=9)).convert("L"))
+    Image.fromarray(np.dstack([gray] * 3)).save(photos / "q_gray.png")  # skipped, counted
+    (photos / "r_broken.png").write_text("not an image")
+    common = [f"--checkpoint={workdir}", f"--data={photos}", "--sheet=2", "--batch_size=4"]
+    assert evaluate(*common, f"--out={tmp_path / 'whole'}") == 1
+    parts = [tmp_path / f"part{i}" for i in range(3)]
+    for i, part in enumerate(parts):
+        evaluate(*common, f"--out={part}", f"--shard={i}/3")
+    sizes = [len(json.loads((p / "metrics.json").read_text())["per_image"]) for p in parts]
+    assert sum(sizes) == 7 and max(sizes) < 7  # each photo measured by one shard
+    capsys.readouterr()
+    assert evaluate("--merge", *map(str, parts), f"--out={tmp_path / 'merged'}") == 0
+    assert "PSNR (dB)" in capsys.readouterr().out
+    merged = (tmp_path / "merged" / "metrics.json").read_text()
+    assert merged == (tmp_path / "whole" / "metrics.json").read_text()
+
+
+def test_merge_refuses_a_missing_shard_or_another_run(workdir, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(3):
+        Image.fromarray(photo_rgb(48, 64, seed=i)).save(photos / f"p{i}.png")
+    common = [f"--checkpoint={workdir}", f"--data={photos}", "--sheet=0"]
+    for i in range(2):
+        evaluate(*common, f"--out={tmp_path / f'a{i}'}", f"--shard={i}/2")
+    evaluate(*common, f"--out={tmp_path / 'b1'}", "--shard=1/2", "--max_side=40")
+    capsys.readouterr()
+    for parts, needle in (([tmp_path / "a0"], "shards 0..N-1"),
+                          ([tmp_path / "a0", tmp_path / "b1"], "not the same evaluation"),
+                          ([tmp_path / "a0", tmp_path / "none"], "not a readable")):
+        assert evaluate("--merge", *map(str, parts), f"--out={tmp_path / 'm'}") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and needle in err and "\n" not in err, err
