@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from tests.faults import faultkit
+from tests.support import assert_trees_equal
 
 pytestmark = pytest.mark.slow  # trainer subprocesses
 
@@ -46,7 +47,7 @@ def test_enospc_during_an_async_save_stops_the_run_and_keeps_older_checkpoints(
     assert "No space left on device" in error.group(3)
     complete, _ = faultkit.checkpoint_dirs(workdir)
     assert complete == [2]
-    faultkit.assert_trees_equal(faultkit.restore_state(workdir, 2),
+    assert_trees_equal(faultkit.restore_state(workdir, 2),
                                 faultkit.restore_state(baseline.workdir, 2))
 
 
@@ -79,5 +80,5 @@ def test_a_real_full_disk_stops_the_run_and_keeps_older_checkpoints(
     assert error.group(1) == str(workdir / "checkpoints")
     assert int(error.group(2)) == complete[-1] + 2  # the one that did not fit
     assert "RESOURCE_EXHAUSTED" in error.group(3) or "No space left" in error.group(3)
-    faultkit.assert_trees_equal(faultkit.restore_state(workdir, complete[-1]),
+    assert_trees_equal(faultkit.restore_state(workdir, complete[-1]),
                                 faultkit.restore_state(baseline.workdir, complete[-1]))

@@ -24,6 +24,7 @@ import time
 import pytest
 
 from tests.faults import faultkit
+from tests.support import assert_trees_equal
 
 pytestmark = pytest.mark.slow  # trainer subprocesses
 
@@ -80,4 +81,4 @@ def test_kill9_at_random_moments_loses_nothing(records, xla_cache, baseline, tmp
     assert faultkit.resumed_steps(output) == [max(complete)], history
     final, partial = faultkit.checkpoint_dirs(workdir)
     assert final[-1] == total and not partial, (final, partial)
-    faultkit.assert_trees_equal(faultkit.restore_state(workdir, total), baseline.final_state)
+    assert_trees_equal(faultkit.restore_state(workdir, total), baseline.final_state)

@@ -14,6 +14,7 @@ import re
 import pytest
 
 from tests.faults import faultkit
+from tests.support import assert_trees_equal
 
 pytestmark = pytest.mark.slow  # trainer subprocesses
 
@@ -38,11 +39,11 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
     restored = faultkit.restore_state(workdir, last_good)
     assert faultkit.all_finite(restored)
     assert int(restored["step"]) == last_good
-    faultkit.assert_trees_equal(restored, faultkit.restore_state(baseline.workdir, last_good))
+    assert_trees_equal(restored, faultkit.restore_state(baseline.workdir, last_good))
 
     if bad_step == 5:  # once is enough for the slow part: resume past the bad batch
         rc, output = faultkit.run_trainer(workdir, records, xla_cache)
         assert rc == 0, output[-5000:]
         assert faultkit.resumed_steps(output) == [last_good]
-        faultkit.assert_trees_equal(faultkit.restore_state(workdir, baseline.total_steps),
+        assert_trees_equal(faultkit.restore_state(workdir, baseline.total_steps),
                                     baseline.final_state)

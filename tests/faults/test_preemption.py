@@ -11,6 +11,7 @@ import signal
 import pytest
 
 from tests.faults import faultkit
+from tests.support import assert_trees_equal
 
 pytestmark = pytest.mark.slow  # trainer subprocesses
 
@@ -40,5 +41,5 @@ def test_sigterm_saves_the_current_step_and_exits_0_then_resumes(records, xla_ca
     assert faultkit.resumed_steps(output) == [step]
     assert re.search(rf"\] step {step + 1}/", output)  # the next step is the first one run
     assert not re.search(rf"\] step {step}/", output)
-    faultkit.assert_trees_equal(faultkit.restore_state(workdir, baseline.total_steps),
+    assert_trees_equal(faultkit.restore_state(workdir, baseline.total_steps),
                                 baseline.final_state)

@@ -35,6 +35,7 @@ import pytest
 from jaxcolor.data import stats
 from jaxcolor.data.records import Records
 from tests.faults import faultkit
+from tests.support import assert_trees_equal
 
 STEPS = 8  # 28 filtered records: 14 per process, 2 per step, so 7 steps are one epoch
 EPOCH = 7
@@ -126,7 +127,7 @@ def test_two_processes_match_one_process_and_resume_together(
         assert faultkit.resumed_steps(trainer.output) == [saved[0]], trainer.tail()
 
     reference_dir, reference_output, reference_indices = one_process_two_devices
-    faultkit.assert_trees_equal(faultkit.restore_state(workdir, STEPS),
+    assert_trees_equal(faultkit.restore_state(workdir, STEPS),
                                 faultkit.restore_state(reference_dir, STEPS))
 
     evals = [EVAL_LINE.findall(t.output)[-1] for t in both]
