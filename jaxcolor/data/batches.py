@@ -17,6 +17,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+from PIL import Image
 
 from jaxcolor import color
 from jaxcolor.data.records import Records
@@ -133,6 +134,25 @@ def crop_windows(L8: np.ndarray, ab8: np.ndarray, top: np.ndarray, left: np.ndar
     return L_out, ab_out
 
 
+def downscale(L8: np.ndarray, ab8: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Whole windows L8 [n, S, S] and ab8 [n, S, S, 2] shrunk to `size` x `size` (Pillow's
+    antialiased bilinear filter, on the 8-bit planes: a8 = a + 128 is linear in a, so the
+    colour is averaged as the lightness is). Progressive training's early stages see the
+    whole crop at a lower resolution, as DeOldify's do, not a smaller window of it."""
+    n = len(L8)
+    L_out = np.empty((n, size, size), np.uint8)
+    ab_out = np.empty((n, size, size, 2), np.uint8)
+
+    def shrink(plane):
+        return np.asarray(Image.fromarray(plane).resize((size, size), Image.Resampling.BILINEAR))
+
+    for i in range(n):
+        L_out[i] = shrink(L8[i])
+        for c in range(2):
+            ab_out[i, ..., c] = shrink(np.ascontiguousarray(ab8[i, ..., c]))
+    return L_out, ab_out
+
+
 def _pairs_as_uint16(ab8: np.ndarray) -> np.ndarray:
     """[..., 2] uint8 -> [...] uint16 view of the same memory (a, b moved together)."""
     return ab8.view(np.uint16).reshape(ab8.shape[:-1])
@@ -144,8 +164,10 @@ class _ReadBatch:
     Training (`augment=True`): uniform random crop offsets and a fair coin per image for the
     flip, drawn from a generator keyed by (seed, shard, step). Evaluation: centre crop, no
     flip. `flip` (bool [n]) is applied on the device by `prepare_batch`. The crop size
-    is `crop_size`, or per step from a resolution schedule (`crop_sizes`: (first step, crop)
-    pairs), so the crop too is a pure function of the step.
+    is `crop_size`, or per step from a resolution schedule (`crop_sizes`: (first step, size)
+    pairs), so the crop too is a pure function of the step. A stage smaller than `crop_size`
+    sees the `crop_size` window downscaled to its size (`downscale`); a larger one, a larger
+    window.
     """
 
     def __init__(self, records: Records, crop_size: int, *, augment: bool, flip: bool,
@@ -161,7 +183,8 @@ class _ReadBatch:
     def __call__(self, step: int, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         indices = batch["index"]
         L8, ab8 = self.records.read(indices)
-        c = self.crop_sizes[_stage_of(self._first_steps, step)][1]
+        size = self.crop_sizes[_stage_of(self._first_steps, step)][1]
+        c = max(size, self.crop_size)  # the window cut from each record
         n, (h, w) = len(indices), self.records.image_size
         if self.augment:
             rng = _rng(_AUGMENT, self.seed, self.shard_index, step)
@@ -171,6 +194,8 @@ class _ReadBatch:
         else:
             top, left, flip = np.full(n, (h - c) // 2), np.full(n, (w - c) // 2), np.zeros(n, bool)
         L8, ab8 = crop_windows(L8, ab8, top, left, c)
+        if size < c:
+            L8, ab8 = downscale(L8, ab8, size)
         return {**batch, "L": L8, "ab": ab8, "flip": flip,
                 "index": np.asarray(indices, np.int32)}
 

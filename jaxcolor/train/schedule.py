@@ -5,9 +5,11 @@ and the resolution schedule of progressive pretraining.
 also the name of its step function (`steps.Steps`) and of its config field.
 
 `config.phases.pretrain_stages` (empty: off) splits the pretraining into stages of growing
-crop size, as DeOldify trains its generator (64 -> 128 -> 192 px): each entry is
-`(crop, steps)`, `(crop, steps, batch)` or `(crop, steps, batch, lr)` (batch or lr 0: the
-run's `batch_size` / `g.lr`), and the stages' steps add up to `pretrain_steps`. G is fully
+image size, as DeOldify trains its generator (64 -> 128 -> 192 px): each entry is
+`(size, steps)`, `(size, steps, batch)` or `(size, steps, batch, lr)` (batch or lr 0: the
+run's `batch_size` / `g.lr`), and the stages' steps add up to `pretrain_steps`. A stage
+smaller than `data.crop_size` sees the whole crop downscaled to its size (the same scene at
+a lower resolution, not a smaller window of it: `data.batches.downscale`). G is fully
 convolutional, so its weights carry over from one size to the next unchanged (no fade-in);
 each new size compiles its step once. After the stages, every phase runs at
 `data.crop_size` and `batch_size`, the size validation and inference use.

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from jaxcolor import color, sharding
+from jaxcolor.data import batches as batches_lib
 from jaxcolor.data import pipeline, stats
 from jaxcolor.data.records import Records, RecordsWriter
 
@@ -265,11 +266,18 @@ def test_stages_crop_and_batch_per_step_and_the_stream_runs_on(records):
     # 12 + 18 = 30 records: less than an epoch of 36, so each appears at most once.
     stream = np.concatenate([b["index"] for b in batches])
     assert len(set(stream.tolist())) == 30
-    # Every batch is a window of its records, at its stage's size.
-    for b in (batches[0], batches[4]):
-        L, _ = records.read(b["index"])
-        c = b["L"].shape[1]
-        assert all(_windows(b["L"][i], L[i], c) for i in range(len(b["index"])))
+    # The last stage's batches are CROP windows of their records; an earlier stage's, whole
+    # CROP windows downscaled to its size (DeOldify's progressive resizing), not 8 px windows.
+    L, ab = records.read(batches[4]["index"])
+    assert all(_windows(batches[4]["L"][i], L[i], CROP) for i in range(6))
+    L, ab = records.read(batches[0]["index"])
+    for i in range(4):  # (the flip is the device's: host arrays are never mirrored)
+        shrunk = [batches_lib.downscale(L[i:i + 1, t:t + CROP, l:l + CROP],
+                                        ab[i:i + 1, t:t + CROP, l:l + CROP], 8)
+                  for t in range(SIZE - CROP + 1) for l in range(SIZE - CROP + 1)]
+        assert any(np.array_equal(batches[0]["L"][i], s_L[0])
+                   and np.array_equal(batches[0]["ab"][i], s_ab[0]) for s_L, s_ab in shrunk), i
+        assert not _windows(batches[0]["L"][i], L[i], 8)  # not a plain 8 px window
 
 
 def test_after_the_stages_batches_are_the_unstaged_pipelines_from_that_stream_position(records):
