@@ -110,3 +110,45 @@ def format_table(summary: dict) -> str:
         lines.append(f"{title:12s}{fmt.format(model[key])}{fmt.format(gray[key])}")
     lines.append(f"{'CF (true)':12s}{summary['cf_true']:8.1f}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Uncertainty: paired bootstrap over photos.
+# --------------------------------------------------------------------------------------
+
+INTERVAL_LEVEL = 0.95
+
+
+def _set_statistics(per_image: dict, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """The set-level numbers of resampled sets (`rows`: [samples, n] photo indices)."""
+    take = {k: np.asarray(per_image[k], np.float64)[rows] for k in
+            ("psnr", "psnr_gray", "cf", "cf_true")}
+    return {"psnr": take["psnr"].mean(-1),
+            "psnr_gain": (take["psnr"] - take["psnr_gray"]).mean(-1),
+            "delta_cf": np.abs(take["cf"].mean(-1) - take["cf_true"].mean(-1))}
+
+
+def bootstrap(per_image: dict, other: dict | None = None, *, samples: int = 2000,
+              seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """(estimate, low, high) 95 % percentile intervals of a set's PSNR, its gain over the
+    gray image (`psnr_gain`, paired per photo) and its delta-CF, by resampling photos with
+    replacement; with `other` (the same photos, in the same order, measured for another
+    model) also the paired differences `psnr_diff` and `delta_cf_diff` (this minus other).
+    A difference whose interval holds 0 is no difference."""
+    n = len(per_image["psnr"])
+    if other is not None and len(other["psnr"]) != n:
+        raise metrics.MetricInputError(f"evaluator.bootstrap: {n} photos against "
+                                       f"{len(other['psnr'])}: a paired comparison needs the "
+                                       "same photos")
+    rows = np.random.default_rng(seed).integers(0, n, (samples, n))
+    everything = np.arange(n)[None]
+    mine, mine_all = _set_statistics(per_image, rows), _set_statistics(per_image, everything)
+    resampled, estimate = dict(mine), {k: float(v[0]) for k, v in mine_all.items()}
+    if other is not None:
+        theirs, theirs_all = _set_statistics(other, rows), _set_statistics(other, everything)
+        for name in ("psnr", "delta_cf"):
+            resampled[f"{name}_diff"] = mine[name] - theirs[name]
+            estimate[f"{name}_diff"] = float(mine_all[name][0] - theirs_all[name][0])
+    tail = 100 * (1 - INTERVAL_LEVEL) / 2
+    return {k: (estimate[k], float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
+            for k, v in resampled.items()}

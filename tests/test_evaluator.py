@@ -62,3 +62,37 @@ def test_the_table_puts_each_number_beside_the_gray_image():
     assert model["psnr"] == summary["psnr"] and gray["psnr"] == summary["psnr_gray"]
     table = evaluator.format_table(summary)
     assert f"{summary['psnr']:8.2f}{summary['psnr_gray']:8.2f}" in table
+
+
+def _per_image(n, seed, psnr_shift=0.0, cf_scale=1.0):
+    rng = np.random.default_rng(seed)
+    truth_cf = rng.uniform(20, 60, n)
+    return {"psnr": rng.normal(22 + psnr_shift, 2, n), "psnr_gray": rng.normal(22, 2, n),
+            "cf": truth_cf * cf_scale + rng.normal(0, 5, n), "cf_true": truth_cf}
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_shrink_with_more_photos():
+    small, large = _per_image(50, 0), _per_image(2000, 0)
+    ci_small, ci_large = evaluator.bootstrap(small), evaluator.bootstrap(large)
+    for name in ("psnr", "psnr_gain", "delta_cf"):
+        estimate, low, high = ci_small[name]
+        assert low <= estimate <= high, name
+        assert ci_large[name][2] - ci_large[name][1] < 0.5 * (high - low), name
+    summary = evaluator.summarize(large)
+    assert ci_large["psnr"][0] == pytest.approx(summary["psnr"])
+    assert ci_large["delta_cf"][0] == pytest.approx(summary["delta_cf"])
+    assert ci_large["psnr_gain"][0] == pytest.approx(summary["psnr"] - summary["psnr_gray"])
+
+
+def test_a_paired_difference_is_found_only_where_there_is_one():
+    base = _per_image(400, 1)
+    better = {**base, "psnr": base["psnr"] + 0.5}  # the same photos, 0.5 dB better each
+    ci = evaluator.bootstrap(better, base)
+    assert ci["psnr_diff"][1] > 0.4 and ci["psnr_diff"][2] < 0.6  # paired: tight around 0.5
+    same = {**base, "psnr": base["psnr"] + np.random.default_rng(2).normal(0, 0.5, 400)}
+    low, high = evaluator.bootstrap(same, base)["psnr_diff"][1:]
+    assert low < 0 < high  # no difference
+    duller = {**base, "cf": base["cf"] * 0.6}
+    assert evaluator.bootstrap(duller, base)["delta_cf_diff"][1] > 0  # worse colourfulness
+    with pytest.raises(metrics.MetricInputError, match="same photos"):
+        evaluator.bootstrap(base, _per_image(10, 3))
