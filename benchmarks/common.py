@@ -21,6 +21,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+RESULTS = Path(__file__).resolve().parent / "results"
+"""One JSON-lines file per area (quality.jsonl, video.jsonl, ...): every figure of
+BENCHMARKS.md, committed."""
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.jsonl"
 
 

@@ -1,142 +1,132 @@
 r"""Colour quality on photos a model has never seen, per config variant, at equal training FLOPs.
 
-    bash /work/shared/data/get_photos.sh /tmp/photos      # 372 natural colour photos
-    python -m benchmarks.quality --photos /tmp/photos --workdir /tmp/quality \
-        --variants l1,gan,gan_rebal,gan_cf,gan_prog,gan_rebal_cf_prog
-    # your own data: a records directory to train on and a folder of held-out photos
-    python -m benchmarks.quality --records /data/records --test_photos /data/heldout ...
-    # the GPU configuration (gan.py-sized: ResNet-101 at 224 px, batch 64, 360 PFLOP)
-    python -m benchmarks.quality --photos /data/photos --variants gpu_l1,gpu_gan,gpu_gan_prog
+    bash ../shared/data/get_photos.sh /data/photos          # + get_more_photos.sh /data/more
+    jaxcolor port mobilenet_v2-b0353104.pth /data/ported/mobilenet_v2    # ImageNet encoders
+    python -m benchmarks.quality --photos /data/photos,/data/more --test_photos /data/imagenet \
+        --weights /data/ported --workdir /data/quality --variants l1_mnv2,gan0.1_cf0.1_ema_pick_mnv2
+    # every decision on the validation table; then the chosen variant's test figures, once:
+    python -m benchmarks.quality ... --variants CHOSEN --read_test --against /runs/old
+    python -m benchmarks.quality --table benchmarks/results/quality.jsonl [--split test]
 
-For each variant of `experiments/configs/quality.py`:
-  1. its phase lengths are derived from the FLOP budget (`benchmarks.quality_budget`),
+The photos (`benchmarks.quality_data`): the pool under --photos is split by photo into
+train and validation; --test_photos are the test split, read only with --read_test. For each
+variant of `experiments/configs/quality.py`:
+  1. its phase lengths come from the FLOP budget (`benchmarks.quality_budget`),
   2. it trains through `jaxcolor.train.loop.train_and_evaluate` (what experiments/run.py
-     runs) in WORKDIR/runs/VARIANT; run the command again to resume an interrupted run,
-  3. checkpoints are evaluated through `Colorizer` and `jaxcolor.inference.evaluation` (what
-     `jaxcolor evaluate --protocol=paper` runs: short side 256, centre crop 256, grayscale
-     references skipped) on the held-out test photos, each metric beside the gray image.
-One JSON line per variant (`figure` quality/VARIANT, `value` delta-CF): PSNR, SSIM, ab
-MAE, AuC, CF of prediction and truth, delta-CF and the gray baseline of the checkpoint
-`jaxcolor evaluate --best` picks (the run's `config.best_metric`), the same for the final
-checkpoint and for the picks of every other validation metric (the checkpoint-selection
-ablation, from one training), training images/s and wall time, steps and FLOPs.
-
-Held-out photos: `--photos` is split by photo, deterministically (a hash of each file's path
-below the folder): `--test_fraction` of them are the test set, never seen in training; the
-rest are ingested (WORKDIR/records) with every `--val_every`-th photo held out again for
-validation, which picks the best checkpoint. Test photos decide nothing but the reported
-numbers. Contact sheets: WORKDIR/runs/VARIANT/eval-STEP/contact_sheet.png.
+     runs) in WORKDIR/runs/VARIANT, validating on the validation photos' records, which pick
+     checkpoints by each rule; run the command again to resume an interrupted run,
+  3. the checkpoint the run's rule picks (`jaxcolor evaluate --best`), the final one and the
+     picks of the other rules are measured as `jaxcolor evaluate --protocol=paper` measures
+     (short side 256, centre crop 256, grayscale references skipped) on the validation
+     photos, or with --read_test only the pick on the test photos; each with paired
+     bootstrap 95 % intervals over photos against the gray image (and against --against).
+One JSON line per variant and split (`figure` quality/VARIANT, `split`, `value` delta-CF).
+Contact sheets: WORKDIR/runs/VARIANT/eval-SPLIT-STEP/contact_sheet.png.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
-from benchmarks import common, quality_budget
+from benchmarks import common, quality_budget, quality_data, quality_table
 
 QUALITY_CONFIG = str(common.REPO / "experiments" / "configs" / "quality.py")
-ABLATION = "l1,gan,gan_rebal,gan_cf,gan_prog,gan_rebal_cf_prog"
 METRICS = ("psnr", "ssim", "ab_mae", "ab_auc", "cf", "cf_true", "delta_cf")
 PICK_METRICS = ("l1", "psnr", "delta_cf", "combined")
+OUT = common.RESULTS / "quality.jsonl"
 
 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--table", metavar="JSONL", help="print the Markdown table of the "
-                     "quality lines of a results file (the newest line per variant) and exit")
-    src.add_argument("--photos", help="a folder of colour photos, split by photo into "
-                     "train/validation (ingested) and test (held out)")
-    src.add_argument("--records", help="a records directory to train on (its validation "
-                     "split picks checkpoints); needs --test_photos")
-    p.add_argument("--test_photos", help="held-out photos (with --records)")
+    p.add_argument("--table", metavar="JSONL", help="print the Markdown table of a results "
+                   "file's quality lines (the newest per variant and split) and exit")
+    p.add_argument("--split", choices=("validation", "test"), default="validation",
+                   help="with --table: which split's table")
     p.add_argument("--sheets", metavar="DIR", help="with --table: copy each variant's "
-                   "contact sheet (of the checkpoint --best picks, from WORKDIR/runs) into "
-                   "DIR/VARIANT.jpg at half size")
-    p.add_argument("--variants", default=ABLATION, help="quality.py variants, comma list")
+                   "contact sheet (of its pick, from WORKDIR/runs) to DIR/VARIANT.jpg")
+    p.add_argument("--photos", help="comma-separated folders of colour photos: the pool "
+                   "split into train and validation")
+    p.add_argument("--test_photos", help="the test photos (read only with --read_test)")
+    p.add_argument("--weights", help="folder of `jaxcolor port` encoder checkpoints, one per "
+                   "backbone name (mobilenet_v2, efficientnet_lite0)")
+    p.add_argument("--variants", default="gan0.1_cf0.1_ema_pick_mnv2",
+                   help="quality.py variants, comma list")
     p.add_argument("--workdir", default="/tmp/jaxcolor-quality", help="records, runs, reports")
     p.add_argument("--tflop", type=float, default=None, help="override config.quality.tflop")
-    p.add_argument("--test_fraction", type=float, default=0.25)
-    p.add_argument("--val_every", type=int, default=10)
-    p.add_argument("--max_images", type=int, default=None, help="test photos to measure")
+    p.add_argument("--val_fraction", type=float, default=0.15)
+    p.add_argument("--val_per_source", type=int, default=120)
+    p.add_argument("--read_test", action="store_true", help="measure each variant's pick on "
+                   "the test photos (once, for the final table) instead of validation")
+    p.add_argument("--against", metavar="RUN[:STEP]", help="with --read_test: a run to "
+                   "compare with on the same photos (paired intervals), e.g. the old model")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="FIELD=VALUE", help="override a config field of every variant")
-    p.add_argument("--prune", action="store_true", help="delete the checkpoints no figure "
-                   "came from after evaluating (~150 MB each on the CPU configuration)")
-    p.add_argument("--out", default=str(common.DEFAULT_OUT),
+    p.add_argument("--out", default=str(OUT),
                    help="JSON-lines file the results are appended to ('' to only print)")
     args = p.parse_args(argv)
-    if args.table:
-        return args
-    if args.records and not args.test_photos:
-        p.error("--records needs --test_photos (photos never seen in training)")
-    if not 0 < args.test_fraction < 1:
-        p.error("--test_fraction must be in (0, 1)")
+    if not args.table and not (args.photos and args.test_photos):
+        p.error("--photos and --test_photos are needed (or --table)")
     return args
 
 
-# ---- data: a deterministic split by photo --------------------------------------------------
+# ---- data ----------------------------------------------------------------------------------
 
 
-def is_test_photo(relative: str, fraction: float) -> bool:
-    """Whether a photo (its path below the folder) is held out: by a hash, so the split
-    does not depend on which other files are present or in what order they are listed."""
-    digest = hashlib.sha1(relative.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
-
-
-def split_photos(folder: Path, fraction: float) -> tuple[list[Path], list[Path]]:
+def prepare_data(args, config) -> dict:
+    """The three splits, the training mixture of `config.quality.cap`, and the records of
+    the training and validation photos (ingested once per mixture)."""
     from jaxcolor.data import images
 
-    paths = images.find_images(folder)
-    test = [p for p in paths if is_test_photo(str(p.relative_to(folder)), fraction)]
-    held = set(test)
-    return [p for p in paths if p not in held], test
+    photos = quality_data.pool([Path(p) for p in args.photos.split(",")])
+    train, val = quality_data.split(photos, fraction=args.val_fraction,
+                                    per_source=args.val_per_source)
+    test = images.find_images(args.test_photos)
+    train, dropped = quality_data.without_test_copies(train, test)
+    train = quality_data.capped(train, int(config.quality.cap))
+    size = int(config.quality.record_size)
+    workdir = Path(args.workdir)
+    mixture = f"-cap{int(config.quality.cap)}" if config.quality.cap else ""
+    return {
+        "train_records": quality_data.ingest(train, workdir / f"train-{size}{mixture}",
+                                             size=size, val_every=0),
+        "val_records": quality_data.ingest(val, workdir / f"val-{size}", size=size,
+                                           val_every=0),
+        "val_photos": sorted(p.path for p in val), "test_photos": test,
+        "summary": {"train": quality_data.describe(train), "validation":
+                    quality_data.describe(val), "test": len(test),
+                    "dropped_as_test_copies": [p.key for p in dropped]},
+    }
 
 
-def training_records(folder: Path, train: list[Path], workdir: Path, *, size: int,
-                     val_every: int) -> Path:
-    """The training photos ingested at `size` (once; reused while the split is the same)."""
-    from jaxcolor.data import ingest
-
-    out = workdir / f"records-{size}"
-    listing = sorted(str(p.relative_to(folder)) for p in train)
-    stamp = out / "photos.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == listing:
-        return out
-    links = workdir / "train_photos"
-    shutil.rmtree(links, ignore_errors=True)
-    for rel in listing:
-        (links / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.symlink((folder / rel).absolute(), links / rel)
-    summary = ingest.ingest_images(links, out, size=size, val_every=val_every, overwrite=True)
-    print(summary.format(), flush=True)
-    stamp.write_text(json.dumps(listing))
-    return out
+# ---- one variant: plan, train, measure -----------------------------------------------------
 
 
-# ---- one variant: plan, train, evaluate ----------------------------------------------------
-
-
-def variant_config(variant: str, records: Path, args):
+def variant_config(variant: str, args):
     config = common.load_config(f"{QUALITY_CONFIG}:{variant}")
     common.apply_overrides(config, args.overrides)
     if args.tflop is not None:
         config.quality.tflop = args.tflop
-    config.data.train = str(records)
-    config.data.build_demo = False
     return config
 
 
+def _attach(config, data: dict, args) -> None:
+    config.data.train = str(data["train_records"])
+    config.data.val = str(data["val_records"])
+    config.data.build_demo = False
+    if config.quality.imagenet:
+        if not args.weights:
+            raise SystemExit(f"{config.quality.variant}: an ImageNet-initialised encoder "
+                             "needs --weights (a folder of `jaxcolor port` checkpoints)")
+        config.model.backbone_weights = str(Path(args.weights) / config.model.backbone)
+
+
 def train(config, run_dir: Path) -> dict:
-    """Train (or resume) to the end; wall time and images summed over every call."""
+    """Train (or resume) to the end; wall time summed over every call."""
     import jax
 
     from jaxcolor.train import loop
@@ -147,7 +137,7 @@ def train(config, run_dir: Path) -> dict:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     timing_file = run_dir / "train_timing.json"
     timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {"wall_s": 0.0}
-    if _finished(config, run_dir):  # measured before: evaluate again without a restart
+    if _finished(config, run_dir):  # measured before: measure again without a restart
         return timing
     start = time.perf_counter()
     loop.train_and_evaluate(config, run_dir)
@@ -170,7 +160,8 @@ def _finished(config, run_dir: Path) -> bool:
 
 
 def validation_picks(run_dir: Path) -> tuple[int, dict[str, int]]:
-    """(final step, {metric: the step its validation score picks}) of a finished run."""
+    """(final step, {rule: the step it picks}) of a finished run, from the validation
+    summaries its checkpoints recorded."""
     from jaxcolor import checkpoints
 
     scores, metas = {}, checkpoints.read_metas(checkpoints.checkpoint_dir(run_dir))
@@ -183,33 +174,94 @@ def validation_picks(run_dir: Path) -> tuple[int, dict[str, int]]:
     return steps[-1], picks
 
 
-def evaluate_step(run_dir: Path, step: int, test_paths: list[Path], args) -> dict:
-    """Metrics of checkpoint `step` on the test photos (paper protocol), and the baseline."""
+def measure(run_dir: Path, step: int | None, paths: list[Path], split: str) -> dict:
+    """A checkpoint on photos as `jaxcolor evaluate --protocol=paper` measures it: the
+    summary, bootstrap intervals against the gray image, and where the report is."""
     from jaxcolor import evaluator
     from jaxcolor.inference import evaluation
     from jaxcolor.inference.colorizer import Colorizer
 
     colorizer = Colorizer.from_checkpoint(run_dir, step=step)
-    jobs = evaluation.photo_jobs(test_paths, evaluation.Protocol("paper"))
+    jobs = evaluation.photo_jobs(paths, evaluation.Protocol("paper"))
     start = time.perf_counter()
-    report = evaluation.evaluate(colorizer, jobs, max_images=args.max_images, sheet=8)
+    report = evaluation.evaluate(colorizer, jobs, max_images=None, sheet=12)
     seconds = time.perf_counter() - start
-    summary = evaluation.write_report(
-        run_dir / f"eval-{step}", colorizer, report,
-        {"kind": "images", "protocol": "paper", "path": str(args.test_photos or args.photos)})
+    out = Path(run_dir) / f"eval-{split}-{colorizer.step}"
+    summary = evaluation.write_report(out, colorizer, report,
+                                      {"kind": "images", "protocol": "paper", "split": split})
     model, gray = evaluator.model_and_gray(summary)
-    return {"step": step, **{k: round(model[k], 4) for k in METRICS},
+    per_image = {k: [r[k] for r in report.per_image] for k in ("psnr", "psnr_gray", "cf",
+                                                               "cf_true")}
+    return {"step": colorizer.step, **{k: round(model[k], 4) for k in METRICS},
             "gray": {k: round(gray[k], 4) for k in METRICS},
+            "intervals": _rounded(evaluator.bootstrap(per_image)),
             "photos": len(report.per_image), "skipped_gray": report.skipped_gray,
             "unreadable": len(report.unreadable), "eval_s": round(seconds, 1),
-            "backend": colorizer.backend, "render_size": colorizer.render_size}
+            "render_size": colorizer.render_size, "report": str(out / "metrics.json")}
 
 
-def _prune(run_dir: Path, keep: set[int]) -> None:
-    """Delete the checkpoints no figure came from (~150 MB each on the CPU config)."""
-    for path in (run_dir / "checkpoints").iterdir():
-        if path.name.isdigit() and int(path.name) not in keep:
-            shutil.rmtree(path)
+def _rounded(intervals: dict) -> dict:
+    return {k: [round(x, 4) for x in v] for k, v in intervals.items()}
+
+
+def paired(report_a: str, report_b: str) -> dict:
+    """Paired bootstrap intervals of model A minus model B on the same photos."""
+    from jaxcolor import evaluator
+
+    rows = [{r["name"]: r for r in json.loads(Path(p).read_text())["per_image"]}
+            for p in (report_a, report_b)]
+    names = sorted(set(rows[0]) & set(rows[1]))
+    per_image = [{k: [float("inf") if r[n][k] is None else r[n][k] for n in names]
+                  for k in ("psnr", "psnr_gray", "cf", "cf_true")} for r in rows]
+    return {"photos": len(names), **_rounded(evaluator.bootstrap(*per_image))}
+
+
+def run_variant(variant: str, args) -> dict:
+    config = variant_config(variant, args)
+    data = prepare_data(args, config)
+    _attach(config, data, args)
+    budget = quality_budget.plan(config)
+    budget.apply(config)
+    print(f"{variant}: {budget}", flush=True)
+    run_dir = Path(args.workdir) / "runs" / config.quality.variant
+    timing = train(config, run_dir)
+    final, picks = validation_picks(run_dir)
+    chosen = picks.get(config.best_metric, final)
+    split = "test" if args.read_test else "validation"
+    if args.read_test:  # the test photos are read for the pick alone
+        main = measure(run_dir, chosen, data["test_photos"], split)
+        extra = {"test_photos": str(args.test_photos)}
+        if args.against:
+            run, _, step = args.against.partition(":")
+            theirs = measure(Path(run), int(step) if step else None, data["test_photos"], split)
+            extra["against"] = {"run": args.against, **{k: theirs[k] for k in (*METRICS, "step")},
+                                "difference": paired(main["report"], theirs["report"])}
+    else:
+        results = {s: measure(run_dir, s, data["val_photos"], split)
+                   for s in sorted({final, chosen, *picks.values()})}
+        main = results[chosen]
+        extra = {"final": results[final],
+                 "picks": {m: {"step": s, **{k: results[s][k] for k in METRICS}}
+                           for m, s in picks.items()}}
+    images = (budget.pretrain_steps + budget.d_pretrain_steps + budget.gan_steps) \
+        * int(config.batch_size)
+    return common.make_result(
+        f"quality/{config.quality.variant}", main["delta_cf"], "delta-CF", split=split,
+        batch=int(config.batch_size), resolution=int(config.data.crop_size),
+        chosen_by=config.best_metric, **{k: main[k] for k in METRICS}, gray=main["gray"],
+        intervals=main["intervals"], step=chosen, **extra,
+        photos={k: main[k] for k in ("photos", "skipped_gray", "unreadable", "eval_s",
+                                     "render_size", "report")},
+        data=data["summary"],
+        train={"wall_s": round(timing["wall_s"], 1),
+               "images_per_s": round(images / max(timing["wall_s"], 1e-9), 2),
+               "images": images, "tflop": round(budget.tflop, 3),
+               "pretrain_stages": budget.pretrain_stages,
+               "d_pretrain_steps": budget.d_pretrain_steps, "gan_steps": budget.gan_steps,
+               "gflop_per_image": budget.gflop_per_image},
+        config={"config": f"{QUALITY_CONFIG}:{config.quality.variant}",
+                "overrides": args.overrides, "tflop_budget": float(config.quality.tflop),
+                "records": config.data.train, **common.model_summary(config)})
 
 
 def _quiet_libraries() -> None:
@@ -228,115 +280,18 @@ def _quiet_libraries() -> None:
     logging.get_absl_handler().addFilter(Quiet())
 
 
-def run_variant(variant: str, records: Path, test_paths: list[Path], args) -> dict:
-    config = variant_config(variant, records, args)
-    budget = quality_budget.plan(config)
-    budget.apply(config)
-    print(f"{variant}: {budget}", flush=True)
-    run_dir = Path(args.workdir) / "runs" / config.quality.variant
-    timing = train(config, run_dir)
-    final, picks = validation_picks(run_dir)
-    chosen = picks.get(config.best_metric, final)
-    results = {s: evaluate_step(run_dir, s, test_paths, args)
-               for s in sorted({final, chosen, *picks.values()})}
-    if args.prune:
-        _prune(run_dir, keep=set(results))
-    images = (budget.pretrain_steps + budget.d_pretrain_steps + budget.gan_steps) \
-        * int(config.batch_size)
-    main = results[chosen]
-    return common.make_result(
-        f"quality/{config.quality.variant}", main["delta_cf"], "delta-CF",
-        batch=int(config.batch_size), resolution=int(config.data.crop_size),
-        chosen_by=config.best_metric, **{k: main[k] for k in METRICS}, gray=main["gray"],
-        step=chosen, final=results[final],
-        picks={m: {"step": s, **{k: results[s][k] for k in METRICS}} for m, s in picks.items()},
-        test={k: main[k] for k in ("photos", "skipped_gray", "unreadable", "eval_s",
-                                   "backend", "render_size")},
-        train={"wall_s": round(timing["wall_s"], 1),
-               "images_per_s": round(images / max(timing["wall_s"], 1e-9), 2),
-               "images": images, "tflop": round(budget.tflop, 3),
-               "pretrain_stages": budget.pretrain_stages,
-               "d_pretrain_steps": budget.d_pretrain_steps, "gan_steps": budget.gan_steps,
-               "gflop_per_image": budget.gflop_per_image},
-        config={"config": f"{QUALITY_CONFIG}:{config.quality.variant}",
-                "overrides": args.overrides, "tflop_budget": float(config.quality.tflop),
-                "records": str(records), **common.model_summary(config)})
-
-
-def _latest(path: str) -> dict[str, dict]:
-    """The newest quality line per variant of a results file, in first-seen order."""
-    latest = {}
-    for line in Path(path).read_text().splitlines():
-        r = json.loads(line)
-        if r.get("figure", "").startswith("quality/"):
-            latest[r["figure"]] = r
-    return latest
-
-
-def table(path: str) -> str:
-    """The ablation table of BENCHMARKS.md: per variant, the checkpoint `--best` picks, the
-    final one and the combined score's pick, beside the gray image."""
-    latest = _latest(path)
-    rows = ["| variant | checkpoint | PSNR | SSIM | ab MAE | AuC | CF (truth) | delta-CF |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-
-    def row(name, which, m):
-        rows.append(f"| {name} | {which} | {m['psnr']:.2f} | {m['ssim']:.3f} | "
-                    f"{m['ab_mae']:.2f} | {m['ab_auc']:.3f} | {m['cf']:.1f} "
-                    f"({m['cf_true']:.1f}) | {m['delta_cf']:.1f} |")
-
-    for r in latest.values():
-        name = r["figure"].removeprefix("quality/")
-        if not rows[2:]:
-            row("gray image", "-", r["gray"])
-        row(name, f"best by {r['chosen_by']} (step {r['step']})", r)
-        row(name, f"final (step {r['final']['step']})", r["final"])
-        pick = r["picks"].get("combined")
-        if pick and pick["step"] not in (r["step"], r["final"]["step"]) \
-                and set(METRICS) <= set(pick):
-            row(name, f"best by combined (step {pick['step']})", pick)
-    return "\n".join(rows)
-
-
-def copy_sheets(path: str, workdir: Path, out: Path) -> None:
-    """The contact sheet of each variant's `--best` pick, halved, as DIR/VARIANT.jpg."""
-    from PIL import Image
-
-    out.mkdir(parents=True, exist_ok=True)
-    for r in _latest(path).values():
-        name = r["figure"].removeprefix("quality/")
-        sheet = workdir / "runs" / name / f"eval-{r['step']}" / "contact_sheet.png"
-        if not sheet.exists():
-            print(f"{sheet}: missing; no sheet for {name}")
-            continue
-        with Image.open(sheet) as im:
-            im.convert("RGB").reduce(2).save(out / f"{name}.jpg", quality=85)
-
-
 def main(argv=None) -> list[dict]:
     args = _parse(argv)
     if args.table:
-        print(table(args.table))
+        print(quality_table.table(args.table, args.split))
         if args.sheets:
-            copy_sheets(args.table, Path(args.workdir), Path(args.sheets))
+            quality_table.copy_sheets(args.table, Path(args.sheets), args.split)
         return []
     _quiet_libraries()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
     results = []
     for variant in [v for v in args.variants.split(",") if v]:
-        config = variant_config(variant, Path("."), args)
-        if args.photos:
-            folder = Path(args.photos).absolute()
-            train_paths, test_paths = split_photos(folder, args.test_fraction)
-            records = training_records(folder, train_paths, workdir,
-                                       size=int(config.quality.record_size),
-                                       val_every=args.val_every)
-        else:
-            from jaxcolor.data import images
-
-            records, test_paths = Path(args.records), images.find_images(args.test_photos)
-        result = run_variant(variant, records, test_paths, args)
+        result = run_variant(variant, args)
         common.emit(result, args.out)
         results.append(result)
     return results

@@ -24,9 +24,16 @@ Variants after a colon: tokens joined by "_", a base and any modifiers, in any o
             `ema0.995` sets another decay
   gpu       gan.py-sized: ResNet-101 U-Net at 224 px, batch 64, 360 PFLOP (~30 min of an
             H100 at the 2,300 images/s the project targets); prog there is 96 -> 160 -> 224
+  mnv2      MobileNetV2 encoder from its ImageNet weights (the benchmark's --weights)
+  effl0     EfficientNet-Lite0 encoder from its ImageNet weights
+  scratch   the encoder from random initialisation (mnv2/effl0 without their weights)
+  cap<N>    the training mixture: at most N photos of each source (the clothing set is two
+            thirds of the pool)
+  t<N>      a budget of N TFLOP instead of the CPU size's
   ""        the recipe gan.py ships, CPU-sized (see BENCHMARKS.md, "Quality")
 
-CPU size: the demo's ResNet-18 U-Net at 128 px crops of 144 px records, batch 8, 45 TFLOP
+CPU size: a ResNet-18 U-Net (or the backbone a token names) at 128 px crops of 144 px
+records, batch 8, 45 TFLOP
 (the issue's ~15 minutes a variant on a 2-core machine; the first ablation ran at 30).
 128, not the demo's 96: a lower stage for progressive training must stay a multiple of 32,
 and at 64 px XLA:CPU takes a slow convolution path (layer4 at 2x2; BENCHMARKS.md) that
@@ -40,14 +47,16 @@ from jaxcolor import configs
 gan = configs.sibling(__file__, "gan.py")
 
 BASES = ("l1", "gan")
-MODIFIERS = ("rebal", "cf", "prog", "pick", "ema", "gpu")
+MODIFIERS = ("rebal", "cf", "prog", "pick", "ema", "gpu", "mnv2", "effl0", "scratch", "cap", "t")
+NUMBERED = ("gan", "rebal", "cf", "ema", "cap", "t")  # tokens a number may follow
+BACKBONES = {"mnv2": "mobilenet_v2", "effl0": "efficientnet_lite0"}
 SHIPPED = "gan0.1_cf0.1_ema_pick"  # the default variant: gan.py's recipe (BENCHMARKS.md, Quality)
 
 
 def _cpu(config: ml_collections.ConfigDict) -> None:
     config.batch_size = 8
     config.data.crop_size = 128
-    config.model.depth = 18
+    config.model.backbone = "resnet18"
     config.model.decoder_widths = (96, 48, 32, 16, 16)
     config.model.d_width = 32
     config.quality.tflop = 45.0
@@ -68,10 +77,11 @@ def _gpu(config: ml_collections.ConfigDict) -> None:
 
 
 def _parse(variant: str) -> tuple[list[str], dict[str, float]]:
-    """Tokens (numbers dropped) and the numbers that followed `gan` / `rebal` / `cf` / `ema`."""
+    """Tokens (numbers dropped) and the numbers that followed the `NUMBERED` ones."""
     tokens, values = [], {}
     for token in (t for t in variant.split("_") if t):
-        name = next((n for n in ("gan", "rebal", "cf", "ema") if token.startswith(n)), token)
+        name = next((n for n in NUMBERED if token.startswith(n) and token != n
+                     and token[len(n):][:1] in "0123456789."), token)
         if name != token:
             try:
                 values[name] = float(token[len(name):])
@@ -79,7 +89,9 @@ def _parse(variant: str) -> tuple[list[str], dict[str, float]]:
                 name = token
         tokens.append(name)
     unknown = [t for t in tokens if t not in BASES + MODIFIERS]
-    if unknown or sum(t in BASES for t in tokens) != 1 or len(set(tokens)) != len(tokens):
+    needs_number = {"cap", "t"} & set(tokens) - set(values)
+    if (unknown or needs_number or sum(t in BASES for t in tokens) != 1
+            or len(set(tokens)) != len(tokens) or sum(t in BACKBONES for t in tokens) > 1):
         raise ValueError(f"quality.py: bad variant {variant!r}: one of {BASES} and any of "
                          f"{MODIFIERS}, joined by '_' (e.g. 'gan_rebal_cf0.3')")
     return tokens, values
@@ -107,6 +119,13 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.loss.lambda_cf = values.get("cf", 1.0) if "cf" in tokens else 0.0
     config.best_metric = "combined" if "pick" in tokens else "l1"
     config.g.ema_decay = values.get("ema", 0.99) if "ema" in tokens else 0.0
+    backbone = next((BACKBONES[t] for t in tokens if t in BACKBONES), None)
+    if backbone is not None:
+        config.model.backbone = backbone
+    config.quality.imagenet = backbone is not None and "scratch" not in tokens
+    config.quality.cap = int(values.get("cap", 0))  # training photos per source; 0: all
+    if "t" in tokens:
+        config.quality.tflop = float(values["t"])
     config.checkpoint_every = config.eval_every  # every evaluated state can be "the best"
     config.keep_checkpoints = 1_000  # the benchmark also scores the picks of other metrics
     config.eval_max_images = 1_000

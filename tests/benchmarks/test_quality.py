@@ -1,5 +1,5 @@
 """The quality benchmark's pure parts: the variants of quality.py, the FLOP budget -> steps,
-and the deterministic split of a photo folder into training and held-out photos.
+the three splits by photo, the mixture, and the tables.
 
 (The whole benchmark trains for minutes per variant; it is run by hand, BENCHMARKS.md.)
 """
@@ -39,7 +39,8 @@ def test_variants_are_tokens_that_switch_one_thing_each():
     assert l1.quality.gan_share == 0 and l1.quality.d_pretrain_share == 0
     assert l1.quality.stage_shares == ((96, 0.5), (128, 0.5)) and l1.best_metric == "combined"
     gpu = _config("gpu_gan_prog")
-    assert gpu.model.depth == 101 and gpu.data.crop_size == 224 and gpu.batch_size == 64
+    assert gpu.model.backbone == "resnet101" and gpu.data.crop_size == 224
+    assert gpu.batch_size == 64
     assert [crop for crop, _ in gpu.quality.stage_shares] == [96, 160, 224]
     assert _config("").quality.variant  # the shipped recipe has a name
     tuned = _config("gan_cf0.3_rebal0.8")
@@ -47,10 +48,18 @@ def test_variants_are_tokens_that_switch_one_thing_each():
     assert tuned.quality.variant == "gan_cf0.3_rebal0.8" and tuned.quality.gan_share == 0.4
     assert _config("gan0.1_cf0.3").quality.gan_share == 0.1
     assert _config("gan_ema").g.ema_decay == 0.99 and _config("gan_ema0.995").g.ema_decay == 0.995
+    assert _config("gan").model.backbone == "resnet18" and not _config("gan").quality.imagenet
+    mobile = _config("l1_mnv2_cap1000_t90")
+    assert mobile.model.backbone == "mobilenet_v2" and mobile.quality.imagenet
+    assert mobile.quality.cap == 1000 and mobile.quality.tflop == 90.0
+    assert _config("gan").quality.cap == 0
+    scratch = _config("l1_effl0_scratch")
+    assert scratch.model.backbone == "efficientnet_lite0" and not scratch.quality.imagenet
 
 
 @pytest.mark.parametrize("variant", ["gan_l1", "gan_gan", "gan_fancy", "rebal", "gan_cfx",
-                                     "gan_cf_cf0.5", "gan_pick1"])
+                                     "gan_cf_cf0.5", "gan_pick1", "l1_mnv2_effl0", "l1_cap",
+                                     "l1_t"])
 def test_a_bad_variant_is_one_usage_error(variant):
     from jaxcolor.errors import UsageError
 
@@ -108,22 +117,57 @@ def test_shares_that_leave_nothing_for_pretraining_are_refused(bench):
         quality_budget.plan(config, _table)
 
 
-def test_the_photo_split_is_a_deterministic_function_of_each_path(bench, tmp_path):
-    quality, _ = bench
+def _photos(tmp_path, names):
     from PIL import Image
 
-    names = [f"set{i % 3}/photo{i:03d}.png" for i in range(60)]
     for name in names:
-        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (4, 4)).save(tmp_path / name)
-    train, test = quality.split_photos(tmp_path, 0.25)
-    assert not set(train) & set(test) and len(train) + len(test) == 60
-    assert 5 <= len(test) <= 25
-    assert all(quality.is_test_photo(str(p.relative_to(tmp_path)), 0.25) for p in test)
-    # Another photo added to the folder moves no existing photo across the split.
-    Image.new("RGB", (4, 4)).save(tmp_path / "set0" / "new.png")
-    train2, test2 = quality.split_photos(tmp_path, 0.25)
-    assert set(test) <= set(test2) and set(train) <= set(train2)
+
+
+def test_the_split_is_by_photo_and_group_and_independent_of_the_listing(tmp_path):
+    from benchmarks import quality_data
+
+    names = ([f"pool/bsds/photo{i:03d}.png" for i in range(80)]
+             + [f"pool/camvid/CamVid_train_Seq{s}_{f:05d}.png" for s in range(8)
+                for f in range(10)]
+             + [f"pool/clothing/c{i:03d}.png" for i in range(200)])
+    _photos(tmp_path, names)
+    photos = quality_data.pool([tmp_path / "pool"])
+    assert quality_data.describe(photos) == {"bsds": 80, "camvid": 80, "clothing": 200}
+    train, val = quality_data.split(photos, fraction=0.3, per_source=20)
+    keys = lambda ps: {p.key for p in ps}  # noqa: E731
+    assert not keys(train) & keys(val) and 0 < len(val) and len(train) + len(val) <= 360
+    counts = quality_data.describe(val)
+    assert max(counts.values()) <= 20 and counts.get("bsds", 0) > 5  # no source dominates
+    # A CamVid sequence validates whole or trains whole: no neighbouring frame on both sides.
+    assert not {p.group for p in train} & {p.group for p in val}
+    # Another photo in the pool moves nothing already split.
+    _photos(tmp_path, ["pool/bsds/new.png"])
+    train2, val2 = quality_data.split(quality_data.pool([tmp_path / "pool"]), fraction=0.3,
+                                      per_source=20)
+    assert keys(train) <= keys(train2) and keys(val) <= keys(val2) | {"pool/bsds/new.png"}
+
+
+def test_the_mixture_caps_each_source_and_drops_copies_of_test_photos(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks import quality_data
+
+    _photos(tmp_path, [f"pool/big/{i}.png" for i in range(30)]
+            + [f"pool/small/{i}.png" for i in range(5)])
+    photos = quality_data.pool([tmp_path / "pool"])
+    assert quality_data.describe(quality_data.capped(photos, 10)) == {"big": 10, "small": 5}
+    assert quality_data.capped(photos, 0) == sorted(photos, key=lambda p: p.key)
+    rng = np.random.default_rng(0)
+    test = tmp_path / "test.png"
+    pixels = rng.integers(0, 256, (64, 48, 3), np.uint8)
+    Image.fromarray(pixels).save(test)
+    Image.fromarray(pixels).resize((96, 128)).save(tmp_path / "pool" / "small" / "copy.jpg")
+    photos = quality_data.pool([tmp_path / "pool"])
+    kept, dropped = quality_data.without_test_copies(photos, [test])
+    assert [p.key for p in dropped] == ["pool/small/copy.jpg"] and len(kept) == 35
 
 
 def test_an_interrupted_training_stops_the_benchmark_and_keeps_its_time(bench, tmp_path,
@@ -160,7 +204,7 @@ def test_the_default_variant_is_gan_py_with_cpu_sizes():
     assert bool(shipped.quality.stage_shares) == bool(gan.phases.pretrain_stages)
 
 
-def test_table_and_contact_sheets(bench, tmp_path, capsys):
+def test_tables_per_split_with_intervals_and_contact_sheets(bench, tmp_path, capsys):
     import json
 
     from PIL import Image
@@ -168,18 +212,28 @@ def test_table_and_contact_sheets(bench, tmp_path, capsys):
     quality, _ = bench
     m = dict(psnr=22.5, ssim=0.9, ab_mae=10.0, ab_auc=0.88, cf=20.0, cf_true=35.0,
              delta_cf=15.0)
-    line = {"figure": "quality/gan", "value": 15.0, "chosen_by": "l1", "step": 50, **m,
-            "gray": {**m, "cf": 0.0, "delta_cf": 35.0}, "final": {"step": 60, **m},
-            "picks": {"combined": {"step": 40, **m}}}
-    results = tmp_path / "results.jsonl"
-    results.write_text(json.dumps({**line, "step": 10}) + "\n" + json.dumps(line) + "\n")
-    sheet = tmp_path / "runs" / "gan" / "eval-50" / "contact_sheet.png"
+    sheet = tmp_path / "runs" / "gan" / "eval-validation-50" / "contact_sheet.png"
     sheet.parent.mkdir(parents=True)
     Image.new("RGB", (40, 60), (200, 10, 10)).save(sheet)
-    quality.main(["--table", str(results), "--workdir", str(tmp_path),
-                  "--sheets", str(tmp_path / "docs")])
+    line = {"figure": "quality/gan", "split": "validation", "value": 15.0, "chosen_by": "l1",
+            "step": 50, **m, "gray": {**m, "psnr": 22.0, "cf": 0.0, "delta_cf": 35.0},
+            "intervals": {"psnr_gain": [0.5, 0.2, 0.8], "delta_cf": [15.0, 13.1, 16.9]},
+            "final": {"step": 60, **m}, "picks": {"combined": {"step": 40, **m}},
+            "photos": {"report": str(sheet.with_name("metrics.json"))}}
+    test_line = {**{k: v for k, v in line.items() if k not in ("final", "picks")},
+                 "split": "test", "step": 50, "against": {
+        "run": "/runs/old", "difference": {"photos": 900, "psnr_diff": [0.3, 0.1, 0.5],
+                                           "delta_cf_diff": [-4.0, -5.0, -3.0]}}}
+    results = tmp_path / "results.jsonl"
+    results.write_text("\n".join(json.dumps(x) for x in ({**line, "step": 10}, line,
+                                                          test_line)) + "\n")
+    quality.main(["--table", str(results), "--sheets", str(tmp_path / "docs")])
     rows = capsys.readouterr().out.splitlines()
     assert rows[2].startswith("| gray image |") and len(rows) == 6  # the newest line only
-    assert "best by l1 (step 50) | 22.50 |" in rows[3] and "(step 40)" in rows[5]
-    with Image.open(tmp_path / "docs" / "gan.jpg") as im:
+    assert "picked by l1 (step 50) | 22.50 | +0.50 [+0.20, +0.80] |" in rows[3]
+    assert rows[3].endswith("| 15.0 [13.1, 16.9] |") and "(step 40)" in rows[5]
+    with Image.open(tmp_path / "docs" / "gan-validation.jpg") as im:
         assert im.size == (20, 30)
+    quality.main(["--table", str(results), "--split", "test"])
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == 5 and "minus /runs/old" in rows[4] and "-4.0 [-5.0, -3.0]" in rows[4]
