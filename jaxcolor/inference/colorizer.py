@@ -161,10 +161,22 @@ class Colorizer:
         return nnx.merge(self.graphdef, self.variables["params"],
                          self.variables["batch_stats"])
 
-    def colorize(self, image_or_images):
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the generator has colour-hint inputs (`jaxcolor.inference.hints`)."""
+        return False
+
+    def colorize(self, image_or_images, hints=None):
         """PIL image(s) -> PIL RGB (RGBA if the input had alpha); uint8 numpy gray [H, W],
         RGB [H, W, 3] or RGBA [H, W, 4] -> uint8 RGB [H, W, 3] / RGBA [H, W, 4]. A list in
-        gives a list out, in order. Output size = input size."""
+        gives a list out, in order. Output size = input size. `hints`: a list of
+        `hints.Hint` for one photo (a list of such lists for several), for a model that
+        `takes_hints`."""
+        if hints and not self.takes_hints:
+            from jaxcolor.inference.hints import HintError
+
+            raise HintError(f"hints: the model of {self.directory or 'this colouriser'} "
+                            "takes no colour hints (train one with config.hints)")
         single = not isinstance(image_or_images, (list, tuple))
         items = [image_or_images] if single else list(image_or_images)
         photos, is_pil = [], []
