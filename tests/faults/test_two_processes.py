@@ -44,7 +44,7 @@ PHASES = (f"--config.phases.pretrain_steps={STEPS}", "--config.phases.d_pretrain
 STARTUP_TIMEOUT = 900  # cold cache: both processes compile every program
 STEP_DELAY = "--fault_step_delay=0.7"  # ~0.7 s a step: time to signal a run of 8 steps
 SIGTERM_SAVED = re.compile(r"SIGTERM: checkpoint of step (\d+) saved")
-EVAL_LINE = re.compile(r"\[eval\] step \d+ +(val .*)")
+EVAL_LINE = re.compile(r"\[eval\] step \d+ +(\|ab\| err .*)")
 
 pytestmark = pytest.mark.slow
 
