@@ -47,7 +47,7 @@ SHIPPED = "gan0.1_cf0.1_ema_pick"  # the default variant: gan.py's recipe (BENCH
 def _cpu(config: ml_collections.ConfigDict) -> None:
     config.batch_size = 8
     config.data.crop_size = 128
-    config.model.depth = 18
+    config.model.backbone = "resnet18"
     config.model.decoder_widths = (96, 48, 32, 16, 16)
     config.model.d_width = 32
     config.quality.tflop = 45.0

@@ -39,7 +39,7 @@ def test_variants_are_tokens_that_switch_one_thing_each():
     assert l1.quality.gan_share == 0 and l1.quality.d_pretrain_share == 0
     assert l1.quality.stage_shares == ((96, 0.5), (128, 0.5)) and l1.best_metric == "combined"
     gpu = _config("gpu_gan_prog")
-    assert gpu.model.depth == 101 and gpu.data.crop_size == 224 and gpu.batch_size == 64
+    assert gpu.model.backbone == "resnet101" and gpu.data.crop_size == 224 and gpu.batch_size == 64
     assert [crop for crop, _ in gpu.quality.stage_shares] == [96, 160, 224]
     assert _config("").quality.variant  # the shipped recipe has a name
     tuned = _config("gan_cf0.3_rebal0.8")

@@ -39,7 +39,7 @@ def _forward(graphdef, state, l_norm):
 @pytest.fixture(scope="module")
 def generator():
     """A small real generator (ResNet-18, self-attention on), built once: tests clone it."""
-    return UNetGenerator(18, self_attention=True, rngs=_rngs())
+    return UNetGenerator("resnet18", self_attention=True, rngs=_rngs())
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def abstract_generators():
     """Shape-only ResNet-18 generators (nothing allocated or compiled), by self_attention."""
     return {
         attention: nnx.split(
-            nnx.eval_shape(lambda: UNetGenerator(18, self_attention=attention, rngs=_rngs()))
+            nnx.eval_shape(lambda: UNetGenerator("resnet18", self_attention=attention, rngs=_rngs()))
         )
         for attention in (False, True)
     }
@@ -74,7 +74,7 @@ def test_bad_input_shape_raises_value_error_naming_it(generator, shape):
 
 def test_decoder_widths_must_be_five():
     with pytest.raises(ValueError, match="decoder_widths must be 5"):
-        UNetGenerator(18, decoder_widths=(64, 32, 16), rngs=_rngs())
+        UNetGenerator("resnet18", decoder_widths=(64, 32, 16), rngs=_rngs())
 
 
 def test_jit_with_split_merge_matches_eager_forward(generator):
@@ -130,7 +130,7 @@ def test_bfloat16_forward_close_to_float32(generator):
     model = nnx.clone(generator)
     model.eval()  # running statistics: both dtypes normalise by the same numbers.
     bf16 = nnx.eval_shape(
-        lambda: UNetGenerator(18, self_attention=True, dtype=jnp.bfloat16, rngs=_rngs())
+        lambda: UNetGenerator("resnet18", self_attention=True, dtype=jnp.bfloat16, rngs=_rngs())
     )
     bf16.eval()
     bf16_graphdef, _ = nnx.split(bf16)
@@ -149,7 +149,7 @@ def test_bfloat16_forward_close_to_float32(generator):
 
 
 def test_encoder_and_decoder_filters_partition_the_parameters():
-    model = nnx.eval_shape(lambda: UNetGenerator(18, self_attention=True, rngs=_rngs()))
+    model = nnx.eval_shape(lambda: UNetGenerator("resnet18", self_attention=True, rngs=_rngs()))
     encoder = nnx.state(model, ENCODER_PARAMS)
     decoder = nnx.state(model, DECODER_PARAMS)
     count = lambda s: sum(x.size for x in jax.tree.leaves(s))
@@ -185,6 +185,6 @@ def test_upsample2x_is_bilinear_with_half_pixel_centres():
 def test_gan_recipe_generator_has_the_parameter_count_the_torch_reference_matches():
     """45,924,978 = ResNet-101 encoder (42.5M) + decoder (3.4M). benchmarks/torch_reference.py
     rebuilds this network in PyTorch and refuses to run unless its count is the same."""
-    model = nnx.eval_shape(lambda: UNetGenerator(101, rngs=_rngs()))
+    model = nnx.eval_shape(lambda: UNetGenerator("resnet101", rngs=_rngs()))
     count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     assert count == 45_924_978

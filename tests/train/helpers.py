@@ -84,7 +84,7 @@ def tiny_config(train_dir, **phases) -> ml_collections.ConfigDict:
     config.data.train = None if train_dir is None else str(train_dir)
     config.data.crop_size = CROP
     config.data.prefetch = 2
-    config.model.depth = 18
+    config.model.backbone = "resnet18"
     config.model.decoder_widths = (16, 16, 16, 16, 8)
     config.model.d_width = 8
     config.model.compute_dtype = "float32"
