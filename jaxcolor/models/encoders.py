@@ -36,6 +36,17 @@ class Encoder(Protocol):
     def __call__(self, x: jax.Array, *, return_features: bool = False): ...
 
 
+def encoder_class(backbone: str) -> type[nnx.Module]:
+    """The module class of a backbone (its class attributes: `head_names`, `input_mean`...)."""
+    if backbone in RESNET_BACKBONES:
+        return resnet.ResNet
+    if backbone == "mobilenet_v2":
+        return mobilenet.MobileNetV2
+    if backbone == "efficientnet_lite0":
+        return efficientnet.EfficientNetLite
+    raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+
+
 def _constructor(backbone: str) -> Callable[..., nnx.Module]:
     if backbone in RESNET_BACKBONES:
         depth = int(backbone.removeprefix("resnet"))
