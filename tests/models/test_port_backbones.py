@@ -177,3 +177,21 @@ def test_top_k_names_a_head_of_other_classes_by_number():
     assert imagenet.top_k(probs, 2) == [(1, "class 1", 0.6), (2, "class 2", 0.3)]
     names = imagenet.class_names()
     assert len(names) == 1000 and names[281] == "tabby" and names[967] == "espresso"
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+def test_a_ported_checkpoint_fills_the_generators_encoder(backbone, tmp_path):
+    """What training's `config.model.backbone_weights` does: `load_encoder_checkpoint` into
+    G's encoder, whose structure must be the ported classifier's less its head."""
+    from jaxcolor.models.generator import UNetGenerator
+
+    ported = network_from_state_dict(manifest_state_dict(backbone))
+    out = save_encoder_checkpoint(ported, tmp_path / "enc")
+    g = nnx.eval_shape(lambda: UNetGenerator(backbone, rngs=nnx.Rngs(0)))
+    load_encoder_checkpoint(out, g.encoder)
+    restored = flat_values(g.encoder)
+    expected = {p: v for p, v in flat_values(ported).items()
+                if p[0] not in type(ported).head_names}
+    assert restored.keys() == expected.keys()
+    for path, value in expected.items():
+        np.testing.assert_array_equal(restored[path], value, err_msg=str(path))
