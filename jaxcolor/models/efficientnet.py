@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxcolor.models import depthwise
 from jaxcolor.models.mobilenet import relu6
 
 LITE_BLOCKS: tuple[tuple[int, int, int, int, int, int], ...] = (
@@ -82,8 +83,8 @@ def same_pads(side: int, kernel: int, stride: int) -> tuple[int, int]:
 class SameConv(nnx.Conv):
     """nnx.Conv with TensorFlow's SAME padding, computed from the static input shape.
 
-    The zero padding is a `jnp.pad` before a VALID conv; XLA folds it into the convolution's
-    own padding, so it costs nothing at run time.
+    The zero padding is a `jnp.pad` before a VALID conv (XLA folds it into a convolution's
+    own padding); depthwise convs run through `depthwise.conv_general_dilated`.
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, *, groups: int = 1,
@@ -91,7 +92,7 @@ class SameConv(nnx.Conv):
         super().__init__(in_ch, out_ch, kernel_size=(kernel, kernel), strides=(stride, stride),
                          padding=((0, 0), (0, 0)), feature_group_count=groups, use_bias=False,
                          kernel_init=_conv_init, dtype=dtype, param_dtype=param_dtype,
-                         rngs=rngs)
+                         rngs=rngs, conv_general_dilated=depthwise.conv_general_dilated)
 
     def pads(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """((top, bottom), (left, right)) for an input of height x width."""

@@ -140,3 +140,28 @@ def test_registry_builds_every_backbone_and_names_its_input_normalisation():
                                [[-1.0] * 3, [1.0] * 3], atol=1e-5)  # [-1, 1]
     with pytest.raises(ValueError, match="unknown backbone 'vgg16'"):
         encoders.build("vgg16", rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("hw, kernel, stride, pads", [
+    ((9, 12), 3, 2, ((1, 1), (1, 1))), ((9, 12), 5, 2, ((1, 2), (1, 2))),
+    ((8, 7), 5, 1, ((2, 2), (2, 2))), ((6, 6), 3, 1, ((0, 2), (1, 0)))])
+def test_shifted_depthwise_equals_the_grouped_conv_and_its_gradients(hw, kernel, stride, pads):
+    """depthwise.shifted_depthwise (XLA:CPU's fast path) against lax's grouped conv."""
+    from jaxcolor.models.depthwise import shifted_depthwise
+
+    x = jax.random.normal(jax.random.key(0), (2, *hw, 6))
+    w = jax.random.normal(jax.random.key(1), (kernel, kernel, 1, 6))
+
+    def grouped(x, w):
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), pads,
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                            feature_group_count=6)
+
+    def shifted(x, w):
+        return shifted_depthwise(x, w, (stride, stride), pads)
+
+    np.testing.assert_allclose(shifted(x, w), grouped(x, w), rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), argnums=(0, 1))(x, w)
+             for f in (shifted, grouped)]
+    for ours, ref in zip(*grads):
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4)
