@@ -47,7 +47,8 @@ def abstract_generators():
     """Shape-only ResNet-18 generators (nothing allocated or compiled), by self_attention."""
     return {
         attention: nnx.split(
-            nnx.eval_shape(lambda: UNetGenerator("resnet18", self_attention=attention, rngs=_rngs()))
+            nnx.eval_shape(
+                lambda: UNetGenerator("resnet18", self_attention=attention, rngs=_rngs()))
         )
         for attention in (False, True)
     }
