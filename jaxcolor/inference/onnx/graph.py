@@ -20,7 +20,8 @@ ONNX Runtime optimises well:
   * The gray-input preprocessing (`resnet.gray_input_from_l`: L -> sRGB gray -> the
     encoder's `input_mean`/`input_std` normalisation) is part of the graph, with the colour
     module's formulas and constants, so the ONNX model has the generator's own interface:
-    l_norm [B, H, W, 1] in [-1, 1] -> ab / 110 [B, H, W, 2], both float32 NHWC. Inside, the graph is NCHW (ONNX's layout).
+    l_norm [B, H, W, 1] in [-1, 1] -> ab / 110 [B, H, W, 2], both float32 NHWC. Inside, the
+    graph is NCHW (ONNX's layout).
 
 The graph is always float32, whatever the generator's compute dtype.
 
