@@ -116,10 +116,10 @@ def load_config(spec: str):
 
 
 def apply_overrides(config, assignments: list[str]) -> None:
-    """`["model.depth=18", "model.decoder_widths=16,16,16,16,16"]` -> fields set in place.
+    """`["model.backbone=resnet18", "model.decoder_widths=16,16,16,16,16"]` -> fields set in place.
 
     Each value is parsed as a Python literal (a bare comma list becomes a tuple; anything
-    unparsable stays a string), like `--config.model.depth=18` of experiments/run.py.
+    unparsable stays a string), like `--config.model.backbone=resnet18` of experiments/run.py.
     """
     import ast
 
@@ -149,13 +149,15 @@ def add_config_args(parser: argparse.ArgumentParser, default: str) -> None:
                         help="training config file, optionally :variant (default: %(default)s)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="FIELD=VALUE", help="override a config field (repeatable), "
-                        "e.g. --set model.depth=18 --set model.compute_dtype=bfloat16")
+                        "e.g. --set model.backbone=resnet18 --set model.compute_dtype=bfloat16")
 
 
 def model_summary(config) -> dict[str, Any]:
     """The config fields that decide a step's cost, for the JSON line."""
+    from jaxcolor.models import factory
+
     m = config.model
-    return {"depth": int(m.depth), "decoder_widths": list(m.decoder_widths),
+    return {"backbone": factory.backbone(m), "decoder_widths": list(m.decoder_widths),
             "self_attention": bool(m.self_attention), "d_width": int(m.d_width),
             "d_layers": int(m.d_layers), "d_norm": m.d_norm,
             "d_spectral_norm": bool(m.d_spectral_norm), "compute_dtype": m.compute_dtype}

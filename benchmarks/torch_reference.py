@@ -28,7 +28,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-JAXCOLOR_G_PARAMS = 45_924_978  # UNetGenerator(depth=101); see tests/models/test_generator.py
+JAXCOLOR_G_PARAMS = 45_924_978  # UNetGenerator("resnet101"); see tests/models/test_generator.py
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.jsonl"
 
 
@@ -138,7 +138,7 @@ def main(argv=None) -> list[dict]:
                 "figure": "torch_reference/model_host", "value": round(rate, 2),
                 "unit": "images/s", "batch": batch, "resolution": render,
                 "windows": [round(r, 2) for r in rates],
-                "config": {"depth": 101, "decoder_widths": [256, 128, 64, 32, 16],
+                "config": {"backbone": "resnet101", "decoder_widths": [256, 128, 64, 32, 16],
                            "params": params, "channels_last": channels_last,
                            "steps": args.steps},
                 "torch": torch.__version__, "torchvision": torchvision.__version__,

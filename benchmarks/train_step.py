@@ -48,7 +48,7 @@ def _parse(argv):
                    help="square crop size (default: the config's data.crop_size)")
     p.add_argument("--kinds", default="pretrain,gan",
                    help=f"step kinds, comma list of {', '.join(KINDS)}")
-    p.add_argument("--depth", type=int, default=None, help="shorthand for --set model.depth=N")
+    p.add_argument("--backbone", default=None, help="shorthand for --set model.backbone=NAME")
     p.add_argument("--steps_per_window", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2, help="untimed calls after compiling")
     common.add_output_args(p)
@@ -138,7 +138,7 @@ def main(argv=None) -> list[dict]:
     args = _parse(argv)
     config = common.load_config(args.config)
     common.apply_overrides(config, args.overrides + (
-        [f"model.depth={args.depth}"] if args.depth is not None else []))
+        [f"model.backbone={args.backbone}"] if args.backbone is not None else []))
     size = int(args.size or config.data.crop_size)
     dtype = common.compute_dtype_name(config)
     setup = training_setup(config)  # what the loop builds before its first step

@@ -42,6 +42,7 @@ def test_the_wheel_holds_every_module_and_the_command(tmp_path):
         f"left out of the wheel: {sorted(_package_modules(REPO) - in_wheel)}; "
         f"not in the tree: {sorted(in_wheel - _package_modules(REPO))}")
     assert "jaxcolor = jaxcolor.cli:main" in entry_points
+    assert "jaxcolor/models/imagenet_classes.txt" in names  # package data (setup.cfg)
 
 
 def test_every_package_folder_is_a_package():

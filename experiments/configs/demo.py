@@ -28,7 +28,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.data.demo_image_size = 112  # stored record size; crops are taken from it
     config.data.demo_crops_per_photo = 48  # random crops per bundled colour photo
 
-    config.model.depth = 18  # ResNet-18 encoder
+    config.model.backbone = "resnet18"
     config.model.decoder_widths = (96, 48, 32, 16, 16)
     config.model.d_width = 32  # a narrower PatchGAN
     config.gan.lambda_l1 = 100.0

@@ -64,7 +64,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.data.demo_crops_per_photo = 48  # demo crops per bundled photo (only with build_demo)
 
     config.model = ml_collections.ConfigDict()
-    config.model.depth = 101  # ResNet encoder depth: 18, 34, 50, 101, 152
+    config.model.backbone = "resnet101"  # resnet18..resnet152 | mobilenet_v2 | efficientnet_lite0
     config.model.decoder_widths = (256, 128, 64, 32, 16)  # U-Net decoder, 1/16 -> full scale
     config.model.self_attention = False  # SAGAN block at 1/16 scale
     config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)  # port.py output

@@ -13,6 +13,7 @@ import numpy as np
 from flax import nnx
 
 from jaxcolor.errors import UsageError
+from jaxcolor.models import encoders
 from jaxcolor.models.discriminator import PatchDiscriminator
 from jaxcolor.models.generator import UNetGenerator
 
@@ -36,8 +37,25 @@ def init_rngs(seed: int) -> nnx.Rngs:
     return nnx.Rngs(jax.random.key(seed, impl="rbg"))
 
 
+def backbone(model_cfg) -> str:
+    """`model_cfg.backbone`, validated. A config saved with an older checkpoint has only
+    `model.depth` (the encoder was always a ResNet then): it means f"resnet{depth}", so those
+    checkpoints keep restoring."""
+    if "backbone" in model_cfg:
+        name = str(model_cfg.backbone)
+    elif "depth" in model_cfg:
+        name = f"resnet{int(model_cfg.depth)}"
+    else:
+        raise UsageError("config.model.backbone: missing; choose one of "
+                         f"{', '.join(encoders.BACKBONES)}")
+    if name not in encoders.BACKBONES:
+        raise UsageError(f"config.model.backbone: unknown {name!r}; choose one of "
+                         f"{', '.join(encoders.BACKBONES)}")
+    return name
+
+
 def make_generator(model_cfg, *, seed: int) -> UNetGenerator:
-    return UNetGenerator(depth=int(model_cfg.depth),
+    return UNetGenerator(backbone=backbone(model_cfg),
                          decoder_widths=tuple(model_cfg.decoder_widths),
                          self_attention=bool(model_cfg.self_attention),
                          dtype=compute_dtype(model_cfg.compute_dtype), rngs=init_rngs(seed))

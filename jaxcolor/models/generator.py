@@ -1,22 +1,25 @@
-"""U-Net generator: an ImageNet ResNet encoder and a light decoder that predicts ab from L.
+"""U-Net generator: an ImageNet encoder and a light decoder that predicts ab from L.
 
 Input is lightness in model units, L / 50 - 1 in [-1, 1], NHWC [B, H, W, 1] with H and W
 multiples of 32 (the encoder's total stride). Output is float32 [B, H, W, 2]: a / 110 and
 b / 110, squashed into [-1, 1] by tanh.
 
-Encoder: a torchvision-layout ResNet (`resnet.py`, no fc head) that sees L as the gray RGB
-photo it stands for (`resnet.gray_input_from_l`), so ImageNet weights apply unchanged.
+Encoder: any of `encoders.BACKBONES` (torchvision ResNet 18..152, MobileNetV2,
+EfficientNet-Lite0; no classification head) that sees L as the gray RGB photo it stands for,
+normalised as its own weights expect (`encoders.input_from_l`), so ImageNet weights apply
+unchanged. It gives 5 feature maps at strides 2..32 (`feature_channels`).
 Decoder: five blocks, each doubling the resolution (bilinear, not transposed convolutions,
 which leave checkerboard artefacts), concatenating the encoder feature of that scale
-(layer3 at /16, layer2 /8, layer1 /4, stem /2, and at full resolution L itself so the
-output can follow the exact edges of the input), then two 3x3 conv + BatchNorm + ReLU.
+(/16, /8, /4, /2, and at full resolution L itself so the output can follow the exact edges
+of the input), then two 3x3 conv + BatchNorm + ReLU.
 
 Why the decoder stays light: the encoder carries the semantics and is usually pretrained.
-A 1x1 conv first narrows layer4 (2048 channels for ResNet-50+) to the first decoder width,
-and each encoder skip is narrowed to its block's width before the 3x3 convs; without these
-the first block's 3x3 conv over 2048 + 1024 channels at /16 alone would cost ~18% of a
-ResNet-101. Measured with XLA's cost analysis at 224x224 (depth 101, default widths): encoder
-15.3 GFLOP, decoder 4.5 GFLOP; 42.5M encoder and 3.4M decoder parameters.
+A 1x1 conv first narrows the /32 map (2048 channels for ResNet-50+) to the first decoder
+width, and each encoder skip is mapped to its block's width before the 3x3 convs; without
+these the first block's 3x3 conv over 2048 + 1024 channels at /16 alone would cost ~18% of a
+ResNet-101. Measured with XLA's cost analysis at 224x224 (ResNet-101, default widths):
+encoder 15.3 GFLOP, decoder 4.5 GFLOP; 42.5M encoder and 3.4M decoder parameters. With the
+mobile encoders the decoder is the larger part: narrow its widths for them.
 
 Freezing the encoder (DeOldify-style warm-up): `ENCODER_PARAMS` / `DECODER_PARAMS` are nnx
 filters and `is_encoder_path` a path predicate, e.g.
@@ -33,14 +36,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxcolor.models import resnet
+from jaxcolor.models import encoders
 
 ENCODER_STRIDE = 32
 """H and W of the input must be multiples of this (5 stride-2 stages)."""
 
 
 def is_encoder_path(path: Sequence) -> bool:
-    """True for a variable of the generator's ResNet encoder.
+    """True for a variable of the generator's encoder.
 
     `path` is an nnx path (("encoder", "layer1", 0, "conv1", "kernel")) or a jax key path
     (DictKey / GetAttrKey entries), so it serves both nnx filters and optax label trees.
@@ -172,10 +175,10 @@ class SelfAttention(nnx.Module):
 
 
 class UNetGenerator(nnx.Module):
-    """ResNet U-Net: L [B, H, W, 1] in [-1, 1] -> ab / 110 [B, H, W, 2] in [-1, 1], float32.
+    """U-Net: L [B, H, W, 1] in [-1, 1] -> ab / 110 [B, H, W, 2] in [-1, 1], float32.
 
     Args:
-      depth: ResNet depth of the encoder (18, 34, 50, 101, 152).
+      backbone: the encoder, one of `encoders.BACKBONES` ("resnet101", "mobilenet_v2", ...).
       decoder_widths: output channels of the five decoder blocks (/16, /8, /4, /2, /1).
       self_attention: add a `SelfAttention` block after the /16 decoder block.
       dtype: compute dtype (e.g. jnp.bfloat16); parameters are always float32.
@@ -184,7 +187,7 @@ class UNetGenerator(nnx.Module):
 
     def __init__(
         self,
-        depth: int = 101,
+        backbone: str = "resnet101",
         decoder_widths: Sequence[int] = (256, 128, 64, 32, 16),
         self_attention: bool = False,
         *,
@@ -196,11 +199,11 @@ class UNetGenerator(nnx.Module):
             raise ValueError(
                 f"UNetGenerator: decoder_widths must be 5 positive ints, got {decoder_widths}"
             )
-        self.encoder = resnet.resnet(depth, num_classes=None, dtype=dtype, rngs=rngs)
-        stem, layer1, layer2, layer3, layer4 = self.encoder.feature_channels
-        # Narrow layer4 at /32, where a 1x1 conv is cheapest.
-        self.bridge = ConvBNReLU(layer4, decoder_widths[0], 1, dtype=dtype, rngs=rngs)
-        skips = (layer3, layer2, layer1, stem, 1)  # the last skip is L itself, kept as is.
+        self.encoder = encoders.build(backbone, None, dtype=dtype, rngs=rngs)
+        s2, s4, s8, s16, s32 = self.encoder.feature_channels
+        # Narrow the /32 map, where a 1x1 conv is cheapest.
+        self.bridge = ConvBNReLU(s32, decoder_widths[0], 1, dtype=dtype, rngs=rngs)
+        skips = (s16, s8, s4, s2, 1)  # the last skip is L itself, kept as is.
         blocks = []
         in_features = decoder_widths[0]
         for i, (skip, width) in enumerate(zip(skips, decoder_widths)):
@@ -231,11 +234,11 @@ class UNetGenerator(nnx.Module):
                 f"UNetGenerator: H and W must be multiples of {ENCODER_STRIDE}, got shape {shape}; "
                 "pad or resize the input"
             )
-        stem, layer1, layer2, layer3, layer4 = self.encoder(
-            resnet.gray_input_from_l(l_norm), return_features=True
+        s2, s4, s8, s16, s32 = self.encoder(
+            encoders.input_from_l(self.encoder, l_norm), return_features=True
         )
-        x = self.bridge(layer4)
-        skips = (layer3, layer2, layer1, stem, l_norm)
+        x = self.bridge(s32)
+        skips = (s16, s8, s4, s2, l_norm)
         for i, (block, skip) in enumerate(zip(self.decoder, skips)):
             x = block(x, skip)
             if i == 0 and self.attention is not None:

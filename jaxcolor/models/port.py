@@ -1,11 +1,14 @@
-"""torchvision / timm ResNet weights -> jaxcolor's Flax ResNet, and the encoder checkpoint.
+"""torch ImageNet weights -> jaxcolor's Flax networks, and the encoder checkpoint.
 
-Porting is a strict, key-for-key rename because `resnet.py` mirrors torchvision's names:
-the nnx state path ('layer3', 0, 'downsample', 0, 'kernel') is torch's
+Three layouts: torchvision / timm ResNets (`conv1`, `layer1.0...`, `fc`), torchvision's
+MobileNetV2 (`features.N...`, `classifier.1`) and EfficientNet-PyTorch's EfficientNet-Lite0
+(`_conv_stem`, `_blocks.N...`, `_fc`). Porting is a strict, key-for-key rename because each
+module (`resnet.py`, `mobilenet.py`, `efficientnet.py`) mirrors its reference's names: the
+nnx state path ('layer3', 0, 'downsample', 0, 'kernel') is torch's
 `layer3.0.downsample.0.weight`. Only the layouts differ:
 
-    conv weight  OIHW -> kernel HWIO  (transpose(2, 3, 1, 0))
-    fc weight    [out, in] -> kernel [in, out]
+    conv weight  OIHW -> kernel HWIO  (transpose(2, 3, 1, 0); depthwise: O = C, I = 1)
+    linear weight [out, in] -> kernel [in, out]
     bn weight -> scale, bias -> bias, running_mean -> mean, running_var -> var (BatchStat)
     num_batches_tracked: dropped (flax's BatchNorm has no counter)
 
@@ -14,9 +17,10 @@ half-loaded encoder trains, but badly, and nobody notices for days.
 
 The generator does not read torch files: `jaxcolor port SRC OUT` (`jaxcolor.cli.port`)
 converts once into an Orbax checkpoint (`save_encoder_checkpoint`), which the generator's
-`model.backbone_weights` points to and `load_encoder_checkpoint` restores. That checkpoint
-holds params and batch statistics as a pure dict (`nnx.to_pure_dict`), without the `fc`
-head unless asked for (`include_fc`): an encoder has no use for ImageNet's classifier.
+`model.backbone_weights` points to and `load_encoder_checkpoint` restores into any encoder
+module. That checkpoint holds params and batch statistics as a pure dict
+(`nnx.to_pure_dict`), without the classification head (each class's `head_names`) unless
+asked for (`include_head`): an encoder has no use for ImageNet's classifier.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx, traverse_util
 
-from jaxcolor.errors import MissingPathError, RunError
-from jaxcolor.models.resnet import STAGE_SIZES, Bottleneck, ResNet, resnet
+from jaxcolor.errors import MissingPathError, RunError, require
+from jaxcolor.models import encoders
+from jaxcolor.models.resnet import STAGE_SIZES, Bottleneck
 
-_TORCH_CPU_HINT = "pip install torch --index-url https://download.pytorch.org/whl/cpu"
 _MAX_LISTED = 6  # keys named per category in an error message; the exception keeps them all
 
 
@@ -67,12 +71,7 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
         raise MissingPathError(f"{path}: no such file")
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".safetensors":
-        try:
-            from safetensors.numpy import load_file
-        except ImportError:
-            raise PortError(
-                f"{path}: reading .safetensors needs `pip install safetensors`"
-            ) from None
+        load_file = require("safetensors.numpy", "port").load_file
         try:
             return dict(load_file(path))
         except Exception as e:  # safetensors raises its own SafetensorError for bad headers
@@ -85,12 +84,7 @@ def load_state_dict(path: str) -> dict[str, np.ndarray]:
 
 
 def _load_torch_file(path: str) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError:
-        raise PortError(
-            f"{path}: reading torch files needs torch; for CPU only: `{_TORCH_CPU_HINT}`"
-        ) from None
+    torch = require("torch", "port")  # for CPU only: pip install torch --index-url .../cpu
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as e:
@@ -179,7 +173,7 @@ def _fit_error(source: str, missing, unexpected, mismatched) -> PortError:
     )
 
 
-def torchvision_to_nnx_state(
+def torch_to_nnx_state(
     state_dict: Mapping[str, np.ndarray], model: nnx.Module, *, source: str = "state dict"
 ) -> nnx.State:
     """The nnx.State of `model` (params and batch stats) filled from a torch state dict.
@@ -217,8 +211,8 @@ def port_into(
     model: nnx.Module, state_dict: Mapping[str, np.ndarray], *, source: str = "state dict"
 ) -> nnx.Module:
     """Loads torch weights into `model` in place and returns it; strict as
-    `torchvision_to_nnx_state`."""
-    nnx.update(model, torchvision_to_nnx_state(state_dict, model, source=source))
+    `torch_to_nnx_state`."""
+    nnx.update(model, torch_to_nnx_state(state_dict, model, source=source))
     return model
 
 
@@ -240,46 +234,71 @@ def infer_depth(state_dict: Mapping[str, np.ndarray]) -> int:
             return depth
     kind = "Bottleneck" if bottleneck else "BasicBlock"
     raise PortError(
-        f"no torchvision ResNet has {kind} stages of {sizes} blocks; pass the depth explicitly"
+        f"no torchvision ResNet has {kind} stages of {sizes} blocks; pass the backbone explicitly"
     )
 
 
-def resnet_from_state_dict(
-    state_dict: Mapping[str, np.ndarray],
-    depth: int | None = None,
-    *,
-    include_fc: bool = True,
-    source: str = "state dict",
-) -> ResNet:
-    """A ResNet holding the given torch weights, in eval mode.
+def _count(keys, pattern: str) -> int:
+    """How many distinct indices N the keys matching `pattern` (with one (\\d+)) show."""
+    return len({m.group(1) for k in keys if (m := re.match(pattern, k))})
 
-    depth None infers it from the keys. With `include_fc=False` the head is dropped (an
-    encoder); otherwise num_classes comes from `fc.weight`. The module is built abstractly
-    (`nnx.eval_shape`) and every variable is filled from the state dict, so no random
-    initialisation is spent on a 44M-parameter network.
+
+def infer_backbone(keys, *, source: str = "state dict") -> str:
+    """The `encoders.BACKBONES` name whose layout torch-style `keys` show (head or not).
+
+    Only the module structure is read (names, block counts); shapes are checked when the
+    weights are ported, strictly.
     """
-    depth = infer_depth(state_dict) if depth is None else depth
-    if include_fc and "fc.weight" in state_dict:
-        num_classes = int(np.shape(state_dict["fc.weight"])[0])
-    else:
-        num_classes = None
-        state_dict = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
-    model = nnx.eval_shape(lambda: resnet(depth, num_classes, rngs=nnx.Rngs(0)))
+    keys = set(keys)
+    if "conv1.weight" in keys and any(k.startswith("layer1.") for k in keys):
+        return f"resnet{infer_depth(keys)}"
+    if "features.0.0.weight" in keys:
+        n = _count(keys, r"features\.(\d+)\.")
+        if n == 19:
+            return "mobilenet_v2"
+        raise PortError(f"{source}: a MobileNetV2-like layout with {n} feature layers; only "
+                        "torchvision's mobilenet_v2 (19) is supported")
+    if "_conv_stem.weight" in keys:
+        if any("._se_reduce." in k for k in keys):
+            raise PortError(f"{source}: an EfficientNet with squeeze-excitation (B0..B7); "
+                            "only EfficientNet-Lite0 is supported")
+        n = _count(keys, r"_blocks\.(\d+)\.")
+        if n == 16:
+            return "efficientnet_lite0"
+        raise PortError(f"{source}: an EfficientNet-Lite with {n} blocks; only Lite0 (16) is "
+                        "supported")
+    first = ", ".join(sorted(keys)[:3])
+    raise PortError(f"{source}: no supported network has these keys (first: {first}); "
+                    f"supported: {', '.join(encoders.BACKBONES)}")
+
+
+def network_from_state_dict(
+    state_dict: Mapping[str, np.ndarray],
+    backbone: str | None = None,
+    *,
+    include_head: bool = True,
+    source: str = "state dict",
+) -> nnx.Module:
+    """The `backbone` network holding the given torch weights, in eval mode.
+
+    backbone None infers it from the keys. With `include_head=False`, or when the state dict
+    has no head, the head is dropped (an encoder); otherwise num_classes comes from the
+    head's last layer. The module is built abstractly (`nnx.eval_shape`) and every variable
+    is filled from the state dict, so no random initialisation is spent on it.
+    """
+    backbone = infer_backbone(state_dict, source=source) if backbone is None else backbone
+    head_names = encoders.encoder_class(backbone).head_names  # the last is the final Linear
+    head_keys = [k for k in state_dict if k.split(".")[0] in head_names]
+    logits_bias = [k for k in head_keys if k.split(".")[0] == head_names[-1]
+                   and k.endswith(".bias")]
+    num_classes = (int(np.shape(state_dict[logits_bias[0]])[0])
+                   if include_head and logits_bias else None)
+    if num_classes is None:
+        state_dict = {k: v for k, v in state_dict.items() if k not in head_keys}
+    model = nnx.eval_shape(lambda: encoders.build(backbone, num_classes, rngs=nnx.Rngs(0)))
     port_into(model, state_dict, source=source)
     model.eval()
     return model
-
-
-def load_torchvision_resnet(
-    path: str, depth: int | None = 101, *, include_fc: bool = True
-) -> ResNet:
-    """Reads a torchvision/timm ResNet checkpoint file into a Flax ResNet, in eval mode.
-
-    depth None infers it from the keys.
-    """
-    return resnet_from_state_dict(
-        load_state_dict(path), depth, include_fc=include_fc, source=os.fspath(path)
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -287,11 +306,13 @@ def load_torchvision_resnet(
 # --------------------------------------------------------------------------------------
 
 
-def save_encoder_checkpoint(model: nnx.Module, out_dir: str, *, include_fc: bool = False) -> str:
+def save_encoder_checkpoint(model: nnx.Module, out_dir: str, *,
+                            include_head: bool = False) -> str:
     """Writes params and batch stats of `model` to a new Orbax checkpoint at `out_dir`.
 
-    The fc head is left out unless `include_fc`: the generator's encoder has none.
-    Returns the absolute path written. Refuses to overwrite an existing path.
+    The classification head (`head_names` of the model's class) is left out unless
+    `include_head`: the generator's encoder has none. Returns the absolute path written.
+    Refuses to overwrite an existing path.
     """
     import orbax.checkpoint as ocp
 
@@ -299,24 +320,45 @@ def save_encoder_checkpoint(model: nnx.Module, out_dir: str, *, include_fc: bool
     if os.path.exists(out_dir):
         raise PortError(f"{out_dir}: already exists; choose a new output directory")
     pure = nnx.to_pure_dict(nnx.state(model))
-    if not include_fc:
-        pure.pop("fc", None)
+    if not include_head:
+        for name in getattr(type(model), "head_names", ()):
+            pure.pop(name, None)
     with ocp.StandardCheckpointer() as checkpointer:
         checkpointer.save(out_dir, pure)
         checkpointer.wait_until_finished()
     return out_dir
 
 
-def load_encoder_checkpoint(path: str, model: nnx.Module) -> nnx.Module:
-    """Restores a `save_encoder_checkpoint` checkpoint into `model` in place; returns it.
+def _recognised(torch_keys) -> str | None:
+    try:
+        return infer_backbone(torch_keys)
+    except PortError:
+        return None  # a reduced test network, say: the key-by-key report says what differs
 
-    Every variable of `model` must be in the checkpoint with its shape. A checkpoint `fc`
-    head the model lacks is ignored (a classifier checkpoint can feed an encoder); anything
-    else extra is an error, so a checkpoint of the wrong depth never half-loads.
+
+def _check_same_backbone(path: str, saved_paths, model_paths) -> None:
+    """One clear error when the checkpoint holds another backbone than the model's, instead
+    of hundreds of missing and unexpected keys."""
+    saved = _recognised(torch_key(p) for p in saved_paths)
+    wanted = _recognised(torch_key(p) for p in model_paths)
+    if saved and wanted and saved != wanted:
+        raise PortError(f"{path}: holds a {saved} encoder but the model's encoder is {wanted} "
+                        f"(config.model.backbone); port {wanted} weights or set the backbone "
+                        f"to {saved}")
+
+
+def load_encoder_checkpoint(path: str, model: nnx.Module) -> nnx.Module:
+    """Restores a `save_encoder_checkpoint` checkpoint into `model` (any encoder module, e.g.
+    the generator's `encoder`) in place; returns it.
+
+    Every variable of `model` must be in the checkpoint with its shape. A checkpoint head
+    the model lacks is ignored (a classifier checkpoint can feed an encoder); anything else
+    extra is an error, so a checkpoint of another backbone or depth never half-loads.
     """
     import orbax.checkpoint as ocp
 
     path = os.path.abspath(os.fspath(path))
+    head_names = getattr(type(model), "head_names", ())
     with ocp.StandardCheckpointer() as checkpointer:
         metadata = checkpointer.metadata(path) if os.path.isdir(path) else None
         if metadata is None or metadata.item_metadata is None:
@@ -328,8 +370,10 @@ def load_encoder_checkpoint(path: str, model: nnx.Module) -> nnx.Module:
 
         state = nnx.state(model)
         wanted = {tuple(map(str, p)): (p, v.get_value()) for p, v in nnx.to_flat_state(state)}
+        _check_same_backbone(path, saved_flat, wanted)
         missing = sorted(".".join(k) for k in wanted if k not in saved_flat)
-        unexpected = sorted(".".join(k) for k in saved_flat if k not in wanted and k[0] != "fc")
+        unexpected = sorted(".".join(k) for k in saved_flat
+                            if k not in wanted and k[0] not in head_names)
         mismatched = [
             f"{'.'.join(k)} {tuple(saved_flat[k].shape)} vs model {tuple(t.shape)}"
             for k, (_, t) in wanted.items()

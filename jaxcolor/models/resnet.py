@@ -16,7 +16,7 @@ difference from torch is a bug, not a design choice:
     One difference remains in training mode only: torch updates the running variance with
     the unbiased batch variance, flax with the biased one.
 
-Inputs are NHWC, ImageNet-normalised RGB (`imagenet_normalize`, `gray_input_from_l`).
+Inputs are NHWC, ImageNet-normalised RGB (`normalize_rgb`, `gray_input_from_l`).
 """
 
 from __future__ import annotations
@@ -36,23 +36,27 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 """Per-channel standard deviation of ImageNet RGB in [0, 1]."""
 
 
-def imagenet_normalize(rgb01: jax.Array) -> jax.Array:
-    """sRGB in [0, 1] (..., 3) -> the ImageNet-normalised input torchvision's weights expect."""
-    mean = jnp.asarray(IMAGENET_MEAN, jnp.float32)
-    std = jnp.asarray(IMAGENET_STD, jnp.float32)
+def normalize_rgb(rgb01: jax.Array, mean: Sequence[float] = IMAGENET_MEAN,
+                  std: Sequence[float] = IMAGENET_STD) -> jax.Array:
+    """sRGB in [0, 1] (..., 3) -> (rgb - mean) / std, the input an encoder's weights expect
+    (each encoder class names its own `input_mean` and `input_std`)."""
+    mean = jnp.asarray(mean, jnp.float32)
+    std = jnp.asarray(std, jnp.float32)
     return (jnp.asarray(rgb01, jnp.float32) - mean) / std
 
 
-def gray_input_from_l(l_norm: jax.Array) -> jax.Array:
+def gray_input_from_l(l_norm: jax.Array, mean: Sequence[float] = IMAGENET_MEAN,
+                      std: Sequence[float] = IMAGENET_STD) -> jax.Array:
     """Model-normalised lightness [B, H, W, 1] in [-1, 1] -> encoder input [B, H, W, 3].
 
     An ImageNet encoder has seen gray photos as RGB images with three equal channels, not
     as CIELAB lightness. So L becomes the sRGB gray value it stands for (Lab with a = b = 0),
-    repeated on three channels and ImageNet-normalised like any RGB photo.
+    repeated on three channels and normalised like any RGB photo: ImageNet mean/std by
+    default, or the encoder's own `input_mean`/`input_std` (EfficientNet-Lite: [-1, 1]).
     """
     gray = gray_rgb_from_l(denormalize_l(l_norm))  # [B, H, W, 1] in [0, 1]
     rgb = jnp.broadcast_to(gray, (*gray.shape[:-1], 3))
-    return imagenet_normalize(rgb)
+    return normalize_rgb(rgb, mean, std)
 
 
 # torch's kaiming_normal_(mode="fan_out", nonlinearity="relu"), as torchvision initialises convs.
@@ -169,6 +173,11 @@ class ResNet(nnx.Module):
     Attributes:
       feature_channels: channels of the 5 feature maps, e.g. (64, 256, 512, 1024, 2048).
     """
+
+    input_mean = IMAGENET_MEAN
+    input_std = IMAGENET_STD
+    head_names = ("fc",)
+    """Top-level attributes that make the classification head (absent in an encoder)."""
 
     def __init__(
         self,

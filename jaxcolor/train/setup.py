@@ -54,7 +54,7 @@ class Setup:
         when `config.model.backbone_weights` names them."""
         init = functools.partial(initial_state, self.config, self.g_tx, self.d_tx)
         fresh = jax.jit(init, out_shardings=self.replicated)()
-        return _load_backbone(self.config, fresh, replicated=self.replicated)
+        return _load_backbone(self.config, fresh, defs=self.defs, replicated=self.replicated)
 
     def place(self, host_state) -> state_lib.TrainState:
         """A host copy of a state (e.g. a test's saved initial state), on the devices."""
@@ -98,20 +98,23 @@ def setup(config, mesh: Mesh | None = None, *, schedule: Schedule | None = None,
                  abstract_state=abstract, steps=steps, best_metric=best_metric)
 
 
-def _load_backbone(config, state: state_lib.TrainState, *,
+def _load_backbone(config, state: state_lib.TrainState, *, defs: state_lib.ModelDefs,
                    replicated: NamedSharding) -> state_lib.TrainState:
     """Load ported ImageNet weights into G's encoder when `config.model.backbone_weights` is
-    set; otherwise say plainly that the encoder starts from random initialisation."""
+    set; otherwise say plainly that the encoder starts from random initialisation.
+
+    Works on the state's own arrays: G's graph is merged with them (no second generator is
+    initialised), the encoder's variables are replaced in place, and the tree split again."""
     path = config.model.backbone_weights
     if not path:
-        logging.warning("config.model.backbone_weights is not set: the ResNet encoder starts "
-                        "from random initialisation (port ImageNet weights with "
-                        "`jaxcolor port`)")
+        logging.warning("config.model.backbone_weights is not set: the %s encoder starts from "
+                        "random initialisation (port ImageNet weights with `jaxcolor port`)",
+                        factory.backbone(config.model))
         return state
     from jaxcolor.models import port  # orbax restore of the encoder; only needed here
 
-    generator = factory.make_generator(config.model, seed=int(config.seed))
-    nnx.update(generator, jax.device_get(state.g_params), jax.device_get(state.g_batch_stats))
+    host = jax.device_get((state.g_params, state.g_batch_stats))
+    generator = defs.generator(*host, train=True)
     port.load_encoder_checkpoint(path, generator.encoder)
     _, params, rest = nnx.split(generator, nnx.Param, ...)
     params, rest = jax.device_put((params, rest), replicated)
@@ -119,5 +122,5 @@ def _load_backbone(config, state: state_lib.TrainState, *,
     if state.g_ema_params is not None:
         state = state.replace(g_ema_params=jax.tree.map(jnp.copy, params),
                               g_ema_batch_stats=jax.tree.map(jnp.copy, rest))
-    logging.info("Loaded encoder weights from %s", path)
+    logging.info("Loaded %s encoder weights from %s", factory.backbone(config.model), path)
     return state

@@ -14,7 +14,7 @@ from jax.experimental.compilation_cache import compilation_cache
 
 REPO = Path(__file__).resolve().parents[2]
 SIZE, BATCH = 32, 2
-TINY = ["--set", "model.depth=18", "--set", "model.decoder_widths=16,16,16,16,16",
+TINY = ["--set", "model.backbone=resnet18", "--set", "model.decoder_widths=16,16,16,16,16",
         "--set", "model.d_width=8"]
 ENV_FIELDS = ("figure", "value", "unit", "config", "batch", "resolution", "jax", "jaxlib",
               "device_kind", "device_count")
@@ -61,9 +61,9 @@ def test_config_overrides_parse_values_and_name_unknown_fields(bench_env):
 
     config = common.load_config(common.GAN_CONFIG + ":pretrain")
     assert config.phases.gan_steps == 0
-    common.apply_overrides(config, ["model.depth=18", "model.decoder_widths=8,8,8,8,8",
+    common.apply_overrides(config, ["model.backbone=resnet18", "model.decoder_widths=8,8,8,8,8",
                                     "model.compute_dtype=bfloat16"])
-    assert config.model.depth == 18 and tuple(config.model.decoder_widths) == (8,) * 5
+    assert config.model.backbone == "resnet18" and tuple(config.model.decoder_widths) == (8,) * 5
     assert config.model.compute_dtype == "bfloat16"
     with pytest.raises(common.BenchmarkArgumentError, match="model.depht"):
         common.apply_overrides(config, ["model.depht=18"])
@@ -87,7 +87,7 @@ def test_train_step_reports_throughput_compile_time_and_flops(bench_env, tmp_pat
     assert r["step_ms"] == pytest.approx(1000 * BATCH / r["value"], rel=0.01)
     assert r["mfu"] is None  # no known peak for a CPU
     assert r["flops_source"] == "xla_cost_analysis_of_the_cpu_lowering"
-    assert r["config"]["depth"] == 18 and r["config"]["kind"] == "pretrain"
+    assert r["config"]["backbone"] == "resnet18" and r["config"]["kind"] == "pretrain"
 
 
 def test_flops_of_the_cpu_lowering_are_the_compiled_programs_flops(bench_env):
@@ -207,7 +207,7 @@ def test_inference_compares_backends_on_a_randomly_initialised_config(bench_env,
         ("inference/stages", "onnx")]
     onnx_stages = results[-1]["stage_ms"]
     assert onnx_stages["h2d"] is None and onnx_stages["compose"] > 0  # composed on the host
-    assert all(r["value"] > 0 and r["config"]["step"] == 0 and r["config"]["depth"] == 18
+    assert all(r["value"] > 0 and r["config"]["step"] == 0 and r["config"]["backbone"] == "resnet18"
                for r in results)
 
 

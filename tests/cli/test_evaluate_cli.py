@@ -35,7 +35,7 @@ def test_records_report_with_baseline_and_sheet(workdir, tmp_path, capsys):
                     "--sheet=3", "--batch_size=4") == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["checkpoint"]["step"] == TINY_RUN_STEPS
-    assert report["config"]["model"]["depth"] == 18
+    assert report["config"]["model"]["backbone"] == "resnet18"
     assert report["data"]["split"] == "val" and report["data"]["images"] == 6  # every 2nd
     per_image = report["per_image"]
     assert len(per_image) == 6 and all(r["height"] == r["width"] == 48 for r in per_image)

@@ -25,7 +25,7 @@ def test_restores_generator_and_config_from_workdir_or_checkpoints_dir(tmp_path_
     workdir = trained_workdir(tmp_path_factory)
     assert colorizer.step == TINY_RUN_STEPS  # latest by default
     assert colorizer.render_size == colorizer.config.data.crop_size  # default: training crop
-    assert colorizer.config.model.depth == 18
+    assert colorizer.config.model.backbone == "resnet18"
     earlier = Colorizer.from_checkpoint(workdir / "checkpoints", step=2)
     assert earlier.step == 2
     assert Colorizer.from_checkpoint(workdir, best=True).step == TINY_RUN_STEPS

@@ -26,6 +26,7 @@ from jaxcolor.cli import main as jaxcolor_main  # noqa: E402
 from jaxcolor.inference.colorizer import Colorizer  # noqa: E402
 from jaxcolor.inference.onnx import graph as onnx_graph  # noqa: E402
 from jaxcolor.inference.onnx.runtime import OnnxGenerator  # noqa: E402
+from jaxcolor.models import factory  # noqa: E402
 from jaxcolor.models import generator as generator_lib  # noqa: E402
 from jaxcolor.models import resnet  # noqa: E402
 from tests.support import photo_rgb, trained_workdir  # noqa: E402
@@ -34,7 +35,7 @@ WIDTHS = (32, 16, 16, 8, 8)  # decoder widths; the ResNet encoder keeps torchvis
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "configs").glob("*.py"))
 
 
-def random_generator(depth: int, *, attention: bool, widths=WIDTHS, seed: int = 0):
+def random_generator(backbone: str, *, attention: bool, widths=WIDTHS, seed: int = 0):
     """An eval-mode UNetGenerator with random weights and random BatchNorm statistics.
 
     Filled from numpy (no compiled initialisation). Scaled so that nothing saturates, or a
@@ -43,10 +44,10 @@ def random_generator(depth: int, *, attention: bool, widths=WIDTHS, seed: int = 
     head and the attention's query/key convs are 10x smaller than He initialisation.
     """
     abstract = nnx.eval_shape(lambda: generator_lib.UNetGenerator(
-        depth, widths, self_attention=attention, rngs=nnx.Rngs(0)))
+        backbone, widths, self_attention=attention, rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
     rng = np.random.default_rng(seed)
-    last_bn = "bn3" if depth >= 50 else "bn2"
+    last_bn = "bn3" if backbone in ("resnet50", "resnet101", "resnet152") else "bn2"
 
     def fill(path, leaf):
         keys = [str(getattr(k, "key", k)) for k in path]
@@ -101,13 +102,16 @@ def test_resize_equals_the_generators_bilinear_upsample_including_edges(shape):
     np.testing.assert_allclose(got.transpose(0, 2, 3, 1), want, atol=1e-6)
 
 
-def test_gray_preprocessing_equals_the_encoders_input():
+@pytest.mark.parametrize("mean, std", [(resnet.IMAGENET_MEAN, resnet.IMAGENET_STD),
+                                       ((0.5,) * 3, (0.5,) * 3)], ids=["imagenet", "lite"])
+def test_gray_preprocessing_equals_the_encoders_input(mean, std):
     # Every L, with the two branch points of the colour formulas (L = 8, the sRGB knee).
     L = np.concatenate([np.linspace(0.0, 100.0, 1001), [7.9999, 8.0, 8.0001, 2.83, 2.8]])
     l_norm = color.normalize_l(L.astype(np.float32)).reshape(1, 1, 1, -1)
-    want = np.asarray(resnet.gray_input_from_l(jnp.asarray(l_norm).reshape(1, 1, -1, 1)))
-    got = run_subgraph(onnx_graph._gray_input, l_norm)  # [1, 3, 1, N]
-    np.testing.assert_allclose(got[0, :, 0].T, want[0, 0], atol=1e-5)
+    want = np.asarray(resnet.gray_input_from_l(jnp.asarray(l_norm).reshape(1, 1, -1, 1),
+                                               mean, std))
+    got = run_subgraph(lambda g, x: onnx_graph._gray_input(g, x, mean, std), l_norm)
+    np.testing.assert_allclose(got[0, :, 0].T, want[0, 0], atol=1e-5)  # [1, 3, 1, N]
 
 
 def assert_graph_equals_model(model, l_norm: np.ndarray, *, attention: bool) -> None:
@@ -122,9 +126,11 @@ def assert_graph_equals_model(model, l_norm: np.ndarray, *, attention: bool) -> 
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-@pytest.mark.parametrize("depth, attention", [(18, False), (50, True)])
-def test_onnx_graph_gives_the_jax_generators_ab(depth, attention):
-    model = random_generator(depth, attention=attention)
+@pytest.mark.parametrize("backbone, attention", [
+    ("resnet18", False), ("resnet50", True), ("mobilenet_v2", False),
+    ("efficientnet_lite0", True)])
+def test_onnx_graph_gives_the_jax_generators_ab(backbone, attention):
+    model = random_generator(backbone, attention=attention)
     l_norm = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
     assert_graph_equals_model(model, l_norm, attention=attention)
 
@@ -133,12 +139,13 @@ def test_onnx_graph_gives_the_jax_generators_ab(depth, attention):
 @pytest.mark.parametrize("config_file", CONFIGS, ids=[c.stem for c in CONFIGS])
 def test_onnx_graph_equals_every_shipped_generator_config(config_file, attention):
     """The hand-built graph against the NNX generator of each config in experiments/configs
-    (its depth and decoder widths), also with the SAGAN block on: a change to the generator
+    (its backbone and decoder widths), also with the SAGAN block on: a change to the generator
     that the graph does not follow fails here, not in a user's colours."""
     from jaxcolor import configs
 
     model_cfg = configs.load(config_file).model
-    model = random_generator(int(model_cfg.depth), widths=tuple(model_cfg.decoder_widths),
+    model = random_generator(factory.backbone(model_cfg),
+                             widths=tuple(model_cfg.decoder_widths),
                              attention=attention or bool(model_cfg.self_attention))
     l_norm = np.random.default_rng(2).uniform(-1, 1, (1, 32, 64, 1)).astype(np.float32)
     assert_graph_equals_model(model, l_norm,
@@ -146,7 +153,7 @@ def test_onnx_graph_equals_every_shipped_generator_config(config_file, attention
 
 
 def test_a_layer_the_graph_does_not_know_stops_the_export():
-    model = random_generator(18, attention=False)
+    model = random_generator("resnet18", attention=False)
     model.refiner = nnx.Conv(2, 2, kernel_size=(1, 1), rngs=nnx.Rngs(0))  # not in the graph
     with pytest.raises(onnx_graph.OnnxExportError, match=r"2 variable\(s\) .*refiner"):
         onnx_graph.generator_to_onnx(model)

@@ -24,7 +24,7 @@ def test_a_workdir_and_its_checkpoints_directory_are_the_same_checkpoint(workdir
     from_checkpoints = restore.restore(workdir / "checkpoints", step=TINY_RUN_STEPS)
     assert from_workdir.step == from_checkpoints.step == TINY_RUN_STEPS
     assert from_workdir.directory == (workdir / "checkpoints").absolute()
-    assert from_workdir.config.model.depth == 18 and "data" in from_workdir.config
+    assert from_workdir.config.model.backbone == "resnet18" and "data" in from_workdir.config
     for a, b in zip(jax.tree.leaves(from_workdir.variables),
                     jax.tree.leaves(from_checkpoints.variables)):
         np.testing.assert_array_equal(a, b)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxcolor.models import resnet
+from jaxcolor.models import encoders, resnet
 from jaxcolor.models.generator import (
     DECODER_PARAMS,
     ENCODER_PARAMS,
@@ -39,7 +39,7 @@ def _forward(graphdef, state, l_norm):
 @pytest.fixture(scope="module")
 def generator():
     """A small real generator (ResNet-18, self-attention on), built once: tests clone it."""
-    return UNetGenerator(18, self_attention=True, rngs=_rngs())
+    return UNetGenerator("resnet18", self_attention=True, rngs=_rngs())
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,8 @@ def abstract_generators():
     """Shape-only ResNet-18 generators (nothing allocated or compiled), by self_attention."""
     return {
         attention: nnx.split(
-            nnx.eval_shape(lambda: UNetGenerator(18, self_attention=attention, rngs=_rngs()))
+            nnx.eval_shape(
+                lambda: UNetGenerator("resnet18", self_attention=attention, rngs=_rngs()))
         )
         for attention in (False, True)
     }
@@ -74,7 +75,7 @@ def test_bad_input_shape_raises_value_error_naming_it(generator, shape):
 
 def test_decoder_widths_must_be_five():
     with pytest.raises(ValueError, match="decoder_widths must be 5"):
-        UNetGenerator(18, decoder_widths=(64, 32, 16), rngs=_rngs())
+        UNetGenerator("resnet18", decoder_widths=(64, 32, 16), rngs=_rngs())
 
 
 def test_jit_with_split_merge_matches_eager_forward(generator):
@@ -130,7 +131,7 @@ def test_bfloat16_forward_close_to_float32(generator):
     model = nnx.clone(generator)
     model.eval()  # running statistics: both dtypes normalise by the same numbers.
     bf16 = nnx.eval_shape(
-        lambda: UNetGenerator(18, self_attention=True, dtype=jnp.bfloat16, rngs=_rngs())
+        lambda: UNetGenerator("resnet18", self_attention=True, dtype=jnp.bfloat16, rngs=_rngs())
     )
     bf16.eval()
     bf16_graphdef, _ = nnx.split(bf16)
@@ -149,7 +150,7 @@ def test_bfloat16_forward_close_to_float32(generator):
 
 
 def test_encoder_and_decoder_filters_partition_the_parameters():
-    model = nnx.eval_shape(lambda: UNetGenerator(18, self_attention=True, rngs=_rngs()))
+    model = nnx.eval_shape(lambda: UNetGenerator("resnet18", self_attention=True, rngs=_rngs()))
     encoder = nnx.state(model, ENCODER_PARAMS)
     decoder = nnx.state(model, DECODER_PARAMS)
     count = lambda s: sum(x.size for x in jax.tree.leaves(s))
@@ -185,6 +186,43 @@ def test_upsample2x_is_bilinear_with_half_pixel_centres():
 def test_gan_recipe_generator_has_the_parameter_count_the_torch_reference_matches():
     """45,924,978 = ResNet-101 encoder (42.5M) + decoder (3.4M). benchmarks/torch_reference.py
     rebuilds this network in PyTorch and refuses to run unless its count is the same."""
-    model = nnx.eval_shape(lambda: UNetGenerator(101, rngs=_rngs()))
+    model = nnx.eval_shape(lambda: UNetGenerator("resnet101", rngs=_rngs()))
     count = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
     assert count == 45_924_978
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+@pytest.mark.parametrize("h,w", [(64, 64), (128, 96), (224, 224)])
+def test_the_mobile_backbones_make_the_same_unet(backbone, h, w):
+    model = nnx.eval_shape(lambda: UNetGenerator(backbone, self_attention=True, rngs=_rngs()))
+    out = nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((2, h, w, 1), jnp.float32))
+    assert out.shape == (2, h, w, 2) and out.dtype == jnp.float32
+    assert type(model.encoder) is encoders.encoder_class(backbone)
+    s2, s4, s8, s16, s32 = model.encoder.feature_channels
+    assert model.bridge.conv.in_features == s32
+    assert [b.skip_proj.conv.in_features for b in model.decoder[:4]] == [s16, s8, s4, s2]
+    assert not any(name in nnx.state(model.encoder) for name in type(model.encoder).head_names)
+
+
+@pytest.mark.parametrize("backbone", ["mobilenet_v2", "efficientnet_lite0"])
+def test_a_mobile_backbone_unet_runs_and_trains(backbone):
+    """Real (not abstract) forward and gradient at 64x64: every parameter, the encoder's
+    depthwise convs included, gets a finite gradient, and the encoder sees its own input."""
+    model = UNetGenerator(backbone, decoder_widths=(16, 16, 8, 8, 8), rngs=_rngs())
+    model.train()
+    l_norm = _l_batch(2, 64, 64)
+    target = jax.random.uniform(jax.random.key(1), (2, 64, 64, 2), minval=-0.5, maxval=0.5)
+
+    @nnx.jit
+    def grads_of(model):
+        return nnx.grad(lambda m: jnp.mean(jnp.abs(m(l_norm) - target)))(model)
+
+    flat = nnx.to_flat_state(grads_of(model))
+    assert len(flat) == len(nnx.to_flat_state(nnx.state(model, nnx.Param)))
+    for path, g in flat:
+        g = np.asarray(g[...])
+        assert np.all(np.isfinite(g)), path
+        assert np.any(g != 0), path
+    model.eval()
+    out = model(l_norm)
+    assert out.shape == (2, 64, 64, 2) and float(jnp.std(out)) > 1e-4

@@ -12,17 +12,17 @@ from flax import nnx
 from safetensors.numpy import save_file
 
 from jaxcolor.cli import main as jaxcolor_main
-from jaxcolor.errors import MissingPathError
+from jaxcolor.errors import MissingDependencyError, MissingPathError
 from jaxcolor.models.port import (
     PortError,
     infer_depth,
     load_encoder_checkpoint,
     load_state_dict,
     port_into,
-    resnet_from_state_dict,
+    network_from_state_dict,
     save_encoder_checkpoint,
     torch_key,
-    torchvision_to_nnx_state,
+    torch_to_nnx_state,
 )
 from jaxcolor.models.resnet import Bottleneck, ResNet, resnet
 
@@ -72,7 +72,7 @@ def test_resnet101_takes_exactly_torchvisions_keys(
     assert {torch_key(p) for p in paths} == set(manifest) - tracked
     assert len(manifest) == 626
 
-    state = torchvision_to_nnx_state(resnet101_state_dict, abstract_resnet101)
+    state = torch_to_nnx_state(resnet101_state_dict, abstract_resnet101)
 
     kernel = np.asarray(state["conv1"]["kernel"].get_value())
     assert kernel.shape == (7, 7, 3, 64)  # HWIO
@@ -92,7 +92,7 @@ def test_mismatches_are_all_reported_at_once(abstract_resnet101, resnet101_state
     sd["fc.weight"] = np.zeros((10, 2048), np.float32)
 
     with pytest.raises(PortError) as info:
-        torchvision_to_nnx_state(sd, abstract_resnet101, source="r101.pth")
+        torch_to_nnx_state(sd, abstract_resnet101, source="r101.pth")
 
     err = info.value
     assert sorted(err.missing) == ["layer1.0.downsample.1.running_var", "layer3.5.conv2.weight"]
@@ -126,7 +126,7 @@ def test_load_state_dict_errors(tmp_path, monkeypatch):
     pth = tmp_path / "weights.pth"
     pth.write_bytes(b"")
     monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
-    with pytest.raises(PortError, match="download.pytorch.org/whl/cpu"):
+    with pytest.raises(MissingDependencyError, match=r"torch.*pip install 'jaxcolor\[port\]'"):
         load_state_dict(pth)
 
 
@@ -150,7 +150,7 @@ def test_encoder_checkpoint_round_trip(tmp_path):
 
 def test_encoder_checkpoint_with_head_feeds_an_encoder_but_not_another_depth(tmp_path):
     classifier = port_into(small_resnet(), load_state_dict(SMALL))
-    out = save_encoder_checkpoint(classifier, tmp_path / "with_fc", include_fc=True)
+    out = save_encoder_checkpoint(classifier, tmp_path / "with_fc", include_head=True)
 
     load_encoder_checkpoint(out, small_resnet(num_classes=None))  # fc ignored
     again = load_encoder_checkpoint(out, small_resnet(num_classes=10))
@@ -188,14 +188,14 @@ def test_cli_converts_a_resnet18_safetensors_file(tmp_path, capsys):
     save_file(sd, str(src))
 
     assert jaxcolor_main(["port", str(src), str(tmp_path / "ckpt")]) == 0
-    assert "ResNet-18" in capsys.readouterr().out
+    assert "resnet18" in capsys.readouterr().out
 
     encoder = load_encoder_checkpoint(
         tmp_path / "ckpt", nnx.eval_shape(lambda: resnet(18, None, rngs=nnx.Rngs(0)))
     )
     restored, expected = (
         flat_values(encoder),
-        flat_values(resnet_from_state_dict(sd, include_fc=False)),
+        flat_values(network_from_state_dict(sd, include_head=False)),
     )
     assert restored.keys() == expected.keys()
     for path, value in expected.items():

@@ -18,7 +18,7 @@ from jaxcolor.models.resnet import (
     Bottleneck,
     ResNet,
     gray_input_from_l,
-    imagenet_normalize,
+    normalize_rgb,
     resnet,
     resnet101,
 )
@@ -175,11 +175,13 @@ def test_unknown_depth_is_rejected():
         resnet(42, rngs=nnx.Rngs(0))
 
 
-def test_imagenet_normalize():
+def test_normalize_rgb_defaults_to_imagenet():
     mean = jnp.asarray(IMAGENET_MEAN)
     std = jnp.asarray(IMAGENET_STD)
-    np.testing.assert_allclose(imagenet_normalize(mean), 0.0, atol=1e-7)
-    np.testing.assert_allclose(imagenet_normalize(mean + std), 1.0, atol=1e-6)
+    np.testing.assert_allclose(normalize_rgb(mean), 0.0, atol=1e-7)
+    np.testing.assert_allclose(normalize_rgb(mean + std), 1.0, atol=1e-6)
+    np.testing.assert_allclose(normalize_rgb(jnp.asarray([0.0, 0.5, 1.0]), (0.5,) * 3, (0.5,) * 3),
+                               [-1.0, 0.0, 1.0])
 
 
 def test_gray_input_from_l_is_the_imagenet_normalised_gray_photo():

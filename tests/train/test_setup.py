@@ -64,3 +64,31 @@ def test_a_fresh_state_matches_the_restore_target(records_dir, compile_cache):
                       (state.g_ema_batch_stats, state.g_batch_stats)):
         for e, x in zip(jax.tree.leaves(ema), jax.tree.leaves(live), strict=True):
             np.testing.assert_array_equal(e, x)
+
+
+def test_ported_encoder_weights_replace_the_encoder_alone(records_dir, compile_cache, tmp_path):
+    """`config.model.backbone_weights`: the state's encoder variables (and the EMA's) become
+    the checkpoint's, the decoder keeps its initialisation, the tree keeps its structure."""
+    from flax import nnx
+
+    from jaxcolor.models import encoders, port
+
+    config = tiny_config(records_dir)
+    donor = encoders.build("resnet18", rngs=nnx.Rngs(7))  # another initialisation
+    path = port.save_encoder_checkpoint(donor, tmp_path / "encoder")
+    fresh = setup_lib.setup(config).init_state()
+    config.model.backbone_weights = path
+    run = setup_lib.setup(config)
+    loaded = run.init_state()
+    assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(fresh)
+    want = nnx.to_pure_dict(nnx.state(donor))
+    for tree in (loaded.g_params, loaded.g_batch_stats, loaded.g_ema_params):
+        got = nnx.to_pure_dict(tree)
+        flat_got = jax.tree_util.tree_flatten_with_path(got["encoder"])[0]
+        flat_want = dict(jax.tree_util.tree_flatten_with_path(want)[0])
+        for path_, value in flat_got:
+            np.testing.assert_array_equal(value, flat_want[path_], err_msg=str(path_))
+    decoder = lambda s: nnx.to_pure_dict(s)["decoder"]  # noqa: E731
+    for a, b in zip(jax.tree.leaves(decoder(loaded.g_params)),
+                    jax.tree.leaves(decoder(fresh.g_params)), strict=True):
+        np.testing.assert_array_equal(a, b)

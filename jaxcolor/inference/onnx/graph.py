@@ -3,20 +3,25 @@
 Why by hand and not with jax2onnx: jax2onnx 0.17 requires orbax-checkpoint < 0.11.37 while
 this package needs 0.12.x; pip then falls back to jax2onnx 0.13, which fails on jax 0.10 at
 the first nnx.Conv with explicit padding (its conv primitive passes an unhashable list). The
-architecture is fixed and small in vocabulary (conv, BatchNorm, ReLU, max-pool, add, concat,
-bilinear x2, tanh, optionally one attention block), so walking the NNX modules and emitting
-standard ONNX operators needs only the `onnx` package and gives a graph ONNX Runtime
-optimises well:
+architecture is fixed and small in vocabulary (conv, depthwise conv, BatchNorm, ReLU, ReLU6,
+max-pool, add, concat, bilinear x2, tanh, optionally one attention block), so walking the NNX
+modules and emitting standard ONNX operators needs only the `onnx` package and gives a graph
+ONNX Runtime optimises well:
 
   * BatchNorm is folded into the preceding convolution with its running statistics (eval
     mode), in float64 before the cast to float32: one Conv (+ Relu) per ConvBN(ReLU).
   * Padding is explicit everywhere, as in the Flax modules (never SAME/auto_pad).
+    EfficientNet-Lite's TF-SAME convs (`efficientnet.SameConv`) pad by the input's size; the
+    generator's sides are multiples of 32, so each of its stride-2 layers sees an even side,
+    where TF-SAME's pads depend on nothing else: they are computed once, for an even side.
+  * Depthwise convs are grouped ONNX Convs (group = channels); ReLU6 is Clip(0, 6).
   * `generator.upsample2x` (half-pixel bilinear, clamped edges) is ONNX `Resize` with
     mode="linear" and coordinate_transformation_mode="half_pixel": the same two-tap stencil.
-  * The gray-input preprocessing (`resnet.gray_input_from_l`: L -> sRGB gray -> ImageNet
-    normalisation) is part of the graph, with the colour module's formulas and constants, so
-    the ONNX model has the generator's own interface: l_norm [B, H, W, 1] in [-1, 1] ->
-    ab / 110 [B, H, W, 2], both float32 NHWC. Inside, the graph is NCHW (ONNX's layout).
+  * The gray-input preprocessing (`resnet.gray_input_from_l`: L -> sRGB gray -> the
+    encoder's `input_mean`/`input_std` normalisation) is part of the graph, with the colour
+    module's formulas and constants, so the ONNX model has the generator's own interface:
+    l_norm [B, H, W, 1] in [-1, 1] -> ab / 110 [B, H, W, 2], both float32 NHWC. Inside, the
+    graph is NCHW (ONNX's layout).
 
 The graph is always float32, whatever the generator's compute dtype.
 
@@ -36,8 +41,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from jaxcolor import color
 from jaxcolor.errors import RunError
+from jaxcolor.models import efficientnet, mobilenet, resnet
 from jaxcolor.models import generator as generator_lib
-from jaxcolor.models import resnet
 
 OPSET = 17
 """ONNX opset of the exported graph (every operator used exists unchanged since opset 13)."""
@@ -78,6 +83,11 @@ def _pair(v) -> tuple[int, int]:
 def _onnx_pads(conv: nnx.Conv, name: str) -> list[int]:
     """Flax padding -> ONNX pads [top, left, bottom, right]. String padding only where it
     means none: a 1x1 kernel at stride 1 (the attention's convs)."""
+    if isinstance(conv, efficientnet.SameConv):
+        # For an even side (module docstring): every stride-2 layer of the generator's.
+        even = generator_lib.ENCODER_STRIDE
+        (top, bottom), (left, right) = conv.pads(even, even)
+        return [top, left, bottom, right]
     padding = conv.padding
     if isinstance(padding, str):
         if tuple(conv.kernel_size) == (1, 1) and _pair(conv.strides) == (1, 1):
@@ -98,6 +108,7 @@ class _Graph:
         self.initializers: list[onnx.TensorProto] = []
         self._names: set[str] = set()
         self.read: set[int] = set()  # ids of the module variables exported so far
+        self._relu6_bounds: list[str] | None = None  # Clip's min and max, made once
 
     def variable(self, variable: nnx.Variable) -> np.ndarray:
         """A module variable's value as float64, marked as exported."""
@@ -127,20 +138,27 @@ class _Graph:
     # -- layers ----------------------------------------------------------------------------
 
     def conv(self, x: str, conv: nnx.Conv, bn: nnx.BatchNorm | None, name: str, *,
-             relu: bool = False) -> str:
-        """Conv with BatchNorm folded in, then optionally Relu."""
-        if _pair(conv.kernel_dilation) != (1, 1) or _pair(conv.input_dilation) != (1, 1) \
-                or conv.feature_group_count != 1:
-            raise OnnxExportError(f"{name}: only ungrouped, undilated convs are exported")
+             act: str | None = None) -> str:
+        """Conv (grouped for depthwise) with BatchNorm folded in, then `act`: None, "relu"
+        or "relu6" (Clip to [0, 6])."""
+        if _pair(conv.kernel_dilation) != (1, 1) or _pair(conv.input_dilation) != (1, 1):
+            raise OnnxExportError(f"{name}: only undilated convs are exported")
         weight, bias = fold_batchnorm(self.variable, conv, bn)
         y = self.op("Conv", [x, self.const(f"{name}.weight", weight),
                              self.const(f"{name}.bias", bias)], name,
                     kernel_shape=list(weight.shape[2:]), strides=list(_pair(conv.strides)),
-                    pads=_onnx_pads(conv, name))
-        return self.op("Relu", [y], f"{name}.relu") if relu else y
+                    pads=_onnx_pads(conv, name), group=int(conv.feature_group_count))
+        if act == "relu":
+            return self.op("Relu", [y], f"{name}.relu")
+        if act == "relu6":
+            if self._relu6_bounds is None:
+                self._relu6_bounds = [self.scalar("relu6_min", 0.0),
+                                      self.scalar("relu6_max", 6.0)]
+            return self.op("Clip", [y, *self._relu6_bounds], f"{name}.relu6")
+        return y
 
     def conv_bn_relu(self, x: str, module: generator_lib.ConvBNReLU, name: str) -> str:
-        return self.conv(x, module.conv, module.bn, name, relu=True)
+        return self.conv(x, module.conv, module.bn, name, act="relu")
 
     def upsample2x(self, x: str, name: str) -> str:
         """`generator.upsample2x`: bilinear x2, half-pixel centres, edges clamped."""
@@ -149,9 +167,10 @@ class _Graph:
                        coordinate_transformation_mode="half_pixel")
 
 
-def _gray_input(g: _Graph, l_nchw: str) -> str:
+def _gray_input(g: _Graph, l_nchw: str, mean=resnet.IMAGENET_MEAN,
+                std=resnet.IMAGENET_STD) -> str:
     """`resnet.gray_input_from_l` as ONNX ops, same formulas and float32 constants:
-    l_norm [B, 1, H, W] -> ImageNet-normalised gray RGB [B, 3, H, W]."""
+    l_norm [B, 1, H, W] -> gray RGB [B, 3, H, W] normalised by the encoder's mean/std."""
     L = g.op("Mul", [g.op("Add", [l_nchw, g.scalar("one", 1.0)], "l_plus_1"),
                      g.scalar("fifty", 50.0)], "L")  # color.denormalize_l
     f = g.op("Div", [g.op("Add", [L, g.scalar("sixteen", 16.0)], "L_plus_16"),
@@ -171,21 +190,21 @@ def _gray_input(g: _Graph, l_nchw: str) -> str:
     toe = g.op("Mul", [y, g.scalar("c12_92", 12.92)], "srgb_toe")
     srgb = g.op("Where", [g.op("Greater", [y, knee], "Y_above"), curve, toe], "srgb")
     gray = g.op("Clip", [srgb, g.scalar("clip_lo", 0.0), g.scalar("clip_hi", 1.0)], "gray")
-    # resnet.imagenet_normalize on three equal channels (broadcast over [1, 3, 1, 1]).
+    # resnet.normalize_rgb on three equal channels (broadcast over [1, 3, 1, 1]).
     per_channel = lambda v: np.asarray(v, np.float32).reshape(1, 3, 1, 1)  # noqa: E731
-    mean = g.const("imagenet_mean", per_channel(resnet.IMAGENET_MEAN))
-    std = g.const("imagenet_std", per_channel(resnet.IMAGENET_STD))
+    mean = g.const("input_mean", per_channel(mean))
+    std = g.const("input_std", per_channel(std))
     return g.op("Div", [g.op("Sub", [gray, mean], "rgb_centred"), std], "rgb_input")
 
 
 def _block(g: _Graph, x: str, block, name: str) -> str:
     """A torchvision BasicBlock / Bottleneck (resnet.py): convs, shortcut, add, relu."""
     if isinstance(block, resnet.Bottleneck):
-        y = g.conv(x, block.conv1, block.bn1, f"{name}.conv1", relu=True)
-        y = g.conv(y, block.conv2, block.bn2, f"{name}.conv2", relu=True)
+        y = g.conv(x, block.conv1, block.bn1, f"{name}.conv1", act="relu")
+        y = g.conv(y, block.conv2, block.bn2, f"{name}.conv2", act="relu")
         y = g.conv(y, block.conv3, block.bn3, f"{name}.conv3")
     elif isinstance(block, resnet.BasicBlock):
-        y = g.conv(x, block.conv1, block.bn1, f"{name}.conv1", relu=True)
+        y = g.conv(x, block.conv1, block.bn1, f"{name}.conv1", act="relu")
         y = g.conv(y, block.conv2, block.bn2, f"{name}.conv2")
     else:
         raise OnnxExportError(f"{name}: unsupported ResNet block {type(block).__name__}")
@@ -196,9 +215,9 @@ def _block(g: _Graph, x: str, block, name: str) -> str:
     return g.op("Relu", [g.op("Add", [y, shortcut], f"{name}.add")], f"{name}.relu")
 
 
-def _encoder(g: _Graph, x: str, encoder: resnet.ResNet) -> list[str]:
+def _resnet(g: _Graph, x: str, encoder: resnet.ResNet) -> list[str]:
     """resnet.ResNet(return_features=True): [stem, layer1, layer2, layer3, layer4]."""
-    stem = g.conv(x, encoder.conv1, encoder.bn1, "encoder.conv1", relu=True)
+    stem = g.conv(x, encoder.conv1, encoder.bn1, "encoder.conv1", act="relu")
     y = g.op("MaxPool", [stem], "encoder.maxpool", kernel_shape=[3, 3], strides=[2, 2],
              pads=[1, 1, 1, 1])
     features = [stem]
@@ -207,6 +226,53 @@ def _encoder(g: _Graph, x: str, encoder: resnet.ResNet) -> list[str]:
             y = _block(g, y, block, f"encoder.layer{s + 1}.{i}")
         features.append(y)
     return features
+
+
+def _mobilenet(g: _Graph, x: str, encoder: mobilenet.MobileNetV2) -> list[str]:
+    """mobilenet.MobileNetV2(return_features=True): the outputs of `encoder.taps`."""
+    features = []
+    for i, layer in enumerate(encoder.features):
+        name = f"encoder.features.{i}"
+        if isinstance(layer, mobilenet.InvertedResidual):
+            *activated, project, bn = layer.conv
+            y = x
+            for j, (conv, norm) in enumerate(activated):
+                y = g.conv(y, conv, norm, f"{name}.conv.{j}", act="relu6")
+            y = g.conv(y, project, bn, f"{name}.conv.project")
+            x = g.op("Add", [x, y], f"{name}.add") if layer.use_residual else y
+        else:
+            conv, bn = layer
+            x = g.conv(x, conv, bn, name, act="relu6")
+        if i in encoder.taps:
+            features.append(x)
+    return features
+
+
+def _efficientnet(g: _Graph, x: str, encoder: efficientnet.EfficientNetLite) -> list[str]:
+    """efficientnet.EfficientNetLite(return_features=True): the stem, then `encoder.taps`."""
+    x = g.conv(x, encoder._conv_stem, encoder._bn0, "encoder._conv_stem", act="relu6")
+    features = [x]
+    for i, block in enumerate(encoder._blocks):
+        name = f"encoder._blocks.{i}"
+        y = x
+        if block._expand_conv is not None:
+            y = g.conv(y, block._expand_conv, block._bn0, f"{name}._expand_conv", act="relu6")
+        y = g.conv(y, block._depthwise_conv, block._bn1, f"{name}._depthwise_conv", act="relu6")
+        y = g.conv(y, block._project_conv, block._bn2, f"{name}._project_conv")
+        x = g.op("Add", [x, y], f"{name}.add") if block.use_residual else y
+        if i in encoder.taps:
+            features.append(x)
+    return features
+
+
+def _encoder(g: _Graph, l_nchw: str, encoder) -> list[str]:
+    """The encoder's 5 feature maps from L, its own input normalisation included."""
+    x = _gray_input(g, l_nchw, type(encoder).input_mean, type(encoder).input_std)
+    for cls, build in ((resnet.ResNet, _resnet), (mobilenet.MobileNetV2, _mobilenet),
+                       (efficientnet.EfficientNetLite, _efficientnet)):
+        if isinstance(encoder, cls):
+            return build(g, x, encoder)
+    raise OnnxExportError(f"encoder: unsupported {type(encoder).__name__}")
 
 
 def _attention(g: _Graph, x: str, att: generator_lib.SelfAttention, name: str) -> str:
@@ -252,9 +318,9 @@ def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None 
                                   f"{generator_lib.ENCODER_STRIDE}, got {height}x{width}")
     g = _Graph()
     l_nchw = g.op("Transpose", [INPUT_NAME], "l_nchw", perm=[0, 3, 1, 2])
-    stem, layer1, layer2, layer3, layer4 = _encoder(g, _gray_input(g, l_nchw), model.encoder)
-    x = g.conv_bn_relu(layer4, model.bridge, "bridge")
-    skips = (layer3, layer2, layer1, stem, l_nchw)
+    s2, s4, s8, s16, s32 = _encoder(g, l_nchw, model.encoder)
+    x = g.conv_bn_relu(s32, model.bridge, "bridge")
+    skips = (s16, s8, s4, s2, l_nchw)
     for i, (block, skip) in enumerate(zip(model.decoder, skips)):
         name = f"decoder.{i}"
         up = g.upsample2x(x, f"{name}.upsample")
