@@ -211,7 +211,8 @@ class Colorizer:
     def predict(self, prepared: Sequence[Prepared]):
         """G's Lab ab [n', R, R, 2] for a batch (n' >= n: JAX batches are padded): a jax
         array still being computed (JAX) or numpy (ONNX). The first half of `submit`, for
-        callers that change the colour before composing it (`jaxcolor.inference.temporal`)."""
+        callers that change the colour before composing it
+        (`jaxcolor.inference.video.temporal`)."""
         if not prepared:
             raise ValueError("predict: empty batch")
         L = np.stack([p.L_render for p in prepared])

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from jaxcolor.errors import UsageError
-from jaxcolor.inference import temporal
-from jaxcolor.inference.video_io import VideoWriteError, fsync_file
+from jaxcolor.inference.video import temporal
+from jaxcolor.inference.video.io import VideoWriteError, fsync_file
 
 JOB = "job.json"
 

@@ -1,14 +1,15 @@
 """Colourise a film: `colorize_video` (what `jaxcolor video` runs).
 
-In: a video file FFmpeg reads (through PyAV, `jaxcolor.inference.video_io`), or a folder
-of numbered frames (any photo format, natural order of their names, `--fps`). Out: a video
+In: a video file FFmpeg reads (through PyAV, `jaxcolor.inference.video.io`), or a folder
+of numbered frames (any photo format, natural order of their names, `--fps`), as a
+`jaxcolor.inference.video.sources.Source`. Out: a video
 file (.mp4, .mov, .mkv) with the input's size, time stamps and audio streams (copied
 unchanged), or a folder of PNG frames. Every frame keeps its own lightness, as a photo
 does: the colour comes from `Colorizer` (batches, device compose, worker threads of
 `jaxcolor.inference.pipeline`), carried along the motion by
-`jaxcolor.inference.temporal` so it does not flicker.
+`jaxcolor.inference.video.temporal` so it does not flicker.
 
-The film is done in segments (`jaxcolor.inference.segments`): an interrupted run, rerun
+The film is done in segments (`jaxcolor.inference.video.segments`): an interrupted run, rerun
 with the same command, goes on after the last finished segment, with the same frames an
 uninterrupted run gives. At the end the output's frame count is checked against the frames
 decoded, and any frame the input could not give is reported (exit status 1), never
@@ -22,20 +23,21 @@ import dataclasses
 import functools
 import itertools
 import os
-import re
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
-from jaxcolor.data import images
 from jaxcolor.errors import UsageError
-from jaxcolor.inference import files, pipeline, temporal, video_io, video_mux
+from jaxcolor.inference import files, pipeline
 from jaxcolor.inference.colorizer import Colorizer
-from jaxcolor.inference.photo import Photo
-from jaxcolor.inference.segments import WorkDir
+from jaxcolor.inference.video import io as video_io
+from jaxcolor.inference.video import mux as video_mux
+from jaxcolor.inference.video import temporal
+from jaxcolor.inference.video.segments import WorkDir
+from jaxcolor.inference.video.sources import Source
 
 DEFAULT_SEGMENT_FRAMES = 240
 
@@ -60,77 +62,6 @@ class Report:
     seconds: float = 0.0
     skipped: bool = False  # the output existed already
     notes: list[str] = dataclasses.field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------
-# Sources: a video file, or a folder of frames.
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Source:
-    """Frames to colourise: `info` describes them as a video stream; `frames(start)` yields
-    (index, pts, name, load) with `load()` -> Photo (called in a worker)."""
-
-    info: video_io.VideoInfo
-    frames: Callable[[int], Iterator[tuple]]
-    identity: dict
-
-
-def video_source(path: Path) -> Source:
-    info = video_io.probe(path)
-    decoder = video_io.Decoder(info)
-
-    def frames(start: int):
-        for frame in decoder.frames(start):
-            yield (frame.index, frame.pts, f"{frame.index:06d}",
-                   functools.partial(_load_frame, frame, info.gray))
-
-    stat = path.stat()
-    return Source(info, frames,
-                  {"path": str(path.resolve()), "bytes": stat.st_size,
-                   "mtime_ns": stat.st_mtime_ns, "frames": info.frames})
-
-
-def _load_frame(frame: video_io.Frame, gray: bool) -> Photo:
-    return Photo(video_io.pixels(frame, gray))
-
-
-def _natural_key(path: Path):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
-
-
-def folder_source(directory: Path, fps: Fraction, max_pixels: int) -> Source:
-    paths = sorted((p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
-                    and p.suffix.lower() in images.IMAGE_EXTENSIONS), key=_natural_key)
-    if not paths:
-        raise video_io.VideoInputError(f"{directory}: no frames (image files) in this folder")
-    stems = [p.stem for p in paths]
-    if len(set(stems)) < len(stems):
-        twice = next(s for s in stems if stems.count(s) > 1)
-        raise video_io.VideoInputError(f"{directory}: two frames are named {twice}.*")
-    first = files.load_photo_file(paths[0], max_pixels)
-    height, width = first.size
-    info = video_io.VideoInfo(
-        path=directory, width=width, height=height, time_base=1 / fps, rate=fps,
-        frames=len(paths), pix_fmt="rgb24", bit_depth=8, gray=False, variable=False,
-        colour={"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1},
-        audio=())
-
-    def load(path: Path) -> Photo:
-        photo = files.load_photo_file(path, max_pixels)
-        if photo.size != (height, width):
-            raise video_io.VideoReadError(f"{path}: {photo.size[1]}x{photo.size[0]} pixels, "
-                                          f"the frames before it {width}x{height}")
-        return photo
-
-    def frames(start: int):
-        for i in range(start, len(paths)):
-            yield i, i, paths[i].stem, functools.partial(load, paths[i])
-
-    return Source(info, frames,
-                  {"path": str(directory.resolve()), "frames": len(paths),
-                   "names": [p.name for p in paths[:1] + paths[-1:]], "fps": str(fps)})
 
 
 # --------------------------------------------------------------------------------------
@@ -180,12 +111,6 @@ class FolderSegment:
 # --------------------------------------------------------------------------------------
 # The run.
 # --------------------------------------------------------------------------------------
-
-
-def open_source(path: Path, fps: Fraction, max_pixels: int) -> Source:
-    if not path.exists():
-        raise UsageError(f"--input {path}: no such file or directory")
-    return folder_source(path, fps, max_pixels) if path.is_dir() else video_source(path)
 
 
 def output_kind(output: Path) -> str:

@@ -14,7 +14,7 @@
     frame) into a Matroska file; it also returns each packet's exact time stamps, since
     containers round them (Matroska to the millisecond) and the final file must carry the
     input's.
-  (`jaxcolor.inference.video_mux` assembles the segments and the input's audio into the
+  (`jaxcolor.inference.video.mux` assembles the segments and the input's audio into the
   output container.)
 
 Colour: frames are converted to RGB with the input's own matrix and range (BT.601 when
@@ -33,8 +33,7 @@ from typing import Iterator
 
 import numpy as np
 
-from jaxcolor.errors import RunError, UsageError
-from jaxcolor.errors import require
+from jaxcolor.errors import RunError, UsageError, require
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 """Output suffixes and their FFmpeg muxers."""
