@@ -7,11 +7,13 @@ Modules, in the order a frame meets them:
 
   sources   what is coloured: a video file (`io`) or a folder of frames, as one stream of
             frames with time stamps, entered at any frame (a resumed run)
-  io        PyAV: probe a file, decode in order with time stamps, encode one segment
+  io        PyAV: probe a file, decode in order with time stamps (seeking to resume),
+            encode one segment
   temporal  DIS optical flow at render size, colour carried along the motion, cuts;
             `TemporalColorizer` between G and the compose
-  segments  OUTPUT.partial/: finished segments, the carry, resume
+  segments  OUTPUT.partial/: finished segments, the carry, the done mark
   mux       assemble the film from the segments and the input's audio
+  lock      one run per output at a time; temporaries of killed runs removed
   film      `colorize_video`: the run from source to checked, named output
 
 Only PyAV and OpenCV are optional (`pip install 'jaxcolor[video]'`), imported where they

@@ -22,11 +22,14 @@ from jaxcolor.inference.video import io as video_io
 
 @dataclasses.dataclass
 class Source:
-    """Frames to colourise: `info` describes them as a video stream; `frames(start)` yields
-    (index, pts, name, load) with `load()` -> Photo (called in a worker)."""
+    """Frames to colourise: `info` describes them as a video stream; `frames(start, after)`
+    yields (index, pts, name, load) from frame `start` on, with `load()` -> Photo (called in
+    a worker). `after` is the time stamp of frame `start - 1` when known: a video file is
+    then entered at the key frame before it (`io.Decoder.frames`), not decoded from frame 0.
+    """
 
     info: video_io.VideoInfo
-    frames: Callable[[int], Iterator[tuple]]
+    frames: Callable[[int, int | None], Iterator[tuple]]
     identity: dict
 
 
@@ -34,8 +37,8 @@ def video_source(path: Path) -> Source:
     info = video_io.probe(path)
     decoder = video_io.Decoder(info)
 
-    def frames(start: int):
-        for frame in decoder.frames(start):
+    def frames(start: int, after: int | None):
+        for frame in decoder.frames(start, after):
             yield (frame.index, frame.pts, f"{frame.index:06d}",
                    functools.partial(_load_frame, frame, info.gray))
 
@@ -77,14 +80,13 @@ def folder_source(directory: Path, fps: Fraction, max_pixels: int) -> Source:
                                           f"the frames before it {width}x{height}")
         return photo
 
-    def frames(start: int):
+    def frames(start: int, after: int | None):  # a folder is entered at any frame
         for i in range(start, len(paths)):
             yield i, i, paths[i].stem, functools.partial(load, paths[i])
 
     return Source(info, frames,
                   {"path": str(directory.resolve()), "frames": len(paths),
                    "names": [p.name for p in paths[:1] + paths[-1:]], "fps": str(fps)})
-
 
 
 def open_source(path: Path, fps: Fraction, max_pixels: int) -> Source:
