@@ -285,7 +285,9 @@ class DeviceBatch:
     def __init__(self, prepared, ab, L_square, upsample: str):
         self._prepared = list(prepared)
         sigma = BILATERAL_SIGMA if upsample == "bilateral" else None
-        ab = jnp.asarray(ab)
+        rows = compose_lib.bucket(len(self._prepared))
+        ab = compose_lib.fit_batch(jnp.asarray(ab), rows)
+        L_square = compose_lib.fit_batch(L_square, rows)
         self._calls = []  # (photo index of each tile, device output)
         for layout in {(p.tiles.dtype, p.tiles.ndim) for p in self._prepared}:
             members = [i for i, p in enumerate(self._prepared)
