@@ -220,8 +220,9 @@ def _run_segment(stepper, chunk, work: WorkDir, segment: int, source: Source, ki
     """Colourise one segment's frames in order into its file(s), then mark it finished."""
     sink = (VideoSegment if kind == "video" else FolderSegment)(work, segment, source.info,
                                                                 codec)
+    area = source.info.width * source.info.height
     jobs = (pipeline.Job(f"frame {name}", functools.partial(_with_extra, load, (pts, name)),
-                         _pass_through) for _, pts, name, load in chunk)
+                         _pass_through, lambda: area) for _, pts, name, load in chunk)
     count, last_pts = 0, None
     try:
         for outcome in pipeline.process(stepper, jobs, workers=workers,
