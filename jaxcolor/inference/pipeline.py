@@ -204,6 +204,7 @@ class _Run:
             self._hand_over(*self.on_device)
             self.on_device = None
         else:
+            assert self.batch, f"{self.held} pixels held by no photo"
             self._advance()
 
     def _advance(self) -> None:

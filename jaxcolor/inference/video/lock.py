@@ -71,6 +71,7 @@ class OutputLock:
 
     def _open(self) -> int:
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
             raise VideoWriteError(f"cannot write {self.path}: {e.strerror or e}") from None

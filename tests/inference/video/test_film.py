@@ -144,6 +144,12 @@ def test_a_second_run_on_the_same_output_stops_and_a_dead_runs_lock_is_taken_ove
     assert sorted(p.name for p in tmp_path.iterdir()) == ["colour.mkv", "pan.mp4"]
 
 
+def test_an_output_in_a_folder_that_does_not_exist_yet(colorizer, clip, tmp_path):
+    output = tmp_path / "new" / "colour.mkv"
+    assert colourise(colorizer, clip, output).frames == 12
+    assert [p.name for p in output.parent.iterdir()] == ["colour.mkv"]
+
+
 def test_a_resumed_film_is_entered_at_the_key_frame_before_its_resume_point(
         colorizer, tmp_path, monkeypatch):
     """48 frames, a key frame every 6, segments of 8: killed after 32 frames, the rerun
