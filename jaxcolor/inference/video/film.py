@@ -187,7 +187,10 @@ def _complete(output: Path, kind: str, work: WorkDir) -> bool:
     directory's done mark, with the output's frame count)."""
     if not _finished(output):
         return False
-    return not work.path.exists() or work.done() == _frames_in(output, kind)
+    if not work.path.exists():
+        return True
+    done = work.done()
+    return done is not None and done == _frames_in(output, kind)
 
 
 def _colourise(colorizer: Colorizer, source: Source, work: WorkDir, kind: str,

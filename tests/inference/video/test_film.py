@@ -108,6 +108,27 @@ def test_a_run_killed_once_its_output_is_in_place_is_finished_by_the_next(
     assert frames_in(output) == 12
 
 
+def test_a_file_in_the_outputs_place_does_not_end_an_unfinished_run(
+        colorizer, clip, tmp_path, monkeypatch):
+    """Only the run's done mark makes an existing output complete: without it the finished
+    segments are kept, and the film replaces the file."""
+    output = tmp_path / "colour.mkv"
+    finish = WorkDir.finish_segment
+
+    def killed_after_segment_0(self, segment, *args):
+        finish(self, segment, *args)
+        raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(WorkDir, "finish_segment", killed_after_segment_0)
+        with pytest.raises(Killed):
+            colourise(colorizer, clip, output)
+    output.write_text("not a film")
+    report = colourise(colorizer, clip, output)
+    assert (report.skipped, report.resumed, report.frames) == (False, 8, 12)
+    assert frames_in(output) == 12
+
+
 def test_a_film_killed_while_it_is_assembled_leaves_nothing_behind(workdir, clip, tmp_path):
     """The film-sized temporary of a process killed during assembly is deleted by the next
     run, which writes the film."""
