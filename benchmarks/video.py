@@ -290,7 +290,7 @@ def throughput(args, colorizer, config, frames) -> None:
 
             def window() -> int:
                 report = film.colorize_video(colorizer, source, work / "out.mp4", settings,
-                                              workers=args.workers, overwrite=True)
+                                             workers=args.workers, overwrite=True)
                 return report.frames
 
             window()  # warm-up: compilation, page cache

@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     bar = common.ProgressBar("video", unit=" frames/s")
     try:
         report = film.colorize_video(colorizer, source, output, settings,
-                                      workers=args.workers, overwrite=args.overwrite,
-                                      progress=bar)
+                                     workers=args.workers, overwrite=args.overwrite,
+                                     progress=bar)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: finished segments are kept in {output}.partial; run the same "
