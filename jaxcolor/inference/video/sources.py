@@ -93,5 +93,3 @@ def open_source(path: Path, fps: Fraction, max_pixels: int) -> Source:
     if not path.exists():
         raise UsageError(f"--input {path}: no such file or directory")
     return folder_source(path, fps, max_pixels) if path.is_dir() else video_source(path)
-
-
