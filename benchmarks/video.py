@@ -80,7 +80,7 @@ def _parse(argv):
 
 
 def read_clip(path: Path, max_frames: int) -> list[np.ndarray]:
-    from jaxcolor.inference import video_io
+    from jaxcolor.inference.video import io as video_io
 
     info = video_io.probe(path)
     frames = []
@@ -92,7 +92,8 @@ def read_clip(path: Path, max_frames: int) -> list[np.ndarray]:
 
 
 def colourise(colorizer, frames, strength: float, workers: int):
-    from jaxcolor.inference import pipeline, temporal
+    from jaxcolor.inference import pipeline
+    from jaxcolor.inference.video import temporal
     from jaxcolor.inference.photo import Photo
 
     stepper = temporal.TemporalColorizer(colorizer, temporal.Consistency(strength=strength),
@@ -127,7 +128,7 @@ def truth_flows(frames) -> list[TruthFlow]:
     """The ground truth's motion between each pair of consecutive frames."""
     import cv2
 
-    from jaxcolor.inference.temporal import motion_boundary
+    from jaxcolor.inference.video.temporal import motion_boundary
 
     gray = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
     h, w = gray[0].shape
@@ -257,7 +258,7 @@ def write_h264(path: Path, frames, width: int, height: int, fps: int = 25) -> Pa
 
 def temporal_cost(colorizer, frames, strength: float, repeats: int = 3) -> float:
     """Milliseconds per frame of the temporal step alone (flows + blend), one thread."""
-    from jaxcolor.inference import temporal
+    from jaxcolor.inference.video import temporal
     from jaxcolor.inference.photo import Photo, crop_render
 
     prepared = [colorizer.prepare(Photo(f)) for f in frames]
@@ -276,7 +277,7 @@ def temporal_cost(colorizer, frames, strength: float, repeats: int = 3) -> float
 
 
 def throughput(args, colorizer, config, frames) -> None:
-    from jaxcolor.inference import video
+    from jaxcolor.inference.video import film, sources, temporal
 
     frames = frames[:args.throughput_frames]
     for size in [s for s in args.throughput.split(",") if s]:
@@ -284,12 +285,12 @@ def throughput(args, colorizer, config, frames) -> None:
         work = Path(tempfile.mkdtemp(prefix="video_bench_"))
         try:
             clip = write_h264(work / "in.mp4", frames, width, height)
-            source = video.open_source(clip, Fraction(25), 2**28)
-            settings = video.Settings(consistency=video.temporal.Consistency(args.strength))
+            source = sources.open_source(clip, Fraction(25), 2**28)
+            settings = film.Settings(consistency=temporal.Consistency(args.strength))
 
             def window() -> int:
-                report = video.colorize_video(colorizer, source, work / "out.mp4", settings,
-                                              workers=args.workers, overwrite=True)
+                report = film.colorize_video(colorizer, source, work / "out.mp4", settings,
+                                             workers=args.workers, overwrite=True)
                 return report.frames
 
             window()  # warm-up: compilation, page cache

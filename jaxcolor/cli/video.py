@@ -2,7 +2,7 @@
 
 The output keeps the input's size, frame count, time stamps and audio (copied unchanged);
 every frame keeps its own lightness. Colour is carried along the motion between frames
-(`jaxcolor.inference.temporal`; `--temporal=0` colours each frame on its own). An
+(`jaxcolor.inference.video.temporal`; `--temporal=0` colours each frame on its own). An
 interrupted run is resumed by running the same command again (`OUTPUT.partial/` holds the
 finished segments). Exit status: 0 done, 1 the run failed or frames of the input could not
 be decoded (the rest is written), 2 nothing ran (bad flags, checkpoint or input), 130
@@ -29,7 +29,7 @@ EXAMPLES = common.examples(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from jaxcolor.inference.files import DEFAULT_MAX_PIXELS
-    from jaxcolor.inference.video import DEFAULT_SEGMENT_FRAMES
+    from jaxcolor.inference.video.film import DEFAULT_SEGMENT_FRAMES
 
     common.add_checkpoint_flags(parser)
     common.add_colorizer_flags(parser)
@@ -70,19 +70,20 @@ def _fps(text: str) -> Fraction:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcolor.inference import temporal, video, video_io
+    from jaxcolor.inference.video import film, sources, temporal
+    from jaxcolor.inference.video.io import Codec
 
     common.check_positive(batch_size=args.batch_size, render_size=args.render_size,
                           workers=args.workers, segment_frames=args.segment_frames,
                           max_pixels=args.max_pixels)
-    settings = video.Settings(
-        codec=video_io.Codec(args.codec, args.crf, args.preset, args.lossless),
+    settings = film.Settings(
+        codec=Codec(args.codec, args.crf, args.preset, args.lossless),
         consistency=temporal.Consistency(strength=args.temporal),
         segment_frames=args.segment_frames, fps=_fps(args.fps))
     errors.require("av", "video"), errors.require("cv2", "video")
-    source = video.open_source(Path(args.input).expanduser(), settings.fps, args.max_pixels)
+    source = sources.open_source(Path(args.input).expanduser(), settings.fps, args.max_pixels)
     output = Path(args.output).expanduser()
-    video.output_kind(output)
+    film.output_kind(output)
     colorizer = common.load_colorizer(args)
     info = source.info
     print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, backend "
@@ -90,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
           f" at {float(info.rate):.3f} fps", file=sys.stderr, flush=True)
     bar = common.ProgressBar("video", unit=" frames/s")
     try:
-        report = video.colorize_video(colorizer, source, output, settings,
-                                      workers=args.workers, overwrite=args.overwrite,
-                                      progress=bar)
+        report = film.colorize_video(colorizer, source, output, settings,
+                                     workers=args.workers, overwrite=args.overwrite,
+                                     progress=bar)
     except KeyboardInterrupt:
         bar.close()
         print(f"interrupted: finished segments are kept in {output}.partial; run the same "

@@ -220,7 +220,8 @@ class Colorizer:
     def predict(self, prepared: Sequence[Prepared]):
         """G's Lab ab [n', R, R, 2] for a batch (n' >= n: JAX batches are padded): a jax
         array still being computed (JAX) or numpy (ONNX). The first half of `submit`, for
-        callers that change the colour before composing it (`jaxcolor.inference.temporal`)."""
+        callers that change the colour before composing it
+        (`jaxcolor.inference.video.temporal`)."""
         if not prepared:
             raise ValueError("predict: empty batch")
         L = np.stack([p.L_render for p in prepared])
@@ -293,7 +294,9 @@ class DeviceBatch:
     def __init__(self, prepared, ab, L_square, upsample: str):
         self._prepared = list(prepared)
         sigma = BILATERAL_SIGMA if upsample == "bilateral" else None
-        ab = jnp.asarray(ab)
+        rows = compose_lib.bucket(len(self._prepared))
+        ab = compose_lib.fit_batch(jnp.asarray(ab), rows)
+        L_square = compose_lib.fit_batch(L_square, rows)
         self._calls = []  # (photo index of each tile, device output)
         for layout in {(p.tiles.dtype, p.tiles.ndim) for p in self._prepared}:
             members = [i for i, p in enumerate(self._prepared)

@@ -11,11 +11,11 @@ from), nothing else at full resolution; so a photo cut into tiles composes exact
 whole photo, with no halo, as long as each tile knows where it lies in its photo. That
 position, the photo's size and its place in the render square are *data* (an int32 row per
 tile), not shapes, so one compiled program serves photos of every size: the programs are
-one per (tile count bucket, pixel layout), the bucket a power of two up to `MAX_TILES`
-tiles per call. Size buckets instead would compile a program per (height, width) bucket and
-pay for the padding of every photo to its bucket; tiles pay at most one partial row and
-column of tiles per photo, and split a 12000 x 12000 scan over several calls of the same
-program.
+one per (tile count bucket, batch bucket, pixel layout), each bucket a power of two (tiles
+up to `MAX_TILES` per call; the batch's low-resolution maps padded as G's batch is). Size
+buckets instead would compile a program per (height, width) bucket and pay for the padding
+of every photo to its bucket; tiles pay at most one partial row and column of tiles per
+photo, and split a 12000 x 12000 scan over several calls of the same program.
 
 The numbers are `photo.compose`'s: the same bilinear taps and range weights of the joint
 bilateral upsampling, the same bisection towards gray for colours outside sRGB, the same L;
@@ -94,6 +94,19 @@ def tile_meta(photo: int, height: int, width: int, inner: tuple[int, int], rende
 def bucket(n: int) -> int:
     """The padded tile count of a call: the next power of two (bounded compiled shapes)."""
     return 1 << max(n - 1, 0).bit_length()
+
+
+def fit_batch(maps: jax.Array, size: int) -> jax.Array:
+    """A batch of low-resolution maps ([n, ...]) cut or zero-padded to `size` rows. The maps
+    of a call are always `bucket(photos)` long, so that the programs are one per bucket, not
+    one per batch length: G's ab comes padded to a power of two, a temporal batch's ab and
+    the render-size L come with one row per photo."""
+    n = maps.shape[0]
+    if n == size:
+        return maps
+    if n > size:
+        return maps[:size]
+    return jnp.concatenate([maps, jnp.zeros((size - n,) + maps.shape[1:], maps.dtype)])
 
 
 def pad_to_bucket(tiles: np.ndarray, meta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

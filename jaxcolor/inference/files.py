@@ -22,7 +22,9 @@ import functools
 import glob
 import itertools
 import os
+import stat
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -61,6 +63,7 @@ class Item:
     rel: Path  # output path relative to --output, without suffix
     suffix: str  # output suffix for --format=same
     load: Callable[[], photo_lib.Photo]
+    area: Callable[[], int | None] | None = None  # pixels, read without decoding
 
     @property
     def key(self) -> str:
@@ -83,6 +86,21 @@ def load_photo_file(path: Path, max_pixels: int) -> photo_lib.Photo:
         # Keep the un-composited colours with their alpha, so viewers composite exactly once.
         rgba = np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
     return photo_lib.Photo(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]))
+
+
+def photo_area(path: Path) -> int | None:
+    """Width x height from a photo file's header, nothing decoded (the pipeline's pixel
+    budget admits the photo with it); None when the header cannot be read (the load then
+    says why). Only regular files are opened: opening a named pipe would wait for ever."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a bomb's size is the load's to refuse
+            with Image.open(path) as image:
+                return image.width * image.height
+    except Exception:  # noqa: BLE001 - any failure here is reported by the load
+        return None
 
 
 def _lightness_photo(array: np.ndarray, label: str) -> photo_lib.Photo:
@@ -128,7 +146,8 @@ def _items_for(path: Path, rel: Path, max_pixels: int) -> list[Item]:
     if path.suffix.lower() == ".npy":
         return _npy_items(path, rel)
     return [Item(str(path), rel.with_suffix(""), path.suffix,
-                 functools.partial(load_photo_file, path, max_pixels))]
+                 functools.partial(load_photo_file, path, max_pixels),
+                 functools.partial(photo_area, path))]
 
 
 def _glob_base(pattern: str) -> Path:
@@ -267,7 +286,7 @@ def colorize_files(colorizer: Colorizer, planned: list[tuple[Item, Path]], *, ov
     returns `summary` (also when interrupted: what was written stays written)."""
     todo = [(item, out) for item, out in planned if overwrite or not out.exists()]
     summary.skipped += len(planned) - len(todo)
-    jobs = [pipeline.Job(item.label, item.load, functools.partial(_write, out))
+    jobs = [pipeline.Job(item.label, item.load, functools.partial(_write, out), item.area)
             for item, out in todo]
     started = time.perf_counter()
     try:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.inference.video_clips import (  # skips without PyAV / OpenCV
+from tests.inference.video.clips import (  # skips without PyAV / OpenCV
     cut_frames, moving_object_frames)
 
 import cv2  # noqa: E402  (present: the import above skips without it)

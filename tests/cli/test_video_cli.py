@@ -21,7 +21,7 @@ from PIL import Image
 from jaxcolor import cli as jaxcolor_cli
 from jaxcolor import color
 from tests.support import assert_keeps_lightness, trained_workdir
-from tests.inference.video_clips import av, cut_frames, pan_frames, read_video, write_clip
+from tests.inference.video.clips import av, cut_frames, pan_frames, read_video, write_clip
 
 REPO = Path(__file__).resolve().parents[2]
 

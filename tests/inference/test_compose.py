@@ -12,6 +12,7 @@ from PIL import Image
 from jaxcolor import color
 from jaxcolor.inference import compose as compose_lib
 from jaxcolor.inference import photo as photo_lib
+from jaxcolor.inference.colorizer import DeviceBatch, Prepared
 
 RENDER = 64
 
@@ -26,12 +27,12 @@ def edges_photo(height: int, width: int, channels: int = 3, seed: int = 0) -> np
     return np.clip(sharp.astype(int) + noise, 0, 255).astype(np.uint8)
 
 
-def saturated_ab(seed: int = 1) -> np.ndarray:
+def saturated_ab(seed: int = 1, render: int = RENDER) -> np.ndarray:
     """Predicted ab [R, R, 2] that leaves the sRGB gamut in many places (|a|, |b| to 110)."""
     rng = np.random.default_rng(seed)
     coarse = rng.uniform(-110, 110, (6, 6, 2)).astype(np.float32)
     return np.stack([np.asarray(Image.fromarray(coarse[..., c]).resize(
-        (RENDER, RENDER), Image.Resampling.BILINEAR)) for c in range(2)], -1)
+        (render, render), Image.Resampling.BILINEAR)) for c in range(2)], -1)
 
 
 def device_compose(photo: photo_lib.Photo, ab_square, L_square, inner, *, sigma):
@@ -102,3 +103,29 @@ def test_every_photo_size_reuses_the_programs_of_its_tile_bucket():
         L_square, inner = photo_lib.render_lightness(photo, RENDER)
         device_compose(photo, ab, L_square, inner, sigma=photo_lib.BILATERAL_SIGMA)
     assert compose_lib.compose_tiles._cache_size() - before <= 1
+
+
+@pytest.mark.parametrize("padded, render", [(False, 96), (True, 160)],
+                         ids=["temporal_ab", "generator_ab"])
+def test_batches_of_any_length_share_the_programs_of_their_bucket(padded, render):
+    """Batches of 1..8 photos of one tile each compile one program per power of two (4),
+    not one per length (8): the low-resolution maps are padded like G's batch, whether the
+    ab comes padded (G's own) or one row per photo (the temporal colouriser's). (A render
+    size of its own each: no program another test compiled.)"""
+    photos = [photo_lib.Photo(edges_photo(100, 120, seed=k)) for k in range(8)]
+    prepared = [Prepared(p, *_render(p, render), compose_lib.cut_tiles(p.pixels))
+                for p in photos]
+    before = compose_lib.compose_tiles._cache_size()
+    for n in range(1, 9):
+        rows = compose_lib.bucket(n) if padded else n
+        ab = np.stack([saturated_ab(k, render) for k in range(rows)])
+        L = jax.numpy.asarray(np.stack([p.L_render for p in prepared[:n]]))
+        batch = DeviceBatch(prepared[:n], ab, L, "bilateral")
+        batch.fetch()
+        assert batch.finish(n - 1).shape == (100, 120, 3)
+    assert compose_lib.compose_tiles._cache_size() - before <= 4
+
+
+def _render(photo: photo_lib.Photo, render: int) -> tuple[np.ndarray, tuple[int, int]]:
+    L, inner = photo_lib.render_lightness(photo, render)
+    return L.astype(np.float32), inner

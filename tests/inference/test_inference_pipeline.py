@@ -9,7 +9,6 @@ import time
 import types
 
 import numpy as np
-import pytest
 
 from jaxcolor.inference import pipeline
 from jaxcolor.inference.photo import InputImageError, Photo
@@ -108,15 +107,65 @@ def test_work_spreads_over_the_worker_threads():
     assert len(seen) >= 2 and threading.current_thread().name not in seen
 
 
-def test_large_photos_are_bounded_by_pixels_not_only_by_count(monkeypatch):
+def test_photos_of_unknown_size_are_bounded_once_decoded(monkeypatch):
     monkeypatch.setattr(pipeline, "CHUNK_PIXELS", 3 * 64)  # three 8x8 photos' worth
+    monkeypatch.setattr(pipeline, "PIXEL_BUDGET", 12 * 64)
     started = []
     outcomes = pipeline.process(FakeColorizer(batch_size=8), (job(k, log=started)
                                                               for k in range(200)), workers=2)
     assert next(outcomes).value == 1
     time.sleep(0.1)
-    # Photos held (decoded, not yet out): three photos' pixels in each of the four places
-    # (decoded ahead, the forming batch, the batch in flight, being finished) and one per
-    # worker; count alone would allow two batches of 8 ahead.
-    assert len(started) - 1 <= 4 * 3 + 2, len(started)
+    # Photos held (loaded, not yet out): the budget's twelve, and one per worker still
+    # loading (their size is not known before); count alone would allow two batches of 8
+    # ahead.
+    assert len(started) - 1 <= 12 + 2, len(started)
     assert [o.value for o in outcomes] == list(range(2, 201))  # and nothing is lost
+
+
+class InFlight:
+    """Pixels of the photos whose load has started and whose outcome is not yet out, seen
+    each time a load starts."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pixels, self.photos, self.seen = 0, 0, []
+
+    def job(self, k: int, side: int) -> pipeline.Job:
+        def load():
+            with self.lock:
+                self.pixels += side * side
+                self.photos += 1
+                self.seen.append((self.pixels, self.photos))
+            time.sleep(0.005)  # decoding takes a while: the workers overlap
+            return Photo(np.full((side, side), k % 250, np.uint8))
+
+        return pipeline.Job(f"photo{k}", load, lambda colour, extra: side,
+                            area=lambda: side * side)
+
+    def out(self, outcome: pipeline.Outcome) -> int:
+        with self.lock:
+            self.pixels -= outcome.value * outcome.value
+            self.photos -= 1
+        return outcome.value
+
+
+def test_the_pixel_budget_bounds_the_photos_in_flight(monkeypatch):
+    """Photos of 100..900 pixels against a budget of 1000, four workers: what is in flight,
+    from a photo's load to its outcome, never holds more; a photo of 1600 pixels goes
+    through alone, and nothing waits for ever."""
+    monkeypatch.setattr(pipeline, "PIXEL_BUDGET", 1000)
+    rng = np.random.default_rng(0)
+    sides = [int(s) for s in rng.integers(10, 31, 60)]
+    sides[30] = 40
+    flight = InFlight()
+    jobs = [flight.job(k, side) for k, side in enumerate(sides)]
+    values = []
+    worker = threading.Thread(target=lambda: values.extend(
+        flight.out(o) for o in pipeline.process(FakeColorizer(batch_size=4), jobs,
+                                                workers=4)))
+    worker.start()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and values == sides
+    assert max(photos for _, photos in flight.seen) >= 2  # loads overlapped
+    over = [(pixels, photos) for pixels, photos in flight.seen if pixels > 1000]
+    assert over == [(1600, 1)], over

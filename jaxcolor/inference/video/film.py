@@ -1,41 +1,49 @@
 """Colourise a film: `colorize_video` (what `jaxcolor video` runs).
 
-In: a video file FFmpeg reads (through PyAV, `jaxcolor.inference.video_io`), or a folder
-of numbered frames (any photo format, natural order of their names, `--fps`). Out: a video
-file (.mp4, .mov, .mkv) with the input's size, time stamps and audio streams (copied
-unchanged), or a folder of PNG frames. Every frame keeps its own lightness, as a photo
-does: the colour comes from `Colorizer` (batches, device compose, worker threads of
-`jaxcolor.inference.pipeline`), carried along the motion by
-`jaxcolor.inference.temporal` so it does not flicker.
+In: a video file FFmpeg reads (through PyAV, `jaxcolor.inference.video.io`), or a folder
+of numbered frames (any photo format, natural order of their names, `--fps`), as a
+`jaxcolor.inference.video.sources.Source`. Out: a video file (.mp4, .mov, .mkv) with the
+input's size, time stamps and audio streams (copied unchanged), or a folder of PNG frames.
+Every frame keeps its own lightness, as a photo does: the colour comes from `Colorizer`
+(batches, device compose, worker threads of `jaxcolor.inference.pipeline`), carried along
+the motion by `jaxcolor.inference.video.temporal` so it does not flicker.
 
-The film is done in segments (`jaxcolor.inference.segments`): an interrupted run, rerun
-with the same command, goes on after the last finished segment, with the same frames an
-uninterrupted run gives. At the end the output's frame count is checked against the frames
-decoded, and any frame the input could not give is reported (exit status 1), never
-silently dropped. Memory stays bounded: frames stream through the pipeline, a segment is
-encoded as it is coloured, and the film is assembled packet by packet.
+The film is done in segments (`jaxcolor.inference.video.segments`): an interrupted run,
+rerun with the same command, goes on after the last finished segment (a video file entered
+at the key frame before it), with the same frames an uninterrupted run gives. At the end
+the output's frame count is checked against the frames decoded, and any frame the input
+could not give is reported (exit status 1), never silently dropped. Memory stays bounded:
+frames stream through the pipeline, a segment is encoded as it is coloured, and the film is
+assembled packet by packet.
+
+A kill at any moment leaves work the same command finishes, never a state that needs
+--overwrite: one run per output at a time (`jaxcolor.inference.video.lock`), whose first
+act is to delete what killed runs left beside the output; an output renamed into place by
+a run killed before it could delete its work directory is recognised as complete.
 """
-
 from __future__ import annotations
 
 import dataclasses
 import functools
 import itertools
 import os
-import re
+import shutil
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
-from jaxcolor.data import images
 from jaxcolor.errors import UsageError
-from jaxcolor.inference import files, pipeline, temporal, video_io, video_mux
+from jaxcolor.inference import files, pipeline
 from jaxcolor.inference.colorizer import Colorizer
-from jaxcolor.inference.photo import Photo
-from jaxcolor.inference.segments import WorkDir
+from jaxcolor.inference.video import io as video_io
+from jaxcolor.inference.video import mux as video_mux
+from jaxcolor.inference.video import temporal
+from jaxcolor.inference.video.lock import OutputLock, remove_stale, temporary
+from jaxcolor.inference.video.segments import WorkDir
+from jaxcolor.inference.video.sources import Source
 
 DEFAULT_SEGMENT_FRAMES = 240
 
@@ -60,77 +68,6 @@ class Report:
     seconds: float = 0.0
     skipped: bool = False  # the output existed already
     notes: list[str] = dataclasses.field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------
-# Sources: a video file, or a folder of frames.
-# --------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Source:
-    """Frames to colourise: `info` describes them as a video stream; `frames(start)` yields
-    (index, pts, name, load) with `load()` -> Photo (called in a worker)."""
-
-    info: video_io.VideoInfo
-    frames: Callable[[int], Iterator[tuple]]
-    identity: dict
-
-
-def video_source(path: Path) -> Source:
-    info = video_io.probe(path)
-    decoder = video_io.Decoder(info)
-
-    def frames(start: int):
-        for frame in decoder.frames(start):
-            yield (frame.index, frame.pts, f"{frame.index:06d}",
-                   functools.partial(_load_frame, frame, info.gray))
-
-    stat = path.stat()
-    return Source(info, frames,
-                  {"path": str(path.resolve()), "bytes": stat.st_size,
-                   "mtime_ns": stat.st_mtime_ns, "frames": info.frames})
-
-
-def _load_frame(frame: video_io.Frame, gray: bool) -> Photo:
-    return Photo(video_io.pixels(frame, gray))
-
-
-def _natural_key(path: Path):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
-
-
-def folder_source(directory: Path, fps: Fraction, max_pixels: int) -> Source:
-    paths = sorted((p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
-                    and p.suffix.lower() in images.IMAGE_EXTENSIONS), key=_natural_key)
-    if not paths:
-        raise video_io.VideoInputError(f"{directory}: no frames (image files) in this folder")
-    stems = [p.stem for p in paths]
-    if len(set(stems)) < len(stems):
-        twice = next(s for s in stems if stems.count(s) > 1)
-        raise video_io.VideoInputError(f"{directory}: two frames are named {twice}.*")
-    first = files.load_photo_file(paths[0], max_pixels)
-    height, width = first.size
-    info = video_io.VideoInfo(
-        path=directory, width=width, height=height, time_base=1 / fps, rate=fps,
-        frames=len(paths), pix_fmt="rgb24", bit_depth=8, gray=False, variable=False,
-        colour={"colorspace": 1, "color_range": 1, "color_primaries": 1, "color_trc": 1},
-        audio=())
-
-    def load(path: Path) -> Photo:
-        photo = files.load_photo_file(path, max_pixels)
-        if photo.size != (height, width):
-            raise video_io.VideoReadError(f"{path}: {photo.size[1]}x{photo.size[0]} pixels, "
-                                          f"the frames before it {width}x{height}")
-        return photo
-
-    def frames(start: int):
-        for i in range(start, len(paths)):
-            yield i, i, paths[i].stem, functools.partial(load, paths[i])
-
-    return Source(info, frames,
-                  {"path": str(directory.resolve()), "frames": len(paths),
-                   "names": [p.name for p in paths[:1] + paths[-1:]], "fps": str(fps)})
 
 
 # --------------------------------------------------------------------------------------
@@ -182,12 +119,6 @@ class FolderSegment:
 # --------------------------------------------------------------------------------------
 
 
-def open_source(path: Path, fps: Fraction, max_pixels: int) -> Source:
-    if not path.exists():
-        raise UsageError(f"--input {path}: no such file or directory")
-    return folder_source(path, fps, max_pixels) if path.is_dir() else video_source(path)
-
-
 def output_kind(output: Path) -> str:
     """"video" for a known container suffix, "folder" for a path without one."""
     suffix = output.suffix.lower()
@@ -228,25 +159,53 @@ def colorize_video(colorizer: Colorizer, source: Source, output: Path, settings:
                    progress: Callable[[int, int], None] = lambda done, total: None) -> Report:
     """Colourise `source` into `output` (see the module docstring); resumes a run that an
     interruption left in `OUTPUT.partial/`. Raises `RunError` after writing the output when
-    frames of the input could not be decoded."""
+    frames of the input could not be decoded, `OutputBusyError` when another run is
+    writing the same output."""
     kind = output_kind(output)
     check_output(source, output, kind, settings.codec)
     batch = colorizer.batch_size
     segment_frames = max(1, -(-settings.segment_frames // batch)) * batch  # whole batches
     work = WorkDir(output, job_identity(source, output, colorizer, settings, segment_frames))
     report = Report(notes=_notes(source.info, settings.codec, kind))
-    if overwrite:
-        work.remove()
-    elif _finished(output) and not work.path.exists():
-        report.skipped = True
-        return report
+    with OutputLock(output):
+        remove_stale(output, work.path)
+        if overwrite:
+            work.remove()
+        elif _complete(output, kind, work):
+            work.remove()  # left by a run killed after its output was in place
+            report.skipped = True
+            return report
+        segments = _colourise(colorizer, source, work, kind, settings, segment_frames,
+                              workers, report, progress)
+        _finish(work, source, output, kind, segments, report)
+    return report
+
+
+def _complete(output: Path, kind: str, work: WorkDir) -> bool:
+    """Whether `output` is there and needs no more work: written by a run that ended (no
+    work directory), or by one killed after it renamed the output into place (the work
+    directory's done mark, with the output's frame count)."""
+    if not _finished(output):
+        return False
+    if not work.path.exists():
+        return True
+    done = work.done()
+    return done is not None and done == _frames_in(output, kind)
+
+
+def _colourise(colorizer: Colorizer, source: Source, work: WorkDir, kind: str,
+               settings: Settings, segment_frames: int, workers: int | None, report: Report,
+               progress) -> int:
+    """Colourise the frames after the finished segments, one segment at a time; returns
+    how many segments are finished."""
     segment = work.open()
-    report.resumed = sum(work.record(k)["frames"] for k in range(segment))
+    finished = [work.record(k) for k in range(segment)]
+    report.resumed = sum(r["frames"] for r in finished)
     stepper = temporal.TemporalColorizer(colorizer, settings.consistency,
                                          work.carry(segment - 1), threads=workers)
     started = time.perf_counter()
     try:
-        frames = source.frames(segment * segment_frames)
+        frames = source.frames(report.resumed, finished[-1]["last_pts"] if finished else None)
         for first in frames:  # one segment per pass
             chunk = itertools.chain([first], itertools.islice(frames, segment_frames - 1))
             _run_segment(stepper, chunk, work, segment, source, kind, settings.codec,
@@ -256,8 +215,7 @@ def colorize_video(colorizer: Colorizer, source: Source, output: Path, settings:
         stepper.close()
         report.seconds = time.perf_counter() - started
         report.cuts, report.carried = stepper.cuts, stepper.mean_carried
-    _finish(work, source, output, kind, segment, report)
-    return report
+    return segment
 
 
 def _run_segment(stepper, chunk, work: WorkDir, segment: int, source: Source, kind: str,
@@ -265,9 +223,10 @@ def _run_segment(stepper, chunk, work: WorkDir, segment: int, source: Source, ki
     """Colourise one segment's frames in order into its file(s), then mark it finished."""
     sink = (VideoSegment if kind == "video" else FolderSegment)(work, segment, source.info,
                                                                 codec)
+    area = source.info.width * source.info.height
     jobs = (pipeline.Job(f"frame {name}", functools.partial(_with_extra, load, (pts, name)),
-                         _pass_through) for _, pts, name, load in chunk)
-    count = 0
+                         _pass_through, lambda: area) for _, pts, name, load in chunk)
+    count, last_pts = 0, None
     try:
         for outcome in pipeline.process(stepper, jobs, workers=workers,
                                         read_errors=files.READ_ERRORS, finish_errors=()):
@@ -277,13 +236,14 @@ def _run_segment(stepper, chunk, work: WorkDir, segment: int, source: Source, ki
                     f"finished segments kept in {work.path})")
             rgb, (pts, name) = outcome.value
             sink.write(rgb, pts, name)
-            count += 1
+            count, last_pts = count + 1, pts
             progress(report.resumed + report.frames + count, source.info.frames)
         stamps = sink.close()
     except BaseException:
         sink.abort()
         raise
-    work.finish_segment(segment, {"frames": count, "stamps": stamps}, stepper.carry)
+    work.finish_segment(segment, {"frames": count, "stamps": stamps, "last_pts": last_pts},
+                        stepper.carry)
     report.frames += count
 
 
@@ -305,7 +265,7 @@ def _finish(work: WorkDir, source: Source, output: Path, kind: str, segments: in
     if not written:
         raise video_io.VideoReadError(f"{info.path}: not one frame could be decoded")
     if kind == "video":
-        tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
+        tmp = temporary(output)
         try:
             video_mux.assemble(tmp, output.suffix, [(work.file(k, ".mkv"), r["stamps"])
                                                    for k, r in enumerate(records)], info)
@@ -316,15 +276,17 @@ def _finish(work: WorkDir, source: Source, output: Path, kind: str, segments: in
                     f"{written} of {info.width}x{info.height} (segments kept in {work.path})")
             video_io.fsync_file(tmp)
             _clear(output)
+            work.mark_done(written)
             os.replace(tmp, output)
         finally:
             tmp.unlink(missing_ok=True)
     else:
-        found = sum(1 for _ in work.frames_dir().glob("*.png"))
+        found = _frames_in(work.frames_dir(), kind)
         if found != written:
             raise video_io.VideoWriteError(f"{work.frames_dir()}: {found} frames, expected "
                                            f"{written}")
         _clear(output)
+        work.mark_done(written)
         os.replace(work.frames_dir(), output)
     work.remove()
     report.frames, report.missing = written, max(0, info.frames - written)
@@ -339,11 +301,21 @@ def _finished(output: Path) -> bool:
     return output.is_file() or (output.is_dir() and any(output.iterdir()))
 
 
-def _clear(output: Path) -> None:
-    """Make room for the output (only reached with --overwrite or an empty folder)."""
-    if output.is_dir() and not output.is_symlink():
-        import shutil
+def _frames_in(path: Path, kind: str) -> int | None:
+    """Frames of a written output: a film's video packets, or a folder's PNG files (None:
+    not a film)."""
+    if kind == "folder":
+        return sum(1 for _ in path.glob("*.png"))
+    try:
+        return video_mux.count_frames(path)[0]
+    except video_io.VideoInputError:
+        return None
 
+
+def _clear(output: Path) -> None:
+    """Make room for the output (an empty folder, or the old output with --overwrite, or
+    the output of a run that is being resumed)."""
+    if output.is_dir() and not output.is_symlink():
         shutil.rmtree(output)
     elif output.exists() or output.is_symlink():
         output.unlink()

@@ -5,16 +5,18 @@
     header declares is often wrong, e.g. AVI files with dropped frames), pixel format and
     colour tags, its audio streams. Anything that is not a readable video is refused here,
     in one line naming the file.
-  * `decode`: the frames in presentation order with their time stamps. A packet the decoder
-    rejects (a damaged frame) is counted in `Decoder.errors` and skipped; the run goes on.
-    Time stamps are the decoder's, put back in increasing order over a short window (old AVI
-    files with packed B-frames label frames with decoding times): output time stamps are
-    the input's, so variable frame rates and gaps survive.
+  * `Decoder`: the frames in presentation order with their time stamps. A packet the
+    decoder rejects (a damaged frame) is counted in `Decoder.errors` and skipped; the run
+    goes on. Time stamps are the decoder's, put back in increasing order over a short
+    window (old AVI files with packed B-frames label frames with decoding times): output
+    time stamps are the input's, so variable frame rates and gaps survive. A resumed run
+    enters the film by seeking to the last key frame before its resume point, not by
+    decoding every frame before it (`Decoder.frames`).
   * `Encoder`: one segment of coloured frames, encoded on its own (it starts with a key
     frame) into a Matroska file; it also returns each packet's exact time stamps, since
     containers round them (Matroska to the millisecond) and the final file must carry the
     input's.
-  (`jaxcolor.inference.video_mux` assembles the segments and the input's audio into the
+  (`jaxcolor.inference.video.mux` assembles the segments and the input's audio into the
   output container.)
 
 Colour: frames are converted to RGB with the input's own matrix and range (BT.601 when
@@ -24,6 +26,8 @@ lightness survives the round trip up to the codec's loss (none with `--lossless`
 
 from __future__ import annotations
 
+import bisect
+import collections
 import dataclasses
 import heapq
 import os
@@ -33,8 +37,7 @@ from typing import Iterator
 
 import numpy as np
 
-from jaxcolor.errors import RunError, UsageError
-from jaxcolor.errors import require
+from jaxcolor.errors import RunError, UsageError, require
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 """Output suffixes and their FFmpeg muxers."""
@@ -108,6 +111,10 @@ class VideoInfo:
     variable: bool  # variable frame rate (or gaps)
     colour: dict  # colorspace, color_range, color_primaries, color_trc of the stream
     audio: tuple[str, ...]  # codec of each audio stream, in order
+    keyframes: tuple[int, ...] = ()
+    """Time stamps of the key frames, in order: where decoding may start. Empty when a
+    frame has no time stamp or two frames share one (the film is then always decoded from
+    its first frame)."""
 
     @property
     def duration_tick(self) -> int:
@@ -140,18 +147,7 @@ def probe(path: Path) -> VideoInfo:
         cc = stream.codec_context
         if not cc.width or not cc.height:
             raise VideoInputError(f"{path}: the video stream has no frame size")
-        ticks, frames = [], 0
-        try:
-            for packet in container.demux(stream):
-                if packet.size:
-                    frames += 1
-                    if packet.pts is not None:
-                        ticks.append(packet.pts)
-        except av.FFmpegError as e:
-            raise VideoInputError(f"{path}: damaged after {frames} frames ({_reason(e)})") \
-                from None
-        if not frames:
-            raise VideoInputError(f"{path}: the video stream has no frames")
+        frames, ticks, keys = _packets(av, container, stream, path)
         rate = stream.average_rate or stream.guessed_rate or Fraction(24)
         steps = np.diff(np.sort(np.asarray(ticks, np.int64)))
         fmt = stream.format
@@ -164,7 +160,27 @@ def probe(path: Path) -> VideoInfo:
             variable=len(steps) > 1 and int(steps.min()) != int(steps.max()),
             colour={k: int(getattr(cc, k)) for k in ("colorspace", "color_range",
                                                    "color_primaries", "color_trc")},
-            audio=tuple(s.codec_context.name for s in container.streams.audio))
+            audio=tuple(s.codec_context.name for s in container.streams.audio),
+            keyframes=tuple(sorted(keys)) if len(set(ticks)) == frames else ())
+
+
+def _packets(av, container, stream, path: Path) -> tuple[int, list[int], list[int]]:
+    """(frames, their time stamps, the key frames' time stamps) from the video packets."""
+    frames, ticks, keys = 0, [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                frames += 1
+                if packet.pts is not None:
+                    ticks.append(packet.pts)
+                    if packet.is_keyframe:
+                        keys.append(packet.pts)
+    except av.FFmpegError as e:
+        raise VideoInputError(f"{path}: damaged after {frames} frames ({_reason(e)})") \
+            from None
+    if not frames:
+        raise VideoInputError(f"{path}: the video stream has no frames")
+    return frames, ticks, keys
 
 
 # --------------------------------------------------------------------------------------
@@ -191,57 +207,116 @@ def pixels(frame: Frame, gray: bool) -> np.ndarray:
 
 
 class Decoder:
-    """The frames of a film in order (`frames`), counting damaged packets (`errors`)."""
+    """The frames of a film in order (`frames`). `decoded` and `errors` count the pictures
+    decoded and the packets rejected (damaged frames) by the latest pass."""
 
     def __init__(self, info: VideoInfo):
         self.info = info
-        self.errors = 0  # packets the decoder rejected
-        self.decoded = 0  # frames decoded
+        self.decoded = 0
+        self.errors = 0
 
-    def frames(self, start: int = 0) -> Iterator[Frame]:
-        """Frames from index `start` on; earlier ones are decoded and dropped (their
-        pictures are never converted)."""
+    def frames(self, start: int = 0, after: int | None = None) -> Iterator[Frame]:
+        """Frames from index `start` on (every pass counts from the film's first frame).
+
+        `after`, the time stamp of frame `start - 1` (where a finished segment ended), lets
+        the pass begin at the last key frame at or before it instead of at frame 0: frames
+        are decoded from there and dropped up to the one stamped `after`, which must be met
+        again, with its own time stamp, before any later one. Otherwise (no key frame to
+        seek to, a seek FFmpeg refuses, a damaged or repaired time stamp on the way) the
+        pass starts over from frame 0 and drops `start` frames. Dropped frames' pictures
+        are never converted.
+        """
+        if start and after is not None:
+            entered = yield from self._pass(start, after)
+            if entered:
+                return
+        yield from self._pass(start, None)
+
+    def _pass(self, start: int, after: int | None):
+        """One pass over the file; returns False, having yielded nothing, when a pass that
+        seeks (`after`) cannot find its way to frame `start`."""
         av = require("av", "video")
-        pending: list = []  # pictures waiting for their time stamp, in output order
-        stamps: list[int] = []  # heap of the pending pictures' time stamps
-        last = None
+        self.decoded = self.errors = 0
         with _open(self.info.path) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for picture in self._pictures(av, container, stream):
-                self.decoded += 1
-                pending.append(picture)
-                if picture.pts is not None:
-                    heapq.heappush(stamps, picture.pts)
-                if len(pending) > REORDER_WINDOW:
-                    last = yield from self._emit(pending, stamps, last, start)
-            while pending:
-                last = yield from self._emit(pending, stamps, last, start)
+            if after is not None and not self._seek(av, container, stream, after):
+                return False
+            ordered = _in_order(self._pictures(av, container, stream), self.info.duration_tick)
+            if after is not None and not _skip_through(ordered, after):
+                return False
+            index = 0 if after is None else start
+            for picture, pts, _ in ordered:
+                if index >= start:
+                    yield Frame(index, pts, picture)
+                index += 1
+        return True
 
-    def _emit(self, pending: list, stamps: list, last: int | None, start: int):
-        """Yield the oldest pending picture with the smallest pending time stamp; returns
-        the time stamp given (always increasing: a missing or repeated one becomes the
-        previous plus one nominal frame)."""
-        picture = pending.pop(0)
-        pts = heapq.heappop(stamps) if stamps else None
-        if pts is None or (last is not None and pts <= last):
-            pts = (last + self.info.duration_tick) if last is not None else 0
-        index = self.decoded - len(pending) - 1
-        if index >= start:
-            yield Frame(index, pts, picture)
-        return pts
+    def _seek(self, av, container, stream, after: int) -> bool:
+        """Move to the last key frame at or before time stamp `after`."""
+        keys = self.info.keyframes
+        i = bisect.bisect_right(keys, after) - 1
+        if i < 0:
+            return False
+        try:
+            container.seek(keys[i], stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            return False
+        return True
 
     def _pictures(self, av, container, stream):
         try:
             packets = container.demux(stream)
             for packet in packets:
                 try:
-                    yield from packet.decode()  # the flush packet (size 0) drains the decoder
+                    for picture in packet.decode():  # the flush packet (size 0) drains it
+                        self.decoded += 1
+                        yield picture
                 except av.FFmpegError:  # a damaged frame: counted, reported at the end
                     self.errors += 1
         except av.FFmpegError as e:
             raise VideoReadError(f"{self.info.path}: unreadable after frame {self.decoded} "
                                  f"({_reason(e)})") from None
+
+
+def _in_order(pictures, tick: int) -> Iterator[tuple[object, int, bool]]:
+    """(picture, time stamp, repaired) in presentation order: the oldest picture waiting
+    takes the smallest time stamp among the `REORDER_WINDOW` pictures behind it; a missing
+    or repeated time stamp becomes the previous one plus `tick` (`repaired`), so they
+    always increase."""
+    pending: collections.deque = collections.deque()  # pictures, in output order
+    stamps: list[int] = []  # heap of the pending pictures' time stamps
+    last = None
+
+    def emit():
+        nonlocal last
+        pts = heapq.heappop(stamps) if stamps else None
+        repaired = pts is None or (last is not None and pts <= last)
+        if repaired:
+            pts = last + tick if last is not None else 0
+        last = pts
+        return pending.popleft(), pts, repaired
+
+    for picture in pictures:
+        pending.append(picture)
+        if picture.pts is not None:
+            heapq.heappush(stamps, picture.pts)
+        if len(pending) > REORDER_WINDOW:
+            yield emit()
+    while pending:
+        yield emit()
+
+
+def _skip_through(ordered, after: int) -> bool:
+    """Drop frames up to and including the one stamped `after`; False when a frame later
+    than it, or a repaired time stamp, comes first (the seek landed too late, or the time
+    stamps cannot be trusted), or the film ends."""
+    for _, pts, repaired in ordered:
+        if repaired or pts > after:
+            return False
+        if pts == after:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------

@@ -74,9 +74,12 @@ def cut_frames(count: int, cut: int, width: int = 64, height: int = 48) -> list[
 
 def write_clip(path: Path, frames: list[np.ndarray], *, fps: Fraction = Fraction(25),
                audio: bool = True, codec: str = "libx264", pix_fmt: str = "yuv420p",
-               pts: list[int] | None = None, time_base: Fraction | None = None) -> Path:
+               pts: list[int] | None = None, time_base: Fraction | None = None,
+               gop: int | None = None) -> Path:
     """Encode `frames` (uint8 RGB or gray) into `path`, with a 440 Hz AAC tone as long as
-    the clip when `audio`. `pts` (in `time_base`) for variable frame rates."""
+    the clip when `audio`. `pts` (in `time_base`) for variable frame rates. `gop`: H.264
+    with a key frame every `gop` frames exactly and B-frames between (frames decoded out of
+    their order), so there is somewhere to seek to."""
     time_base = time_base or 1 / fps
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=fps)
@@ -85,7 +88,10 @@ def write_clip(path: Path, frames: list[np.ndarray], *, fps: Fraction = Fraction
         stream.time_base = time_base
         stream.codec_context.time_base = time_base
         if codec == "libx264":
-            stream.codec_context.options = {"crf": "10", "preset": "ultrafast"}
+            options = {"crf": "10", "preset": "ultrafast"}
+            if gop:
+                options["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes=2"
+            stream.codec_context.options = options
         tone = out.add_stream("aac", rate=48000) if audio else None
         for i, pixels in enumerate(frames):
             fmt = "gray" if pixels.ndim == 2 else "rgb24"

@@ -1,4 +1,4 @@
-"""Temporal consistency (`jaxcolor.inference.temporal`) on synthetic clips.
+"""Temporal consistency (`jaxcolor.inference.video.temporal`) on synthetic clips.
 
 G is replaced by a predictor that knows the true colour of each frame and adds a smooth
 random error that changes every frame, as a photo model's colour does from frame to frame:
@@ -16,12 +16,13 @@ import pytest
 from PIL import Image
 
 from jaxcolor import color
-from jaxcolor.inference import pipeline, temporal
+from jaxcolor.inference import pipeline
 from jaxcolor.inference.colorizer import Colorizer
 from jaxcolor.inference.photo import Photo
+from jaxcolor.inference.video import temporal
 from tests.support import assert_keeps_lightness, trained_workdir
-from tests.inference.video_clips import (cut_frames, grainy_sky_frames, moving_object_frames,
-                                   pan_frames)
+from tests.inference.video.clips import (cut_frames, grainy_sky_frames, moving_object_frames,
+                                         pan_frames)
 
 STEP = 2  # pixels the pan moves per frame (whole pixels: the true motion is exact)
 

@@ -11,10 +11,9 @@ import heapq
 import io
 from pathlib import Path
 
-from jaxcolor.errors import UsageError
-from jaxcolor.errors import require
-from jaxcolor.inference.video_io import (CONTAINERS, VideoInfo, VideoWriteError, _open,
-                                         _reason)
+from jaxcolor.errors import UsageError, require
+from jaxcolor.inference.video.io import (CONTAINERS, VideoInfo, VideoWriteError, _open,
+                                          _reason)
 
 
 def _mux_options(fmt: str, info: VideoInfo) -> dict[str, str]:

@@ -11,13 +11,22 @@ never a file that looks complete but is not.
     OUTPUT.partial/seg_000003.mkv     segment 3's encoded frames (film outputs), or
     OUTPUT.partial/frames/*.png       its frames (folder outputs)
     OUTPUT.partial/seg_000003.npz     the temporal carry after its last frame
-    OUTPUT.partial/seg_000003.json    its packets' time stamps and frame count, written
-                                      last: a segment is finished when this file exists
+    OUTPUT.partial/seg_000003.json    its frame count, its packets' time stamps and its
+                                      last frame's (where a resumed run enters the film),
+                                      written last: a segment is finished when it exists
+    OUTPUT.partial/done.json          the output's frame count, written once the output is
+                                      assembled and checked, just before it is renamed
+                                      into place: a run killed after that rename leaves
+                                      the output complete, and the next run only deletes
+                                      the directory
 
 Each file is written under a temporary name, flushed and renamed. A rerun finds the
 finished segments (a prefix of them), restores the carry of the last one, and goes on from
-the frame after it; since each segment is batched the same way in either run and the carry
-is restored exactly, the resumed film's frames equal an uninterrupted run's.
+the frame after it (a video file is entered at the key frame before that frame, not
+decoded from its start); since each segment is batched the same way in either run and the
+carry is restored exactly, the resumed film's frames equal an uninterrupted run's. The directory
+is deleted by renaming it to a temporary name first (`lock.temporary`), so a kill while it
+is deleted leaves either all of it or a temporary that the next run removes.
 """
 
 from __future__ import annotations
@@ -30,10 +39,12 @@ from pathlib import Path
 import numpy as np
 
 from jaxcolor.errors import UsageError
-from jaxcolor.inference import temporal
-from jaxcolor.inference.video_io import VideoWriteError, fsync_file
+from jaxcolor.inference.video import temporal
+from jaxcolor.inference.video.io import VideoWriteError, fsync_file
+from jaxcolor.inference.video.lock import temporary
 
 JOB = "job.json"
+DONE = "done.json"
 
 
 def work_directory(output: Path) -> Path:
@@ -41,7 +52,7 @@ def work_directory(output: Path) -> Path:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -116,14 +127,33 @@ class WorkDir:
     def segment_video(self, segment: int) -> tuple[Path, Path]:
         """(temporary, final) paths of a segment's encoded frames."""
         final = self.file(segment, ".mkv")
-        return final.with_name(f".{final.name}.tmp-{os.getpid()}"), final
+        return temporary(final), final
 
     def seal_video(self, tmp: Path, final: Path) -> None:
         fsync_file(tmp)
         os.replace(tmp, final)
 
+    def mark_done(self, frames: int) -> None:
+        """The output, `frames` frames, is complete and about to be renamed into place."""
+        atomic_write(self.path / DONE, json.dumps({"frames": frames}).encode())
+
+    def done(self) -> int | None:
+        """The frame count `mark_done` recorded, or None."""
+        mark = self.path / DONE
+        return json.loads(mark.read_text())["frames"] if mark.is_file() else None
+
     def remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        """Delete the directory: renamed out of the way first (one atomic step), then
+        deleted under its temporary name."""
+        if not self.path.exists():
+            return
+        trash = temporary(self.path)
+        shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(self.path, trash)
+        except OSError as e:
+            raise VideoWriteError(f"cannot remove {self.path}: {e.strerror or e}") from None
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _npz_bytes(carry: temporal.Carry | None) -> bytes:
