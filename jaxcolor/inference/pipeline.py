@@ -103,10 +103,30 @@ def process(colorizer: Colorizer, jobs: Iterable[Job], *, workers: int | None = 
     `finish_errors` are what counts as a failure of that job rather than a bug."""
     workers = max(1, workers or default_workers())
     pool = concurrent.futures.ThreadPoolExecutor(workers)
+    order: dict[int, int] = {}  # id(job) -> its place in `jobs`
+
+    def numbered():
+        for i, job in enumerate(jobs):
+            order[id(job)] = i
+            yield job
+
     try:
-        yield from _Run(colorizer, pool, workers, read_errors, finish_errors).outcomes(jobs)
+        run = _Run(colorizer, pool, workers, read_errors, finish_errors)
+        yield from _in_order(run.outcomes(numbered()), order)
     finally:  # also when the caller stops early: queued work is dropped, running work ends
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_order(outcomes: Iterator[Outcome], order: dict[int, int]) -> Iterator[Outcome]:
+    """`outcomes` in job order. A job whose input cannot be read fails before the photos
+    ahead of it are coloured; it waits here (a failure holds no pixels) until they are out."""
+    waiting: dict[int, Outcome] = {}
+    expected = 0
+    for outcome in outcomes:
+        waiting[order.pop(id(outcome.job))] = outcome
+        while expected in waiting:
+            yield waiting.pop(expected)
+            expected += 1
 
 
 _RELEASE = object()

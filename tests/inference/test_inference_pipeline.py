@@ -62,10 +62,13 @@ def test_outcomes_keep_the_order_of_the_jobs():
     assert [o.value for o in outcomes] == [k + 1 for k in range(23)]
 
 
-def test_a_bad_input_costs_only_itself():
+def test_a_bad_input_costs_only_itself_and_keeps_its_place():
+    """A damaged input fails at once, before the photos ahead of it in its batch are
+    coloured; its outcome still comes in its place."""
     jobs = [job(k, bad=(k == 5)) for k in range(12)]
     outcomes = list(pipeline.process(FakeColorizer(), jobs, workers=2,
                                      read_errors=(InputImageError,)))
+    assert [o.job.label for o in outcomes] == [f"photo{k}" for k in range(12)]
     assert [(o.job.label, o.error) for o in outcomes if not o.ok] == [
         ("photo5", "photo 5: damaged")]
     assert [o.value for o in outcomes if o.ok] == [k + 1 for k in range(12) if k != 5]
