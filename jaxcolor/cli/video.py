@@ -34,9 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_checkpoint_flags(parser)
     common.add_colorizer_flags(parser)
     parser.add_argument("--input", required=True,
-                        help="a video file (anything FFmpeg reads) or a folder of frames")
+                        help="a video file (anything FFmpeg reads), a folder of frames, or a "
+                             "folder of films (each coloured into --output, a folder)")
     parser.add_argument("--output", required=True,
-                        help="a .mp4, .mov or .mkv file, or a folder for PNG frames")
+                        help="a .mp4, .mov or .mkv file, or a folder for PNG frames (or for "
+                             "the films of a folder)")
     parser.add_argument("--codec", choices=("h264", "h265", "ffv1"), default="h264",
                         help="video codec (ffv1: lossless RGB, in .mkv)")
     parser.add_argument("--crf", type=int, default=18,
@@ -56,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing output and start again")
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse larger frames of a folder")
+    common.add_shard_flag(parser)
 
 
 def _fps(text: str) -> Fraction:
@@ -70,7 +73,8 @@ def _fps(text: str) -> Fraction:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jaxcolor.inference.video import film, sources, temporal
+    from jaxcolor.inference.shards import Shard
+    from jaxcolor.inference.video import archive, film, sources, temporal
     from jaxcolor.inference.video.io import Codec
 
     common.check_positive(batch_size=args.batch_size, render_size=args.render_size,
@@ -81,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
         consistency=temporal.Consistency(strength=args.temporal),
         segment_frames=args.segment_frames, fps=_fps(args.fps))
     errors.require("av", "video"), errors.require("cv2", "video")
-    source = sources.open_source(Path(args.input).expanduser(), settings.fps, args.max_pixels)
-    output = Path(args.output).expanduser()
+    path, output = Path(args.input).expanduser(), Path(args.output).expanduser()
+    shard = Shard.parse(args.shard)
+    if path.is_dir() and archive.find_films(path):
+        return _run_archive(args, path, output, settings, shard)
+    if not shard.whole:
+        raise errors.UsageError(f"--shard splits a folder of films; {path} is one film")
+    source = sources.open_source(path, settings.fps, args.max_pixels)
     film.output_kind(output)
     colorizer = common.load_colorizer(args)
     info = source.info
@@ -105,10 +114,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     if report.skipped:
         print(f"{output} exists: nothing to do (--overwrite to colourise it again)")
-        return 0
+        return errors.EXIT_OK
     resumed = f", {report.resumed} from earlier runs" if report.resumed else ""
     rate = (report.frames - report.resumed) / max(report.seconds, 1e-9)
     print(f"done {report.frames} frames{resumed} in {report.seconds:.1f} s ({rate:.2f} "
           f"frames/s); {report.cuts} scene cuts, mean carried colour {report.carried:.2f}; "
           f"output {output}")
-    return 0
+    return errors.EXIT_OK
+
+
+def _run_archive(args, directory: Path, output: Path, settings, shard) -> int:
+    """A folder of films: each coloured as one film is, this machine's shard of them."""
+    from jaxcolor.inference.video import archive
+
+    colorizer = common.load_colorizer(args)
+    bars = []
+
+    def progress(path):
+        if bars:
+            bars[-1].close()
+        bars.append(common.ProgressBar(path.name, unit=" frames/s"))
+        return bars[-1]
+
+    try:
+        report = archive.colorize_films(colorizer, directory, output, settings, shard=shard,
+                                        workers=args.workers, overwrite=args.overwrite,
+                                        progress=progress)
+    except KeyboardInterrupt:
+        print("interrupted: finished films are kept; run the same command to continue",
+              file=sys.stderr)
+        return errors.EXIT_INTERRUPTED
+    finally:
+        for bar in bars:
+            bar.close()
+    for path, reason in report.failed:
+        print(f"failed: {path}: {reason}")
+    skipped = f", skipped {len(report.skipped)} finished before" if report.skipped else ""
+    print(f"done {len(report.done)} films, failed {len(report.failed)}{skipped}; outputs in "
+          f"{output}")
+    return errors.EXIT_FAILED if report.failed else errors.EXIT_OK

@@ -210,3 +210,46 @@ def test_missing_video_packages_say_how_to_install(workdir, tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError
     assert cli(workdir, f"--input={tmp_path}", f"--output={tmp_path / 'o.mp4'}") == 2
     assert "pip install 'jaxcolor[video]'" in capsys.readouterr().err
+
+
+def test_a_folder_of_films_split_over_machines_colours_each_film_once(workdir, tmp_path,
+                                                                        capsys):
+    """`--input=FOLDER` of films: each film into the same relative path under --output; two
+    machines with --shard=I/2 write exactly the films one machine writes, each once; a
+    damaged film fails alone; a rerun skips what is finished."""
+    archive = tmp_path / "reels"
+    for i in range(4):
+        (archive / f"box{i % 2}").mkdir(parents=True, exist_ok=True)
+        write_clip(archive / f"box{i % 2}" / f"reel{i}.mp4",
+                   pan_frames(6, 48, 32, seed=i), audio=False)
+    (archive / "box1" / "damaged.mp4").write_bytes(b"\x00" * 100)
+    assert cli(workdir, f"--input={archive}", f"--output={tmp_path / 'whole'}",
+               "--lossless") == 1
+    report = capsys.readouterr().out
+    assert "done 4 films, failed 1" in report and "damaged.mp4" in report
+    whole = sorted(p.relative_to(tmp_path / "whole").as_posix()
+                   for p in (tmp_path / "whole").rglob("*.mp4"))
+    assert whole == ["box0/reel0.mp4", "box0/reel2.mp4", "box1/reel1.mp4", "box1/reel3.mp4"]
+    written = []
+    for i in range(2):
+        out = tmp_path / f"shard{i}"
+        cli(workdir, f"--input={archive}", f"--output={out}", f"--shard={i}/2", "--lossless")
+        written += [p.relative_to(out).as_posix() for p in out.rglob("*.mp4")]
+    capsys.readouterr()
+    assert sorted(written) == whole  # the union, with no film twice
+    for rel in whole:
+        mine = next((tmp_path / f"shard{i}" / rel) for i in range(2)
+                    if (tmp_path / f"shard{i}" / rel).exists())
+        for a, b in zip(read_video(mine)["frames"], read_video(tmp_path / "whole" / rel)["frames"],
+                        strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert cli(workdir, f"--input={archive}", f"--output={tmp_path / 'whole'}",
+               "--lossless") == 1  # the damaged film still fails
+    assert "done 0 films, failed 1, skipped 4 finished before" in capsys.readouterr().out
+
+
+def test_shard_is_for_a_folder_of_films(workdir, tmp_path, capsys):
+    clip = write_clip(tmp_path / "one.mp4", pan_frames(4, 48, 32), audio=False)
+    assert cli(workdir, f"--input={clip}", f"--output={tmp_path / 'o.mp4'}",
+               "--shard=0/2") == 2
+    assert "--shard splits a folder of films" in capsys.readouterr().err
