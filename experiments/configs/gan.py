@@ -67,6 +67,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.model.backbone = "resnet101"  # resnet18..resnet152 | mobilenet_v2 | efficientnet_lite0
     config.model.decoder_widths = (256, 128, 64, 32, 16)  # U-Net decoder, 1/16 -> full scale
     config.model.self_attention = False  # SAGAN block at 1/16 scale
+    config.model.hints = False  # colour-hint inputs (models/hint_branch.py); see config.hints
     config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)  # port.py output
     config.model.compute_dtype = "auto"  # auto: bfloat16 on GPU/TPU, float32 on CPU
     config.model.d_width = 64  # PatchGAN base width (64-128-256-512)
@@ -88,6 +89,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.gan.lambda_l1 = 100.0  # weight of L1 beside the adversarial term (pix2pix)
 
     config.loss = loss_config()
+
+    # Colour hints simulated from the truth while G learns (data/simulated_hints.py), when
+    # config.model.hints is on: Zhang et al. 2017's geometric number of square patches.
+    config.hints = ml_collections.ConfigDict({
+        "p": 1 / 8,  # geometric parameter of the points per image (mean 7)
+        "max_points": 24,  # at most this many points an image
+        "max_patch": 9,  # patch sides 1..max_patch pixels, each the truth's mean colour
+        "none_share": 0.25,  # share of the batches without any hint (automatic quality)
+    })
 
     config.log_every = 100  # console line + TensorBoard scalars
     config.eval_every = 2_000  # validation metrics + probe image grid

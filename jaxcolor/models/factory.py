@@ -58,7 +58,14 @@ def make_generator(model_cfg, *, seed: int) -> UNetGenerator:
     return UNetGenerator(backbone=backbone(model_cfg),
                          decoder_widths=tuple(model_cfg.decoder_widths),
                          self_attention=bool(model_cfg.self_attention),
+                         hints=takes_hints(model_cfg),
                          dtype=compute_dtype(model_cfg.compute_dtype), rngs=init_rngs(seed))
+
+
+def takes_hints(model_cfg) -> bool:
+    """Whether G has colour-hint inputs (`config.model.hints`; configs saved before hints
+    existed have none)."""
+    return bool(model_cfg.get("hints", False))
 
 
 def make_discriminator(model_cfg, *, seed: int) -> PatchDiscriminator:

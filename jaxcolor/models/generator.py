@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxcolor.models import encoders
+from jaxcolor.models import hint_branch
 
 ENCODER_STRIDE = 32
 """H and W of the input must be multiples of this (5 stride-2 stages)."""
@@ -131,12 +132,13 @@ class DecoderBlock(nnx.Module):
         self.conv1 = ConvBNReLU(in_features + skip_features, width, 3, dtype=dtype, rngs=rngs)
         self.conv2 = ConvBNReLU(width, width, 3, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, skip: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, skip: jax.Array, extra: jax.Array | None = None) -> jax.Array:
+        """`extra` (the hint branch's map at this scale) is added between the two convs."""
         x = upsample2x(x)
         if self.skip_proj is not None:
             skip = self.skip_proj(skip)
-        x = jnp.concatenate([x, skip.astype(x.dtype)], axis=-1)
-        return self.conv2(self.conv1(x))
+        x = self.conv1(jnp.concatenate([x, skip.astype(x.dtype)], axis=-1))
+        return self.conv2(x if extra is None else x + extra.astype(x.dtype))
 
 
 class SelfAttention(nnx.Module):
@@ -181,6 +183,8 @@ class UNetGenerator(nnx.Module):
       backbone: the encoder, one of `encoders.BACKBONES` ("resnet101", "mobilenet_v2", ...).
       decoder_widths: output channels of the five decoder blocks (/16, /8, /4, /2, /1).
       self_attention: add a `SelfAttention` block after the /16 decoder block.
+      hints: take colour hints (`hint_branch.HintBranch`): `g(l_norm, hint)` with hint
+        [B, H, W, 3] = (a/110, b/110 where hinted, mask); none given means no hints.
       dtype: compute dtype (e.g. jnp.bfloat16); parameters are always float32.
       rngs: parameter initialisation keys.
     """
@@ -190,6 +194,7 @@ class UNetGenerator(nnx.Module):
         backbone: str = "resnet101",
         decoder_widths: Sequence[int] = (256, 128, 64, 32, 16),
         self_attention: bool = False,
+        hints: bool = False,
         *,
         dtype=jnp.float32,
         rngs: nnx.Rngs,
@@ -215,6 +220,10 @@ class UNetGenerator(nnx.Module):
         self.attention = (
             SelfAttention(decoder_widths[0], dtype=dtype, rngs=rngs) if self_attention else None
         )
+        self.hints = (
+            hint_branch.HintBranch((decoder_widths[0],) + decoder_widths, dtype=dtype, rngs=rngs)
+            if hints else None
+        )
         self.head = nnx.Conv(
             decoder_widths[-1],
             2,
@@ -225,7 +234,7 @@ class UNetGenerator(nnx.Module):
             rngs=rngs,
         )
 
-    def __call__(self, l_norm: jax.Array) -> jax.Array:
+    def __call__(self, l_norm: jax.Array, hint: jax.Array | None = None) -> jax.Array:
         shape = tuple(l_norm.shape)
         if len(shape) != 4 or shape[-1] != 1:
             raise ValueError(f"UNetGenerator: expected L as [B, H, W, 1], got shape {shape}")
@@ -238,9 +247,15 @@ class UNetGenerator(nnx.Module):
             encoders.input_from_l(self.encoder, l_norm), return_features=True
         )
         x = self.bridge(s32)
+        extras = [None] * 5
+        if self.hints is not None:
+            at_bridge, *extras = self.hints(hint_branch.empty(l_norm) if hint is None else hint)
+            x = x + at_bridge.astype(x.dtype)
+        elif hint is not None:
+            raise ValueError("UNetGenerator: a hint map for a generator without hint inputs")
         skips = (s16, s8, s4, s2, l_norm)
-        for i, (block, skip) in enumerate(zip(self.decoder, skips)):
-            x = block(x, skip)
+        for i, (block, skip, extra) in enumerate(zip(self.decoder, skips, extras)):
+            x = block(x, skip, extra)
             if i == 0 and self.attention is not None:
                 x = self.attention(x)
         return jnp.tanh(self.head(x).astype(jnp.float32))

@@ -12,7 +12,8 @@ rebalanced L1 (`config.loss.rebalance`), plus `config.loss.lambda_cf` times the 
 colourfulness gap (DDColor); every term it has is also returned as a metric.
 
 Steps, by phase:
-  pretrain       phase 1: G alone with the reconstruction loss
+  pretrain       phase 1: G alone with the reconstruction loss (given hints simulated from
+                 the truth when G takes hints, `config.model.hints`: Zhang et al. 2017)
   d_pretrain     NoGAN: D learns to tell real from the output of the frozen G (G in eval mode)
   gan            phase 2, fused: G update (adversarial + lambda_L1 * reconstruction) against D,
                  then a D update on the same real batch and G's (stop-gradient) output.
@@ -37,7 +38,8 @@ import optax
 from flax import nnx
 
 from jaxcolor import color, evaluator
-from jaxcolor.data import batches
+from jaxcolor.data import batches, simulated_hints
+from jaxcolor.models import factory
 from jaxcolor.models.generator import is_encoder_path
 from jaxcolor.train import losses
 from jaxcolor.train.optim import current_learning_rate
@@ -57,15 +59,20 @@ class StepConfig:
     ema_decay: float = 0.999
     rebalance: bool = False  # class-rebalanced L1 (needs the prior's bin weights)
     lambda_cf: float = 0.0  # weight of the colourfulness gap beside the L1 term
+    hints: simulated_hints.HintConfig | None = None  # G takes hints: simulate them (how)
+    seed: int = 0  # of the simulated hints (with the step)
 
     @classmethod
     def from_config(cls, config) -> "StepConfig":
         loss = config.get("loss", {})
+        hints = (simulated_hints.HintConfig.from_config(config.hints)
+                 if factory.takes_hints(config.model) else None)
         return cls(gan_loss=config.gan.loss, lambda_l1=float(config.gan.lambda_l1),
                    encoder_freeze_steps=int(config.g.encoder_freeze_steps),
                    ema_decay=float(config.g.ema_decay),
                    rebalance=bool(loss.get("rebalance", False)),
-                   lambda_cf=float(loss.get("lambda_cf", 0.0)))
+                   lambda_cf=float(loss.get("lambda_cf", 0.0)), hints=hints,
+                   seed=int(config.seed))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,18 +189,30 @@ def reconstruction_loss(ctx: StepContext, l_norm, ab, ab_real) -> tuple[jax.Arra
     return loss, terms
 
 
+def simulated_hint(ctx: StepContext, state: TrainState, ab_real) -> tuple[jax.Array | None, dict]:
+    """The step's hint map drawn from the truth (`data.simulated_hints`; None when G takes
+    no hints), keyed by the run's seed and the step, and its metrics."""
+    if ctx.cfg.hints is None:
+        return None, {}
+    key = jax.random.fold_in(jax.random.key(ctx.cfg.seed), state.step)
+    hint, count = simulated_hints.simulate(key, ab_real, ctx.cfg.hints)
+    return hint, {"g/hint_points": count.mean(), "g/hinted_share": hint[..., 2].mean()}
+
+
 def pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
     l_norm, ab_real = batches.prepare_batch(batch)
     g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=True)
+    hint, hint_metrics = simulated_hint(ctx, state, ab_real)
 
     def loss_fn(g):
-        loss, terms = reconstruction_loss(ctx, l_norm, g(l_norm).astype(jnp.float32), ab_real)
+        ab = g(l_norm, hint).astype(jnp.float32)
+        loss, terms = reconstruction_loss(ctx, l_norm, ab, ab_real)
         return loss, terms
 
     (loss, terms), grads = nnx.value_and_grad(loss_fn, has_aux=True)(g)
     state, m = update_generator(ctx, state, grads, g)
     extra = {"g/loss": loss} if len(terms) > 1 else {}
-    return state.replace(step=state.step + 1), {**terms, **extra, **m}
+    return state.replace(step=state.step + 1), {**terms, **extra, **m, **hint_metrics}
 
 
 def d_pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
@@ -212,9 +231,10 @@ def gan_generator_update(ctx: StepContext, state: TrainState, l_norm,
     # D judges in train mode (batch statistics), as in pix2pix; its running-stat updates
     # from this pass are dropped: only D's own update moves them.
     d = ctx.defs.discriminator(state.d_params, state.d_batch_stats, train=True)
+    hint, hint_metrics = simulated_hint(ctx, state, ab_real)
 
     def loss_fn(g, d):
-        ab = g(l_norm).astype(jnp.float32)
+        ab = g(l_norm, hint).astype(jnp.float32)
         adv = losses.generator_adversarial_loss(d(l_norm, ab), ctx.cfg.gan_loss)
         rec, terms = reconstruction_loss(ctx, l_norm, ab, ab_real)
         return adv + ctx.cfg.lambda_l1 * rec, (ab, adv, terms)
@@ -222,7 +242,7 @@ def gan_generator_update(ctx: StepContext, state: TrainState, l_norm,
     (total, (ab_fake, adv, terms)), grads = nnx.value_and_grad(
         loss_fn, argnums=0, has_aux=True)(g, d)
     state, m = update_generator(ctx, state, grads, g)
-    return state, {"g/loss": total, "g/adv": adv, **terms, **m}, ab_fake
+    return state, {"g/loss": total, "g/adv": adv, **terms, **m, **hint_metrics}, ab_fake
 
 
 def gan_step(ctx: StepContext, state: TrainState, batch: dict):

@@ -147,3 +147,24 @@ def test_an_unknown_best_metric_is_refused_before_anything_compiles(records_dir)
     config.best_metric = "fid"
     with pytest.raises(UsageError, match="config.best_metric: unknown 'fid'"):
         make_setup(config)
+
+
+def test_a_generator_with_hints_learns_from_hints_simulated_in_the_step(records_dir,
+                                                                        compile_cache):
+    """config.model.hints: the steps draw hints from the truth (the same for a step whatever
+    the state), report them, and train the hint branch; evaluation stays automatic."""
+    config = tiny_config(records_dir)
+    config.model.hints = True
+    config.hints.none_share = 0.0
+    setup, state = build_run(config)
+    batch = pipeline.make_global_batch(fixed_batch(records_dir), setup.mesh)
+    branch = to_host(state.g_params)["hints"]
+    assert all(not np.any(x) for x in jax.tree.leaves(branch))  # zero at initialisation
+    state, metrics = setup.steps.pretrain(state, batch)
+    m = {k: float(v) for k, v in metrics.items()}
+    assert m["g/hint_points"] > 0 and 0 < m["g/hinted_share"] < 0.5
+    state, gan_metrics = setup.steps.gan(state, batch)
+    assert float(gan_metrics["g/hint_points"]) > 0
+    assert any(np.any(x) for x in jax.tree.leaves(to_host(state.g_params)["hints"]))
+    out = setup.steps.evaluate(state, batch)
+    assert np.all(np.isfinite(np.asarray(out["psnr"])))
