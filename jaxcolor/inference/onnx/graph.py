@@ -43,6 +43,7 @@ from jaxcolor import color
 from jaxcolor.errors import RunError
 from jaxcolor.models import efficientnet, mobilenet, resnet
 from jaxcolor.models import generator as generator_lib
+from jaxcolor.models import hint_branch
 
 OPSET = 17
 """ONNX opset of the exported graph (every operator used exists unchanged since opset 13)."""
@@ -52,6 +53,7 @@ IR_VERSION = 8
 (onnx's default would be its own newest IR, which older runtimes refuse)."""
 
 INPUT_NAME = "l_norm"
+HINT_NAME = "hint"  # [B, H, W, 3]: a/110, b/110 where hinted, mask (models/hint_branch.py)
 OUTPUT_NAME = "ab_norm"
 
 
@@ -292,6 +294,27 @@ def _attention(g: _Graph, x: str, att: generator_lib.SelfAttention, name: str) -
     return g.op("Add", [x, g.op("Mul", [attended, gamma], f"{name}.scaled")], f"{name}.out")
 
 
+def _hint_branch(g: _Graph, hint_nchw: str, branch: hint_branch.HintBranch) -> list[str]:
+    """`hint_branch.HintBranch`: per scale, the mask-weighted mean colour and the hinted
+    share of each cell (AveragePool), through that scale's 1x1 projection."""
+    starts = [g.const(f"hint.slice{i}", np.array([i], np.int64)) for i in (0, 2, 3)]
+    channel = g.const("hint.channel_axis", np.array([1], np.int64))
+    eps = g.scalar("hint.eps", 1e-6)
+    out = []
+    for factor, proj in zip(hint_branch.SCALES, branch.proj):
+        name = f"hints.proj.{len(out)}"
+        cells = hint_nchw
+        if factor > 1:
+            pooled = g.op("AveragePool", [hint_nchw], f"{name}.pool",
+                          kernel_shape=[factor, factor], strides=[factor, factor])
+            ab = g.op("Slice", [pooled, starts[0], starts[1], channel], f"{name}.ab")
+            share = g.op("Slice", [pooled, starts[1], starts[2], channel], f"{name}.share")
+            mean = g.op("Div", [ab, g.op("Max", [share, eps], f"{name}.floor")], f"{name}.mean")
+            cells = g.op("Concat", [mean, share], f"{name}.cells", axis=1)
+        out.append(g.conv(cells, proj, None, name))
+    return out
+
+
 def _check_every_variable_read(g: _Graph, model: nnx.Module) -> None:
     """Refuse a graph that left out part of the module (a layer this builder does not know)."""
     missing = [".".join(map(str, path)) for path, variable in nnx.iter_graph(model)
@@ -320,14 +343,21 @@ def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None 
     l_nchw = g.op("Transpose", [INPUT_NAME], "l_nchw", perm=[0, 3, 1, 2])
     s2, s4, s8, s16, s32 = _encoder(g, l_nchw, model.encoder)
     x = g.conv_bn_relu(s32, model.bridge, "bridge")
+    extras = [None] * 5
+    if model.hints is not None:
+        hint_nchw = g.op("Transpose", [HINT_NAME], "hint_nchw", perm=[0, 3, 1, 2])
+        at_bridge, *extras = _hint_branch(g, hint_nchw, model.hints)
+        x = g.op("Add", [x, at_bridge], "bridge.hint")
     skips = (s16, s8, s4, s2, l_nchw)
-    for i, (block, skip) in enumerate(zip(model.decoder, skips)):
+    for i, (block, skip, extra) in enumerate(zip(model.decoder, skips, extras)):
         name = f"decoder.{i}"
         up = g.upsample2x(x, f"{name}.upsample")
         if block.skip_proj is not None:
             skip = g.conv_bn_relu(skip, block.skip_proj, f"{name}.skip_proj")
         x = g.op("Concat", [up, skip], f"{name}.concat", axis=1)
         x = g.conv_bn_relu(x, block.conv1, f"{name}.conv1")
+        if extra is not None:
+            x = g.op("Add", [x, extra], f"{name}.hint")
         x = g.conv_bn_relu(x, block.conv2, f"{name}.conv2")
         if i == 0 and model.attention is not None:
             x = _attention(g, x, model.attention, "attention")
@@ -337,9 +367,11 @@ def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None 
                                     perm=[0, 2, 3, 1]))
 
     dims = [batch or "batch", height or "height", width or "width"]
+    inputs = [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [*dims, 1])]
+    if model.hints is not None:
+        inputs.append(helper.make_tensor_value_info(HINT_NAME, TensorProto.FLOAT, [*dims, 3]))
     graph = helper.make_graph(
-        g.nodes, "jaxcolor_generator",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [*dims, 1])],
+        g.nodes, "jaxcolor_generator", inputs,
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, [*dims, 2])],
         initializer=g.initializers)
     onnx_model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],

@@ -73,11 +73,12 @@ class OnnxGenerator:
             raise OnnxBackendError(f"{self.name}: ONNX Runtime cannot load the model "
                                    f"({type(e).__name__}: {e})") from None
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1 or len(inputs[0].shape) != 4 \
-                or inputs[0].shape[3] != 1:
-            raise OnnxBackendError(f"{self.name}: not a jaxcolor generator (expected one input "
-                                   "[B, H, W, 1] and one output)")
+        if not 1 <= len(inputs) <= 2 or len(outputs) != 1 or len(inputs[0].shape) != 4 \
+                or inputs[0].shape[3] != 1 or (len(inputs) == 2 and inputs[1].shape[3] != 3):
+            raise OnnxBackendError(f"{self.name}: not a jaxcolor generator (expected an input "
+                                   "[B, H, W, 1], optionally hints [B, H, W, 3], and one output)")
         self._input = inputs[0].name
+        self._hint = inputs[1].name if len(inputs) == 2 else None
         fixed = [d if isinstance(d, int) else None for d in inputs[0].shape[:3]]
         self.batch, self.height, self.width = fixed
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
@@ -92,9 +93,16 @@ class OnnxGenerator:
         model = graph.generator_to_onnx(generator, height=height, width=width)
         return cls(model.SerializeToString(), threads=threads)
 
-    def __call__(self, l_norm: np.ndarray) -> np.ndarray:
-        """ab / 110 float32 [n, H, W, 2] for l_norm float32 [n, H, W, 1]. A model with a
+    @property
+    def takes_hints(self) -> bool:
+        return self._hint is not None
+
+    def __call__(self, l_norm: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
+        """ab / 110 float32 [n, H, W, 2] for l_norm float32 [n, H, W, 1] (and for a model
+        with hint inputs the hint map [n, H, W, 3]; none given: no hints). A model with a
         fixed batch size runs the batch in slices of that size (zero-padding the last)."""
+        if hint is not None and not self.takes_hints:
+            raise OnnxBackendError(f"{self.name}: the model takes no colour hints")
         x = np.ascontiguousarray(l_norm, np.float32)
         if x.ndim != 4 or x.shape[3] != 1:
             raise OnnxBackendError(f"{self.name}: expected l_norm [B, H, W, 1], got {x.shape}")
@@ -103,12 +111,22 @@ class OnnxGenerator:
             if want is not None and got != want:
                 raise OnnxBackendError(f"{self.name}: the model was exported for input {what} "
                                        f"{want}, got {got} (export again with --render_size)")
+        feeds = {self._input: x}
+        if self.takes_hints:
+            feeds[self._hint] = (np.zeros(x.shape[:3] + (3,), np.float32) if hint is None
+                                 else np.ascontiguousarray(hint, np.float32))
         if self.batch is None or x.shape[0] == self.batch:
-            return self._run(x)
+            return self._run(feeds)
         n, b = x.shape[0], self.batch
-        padded = np.zeros((-(-n // b) * b,) + x.shape[1:], np.float32)
-        padded[:n] = x
-        return np.concatenate([self._run(padded[i:i + b]) for i in range(0, n, b)])[:n]
+        slices = []
+        for i in range(0, n, b):
+            part = {k: v[i:i + b] for k, v in feeds.items()}
+            short = b - len(part[self._input])
+            if short:  # the last slice, zero-padded to the model's batch
+                part = {k: np.concatenate([v, np.zeros((short,) + v.shape[1:], v.dtype)])
+                        for k, v in part.items()}
+            slices.append(self._run(part))
+        return np.concatenate(slices)[:n]
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        return self._session.run(None, {self._input: x})[0]
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self._session.run(None, feeds)[0]
