@@ -40,7 +40,8 @@ from starlette.requests import Request
 
 from jaxcolor.data import images
 from jaxcolor.errors import UsageError
-from jaxcolor.inference import files, hints as hints_lib
+from jaxcolor.inference import files
+from jaxcolor.inference import hints as hints_lib
 from jaxcolor.inference.photo import MIN_SIDE, Photo
 
 FIELDS = ("image", "hints", "format", "preview")
@@ -123,7 +124,7 @@ def limit_body(request: Request, max_bytes: int) -> Request:
     once when Content-Length says so)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
-        raise TooLarge(f"the upload is {int(declared)} bytes; the limit is {max_bytes}")
+        raise TooLarge(f"the upload is {int(declared)} bytes, over the limit of {max_bytes}")
     seen = 0
 
     async def receive():
@@ -139,7 +140,8 @@ def limit_body(request: Request, max_bytes: int) -> Request:
 
 async def read_order(request: Request, uploads: UploadDir, max_pixels: int, on_host) -> Order:
     """Parse and check the form (module docstring); `on_host` runs decoding off the loop."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "multipart/form-data":
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
         raise NotAnImage("expected multipart/form-data with the photo in the 'image' field")
     async with request.form(max_files=1, max_fields=len(FIELDS),
                             max_part_size=MAX_HINTS_BYTES) as form:

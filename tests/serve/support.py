@@ -1,11 +1,14 @@
-"""What the studio's tests share: photos as upload bytes, and a real server in a thread."""
+"""What the studio's tests share: photos as upload bytes, a request and the checks of its
+answer, and a real server in a thread."""
 
 from __future__ import annotations
 
 import io
 import socket
+import struct
 import threading
 import time
+import zlib
 
 import numpy as np
 import uvicorn
@@ -25,6 +28,40 @@ def gray_photo(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A gray uint8 photo with structure: the luminance of a colourful test photo."""
     rgb = photo_rgb(height, width, seed)
     return np.asarray(Image.fromarray(rgb).convert("L"))
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A ~100-byte PNG whose header declares width x height gray pixels (a bomb's header):
+    its one data chunk holds a few rows."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    rows = zlib.compress(b"\x00" * (width + 1) * 4)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0,
+                                                              0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def post(client, image: bytes, name: str = "photo.png", **fields):
+    """POST /api/colorize with `image` as the file and `fields` as the form's text fields."""
+    return client.post("/api/colorize", files={"image": (name, image, "image/png")},
+                       data={k: str(v) for k, v in fields.items()})
+
+
+def decoded(response) -> np.ndarray:
+    """The pixels of an answer's image."""
+    return np.asarray(Image.open(io.BytesIO(response.content)))
+
+
+def refused(response, status: int, *words: str) -> str:
+    """Check an error answer: `status`, the API's JSON shape, one line holding `words`."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"] == "application/json"
+    message = response.json()["error"]
+    assert message and "\n" not in message
+    for word in words:
+        assert word in message, message
+    return message
 
 
 class LiveServer:
