@@ -2,9 +2,9 @@
 
 One process: the model is loaded once and shared by every request (`jaxcolor.serve`). It
 listens on 127.0.0.1 unless told otherwise; any other --host needs a token (given, or made
-and printed in the URL). The command prints the URL and opens nothing; Ctrl-C stops it.
-Exit status: 2 nothing ran (bad flags, checkpoint, a port in use), 0 stopped, 130
-interrupted before serving.
+and printed in the URL). The command prints the URL and opens nothing; Ctrl-C stops it once
+the requests in progress are answered. Exit status: 2 nothing ran (bad flags, checkpoint, a
+port in use), 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     uvicorn = errors.require("uvicorn", "serve")
-    for module in ("starlette", "multipart"):
+    for module in ("starlette", "python_multipart"):
         errors.require(module, "serve")
     from PIL import Image
 
@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     common.check_positive(batch_size=args.batch_size, render_size=args.render_size,
                           workers=args.workers, max_bytes=args.max_bytes,
                           max_pixels=args.max_pixels, queue=args.queue)
+    common.checkpoint(args)  # before the port is taken
     token = guard.resolve_token(args.host, args.token)
     listener = listen(args.host, args.port)
     Image.MAX_IMAGE_PIXELS = args.max_pixels  # Pillow's own bomb guard, per process
@@ -67,11 +68,14 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(host=args.host, token=token, max_bytes=args.max_bytes,
                         max_pixels=args.max_pixels, queue=args.queue, workers=args.workers)
     print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, backend "
-          f"{colorizer.backend}\njaxcolor studio: {url(args.host, listener, token)}\n"
-          "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+          f"{colorizer.backend}; Ctrl-C stops the studio", file=sys.stderr, flush=True)
+    print(f"jaxcolor studio: {url(args.host, listener, token)}", flush=True)
     config = uvicorn.Config(create_app(colorizer, settings), log_level="warning",
                             limit_concurrency=4 * args.queue + 32, server_header=False)
-    uvicorn.Server(config).run(sockets=[listener])
+    server = uvicorn.Server(config)
+    server.run(sockets=[listener])  # until Ctrl-C, which it raises again once stopped
+    if not server.started:
+        raise errors.RunError("the server did not start (see the messages above)")
     return errors.EXIT_OK
 
 
