@@ -12,6 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -30,9 +33,6 @@ def chromium(profile: Path, downloads: Path, size: tuple[int, int] = (1280, 900)
     if missing:
         pytest.skip(f"Chromium is not installed ({', '.join(missing)} missing): apt-get "
                     "install -y chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={size[0]},{size[1]}"):
@@ -70,3 +70,21 @@ def downloaded(directory: Path, name: str, timeout: float = 60) -> Path:
     wait_for(lambda: path.is_file() and not (directory / f"{name}.crdownload").exists(),
              timeout, f"the download {name}")
     return path
+
+
+def texts(driver, selector: str) -> list[str]:
+    """The text of every element `selector` matches, read at one instant (the page redraws
+    its list as previews arrive)."""
+    return driver.execute_script(f"return [...document.querySelectorAll('{selector}')]"
+                                 ".map((e) => e.textContent)")
+
+
+def open_with(driver, server, *paths) -> None:
+    """Load the page, add the photos, wait until every one is coloured and one is shown."""
+    driver.get(f"{server.url}/")
+    wait_for(lambda: driver.find_element(By.ID, "model").text.startswith("model "),
+             what="the server's health")
+    driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in paths))
+    wait_for(lambda: texts(driver, "#list .status") == ["done"] * len(paths),
+             what="the previews")
+    wait_for(lambda: driver.execute_script("return document.getElementById('colour').width"))

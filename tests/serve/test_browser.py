@@ -24,7 +24,7 @@ from selenium.webdriver.support.select import Select
 from jaxcolor import cli
 from jaxcolor.inference import hints as hints_lib
 from jaxcolor.serve.app import create_app
-from tests.serve.browser import chromium, console_errors, downloaded, wait_for
+from tests.serve.browser import chromium, console_errors, downloaded, open_with, wait_for
 from tests.serve.support import LiveServer, gray_photo
 from tests.serve.test_hints import HintTaking
 from tests.support import photo_rgb, trained_workdir
@@ -52,23 +52,6 @@ def photos(tmp_path_factory):
     Image.fromarray(gray_photo(1000, 750)).save(folder / "grandma.png")
     Image.fromarray(photo_rgb(300, 400, seed=3)).save(folder / "beach.jpg", quality=90)
     return folder
-
-
-def texts(driver, selector: str) -> list[str]:
-    """The text of every element `selector` matches, read at one instant (the page redraws
-    its list as previews arrive)."""
-    return driver.execute_script(f"return [...document.querySelectorAll('{selector}')]"
-                                 ".map((e) => e.textContent)")
-
-
-def open_with(driver, server, *paths) -> None:
-    """Load the page, add the photos, wait until every one is coloured and one is shown."""
-    driver.get(f"{server.url}/")
-    wait_for(lambda: "step 3" in driver.find_element(By.ID, "model").text)
-    driver.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in paths))
-    wait_for(lambda: texts(driver, "#list .status") == ["done"] * len(paths),
-             what="the previews")
-    wait_for(lambda: driver.execute_script("return document.getElementById('colour').width"))
 
 
 def canvas_pixels(driver, canvas: str) -> np.ndarray:

@@ -24,6 +24,7 @@ export class Editor {
     const {stage, compare} = this.el;
     compare.addEventListener("input", () => stage.style.setProperty("--split",
                                                                     `${compare.value}%`));
+    window.addEventListener("resize", () => this.fit());
     stage.addEventListener("click", (event) => {
       if (!event.target.closest(".marker") && this.pixels) this.addAt(event);
     });
@@ -56,8 +57,19 @@ export class Editor {
     const switched = this.photo !== photo;
     this.photo = photo;
     this.el.editor.hidden = false;
+    this.fit();
     if (switched) this.select(null);
     else this.render();
+  }
+
+  // Size the stage: the photo as large as the column and 75% of the window's height allow.
+  fit() {
+    const {stage, editor} = this.el;
+    if (!this.pixels) return;
+    const {width, height} = this.pixels;
+    const room = Math.min(editor.clientWidth / width, window.innerHeight * 0.75 / height);
+    stage.style.width = `${Math.floor(width * room)}px`;
+    stage.style.height = `${Math.floor(height * room)}px`;
   }
 
   busy(on) {
