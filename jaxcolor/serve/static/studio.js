@@ -9,6 +9,7 @@ import {makeZip} from "./zip.js";
 
 const PREVIEWS_AT_ONCE = 2;   // previews in flight: the rest wait here, not in the server's queue
 const RECOLOUR_DELAY_MS = 300;  // hint edits within this time make one request
+const MAX_PREVIEW = 2048;
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -29,11 +30,13 @@ function say(text) {
   message.hidden = !text;
 }
 
-// The long side of previews: the screen's, in device pixels, within the server's limits.
+// The long side of previews: the most the window can show of a photo, in device pixels
+// (rounded up, so resizing a little asks for no new sizes), within the server's limits and
+// MAX_PREVIEW: beyond it a preview costs as much as the whole photo and looks no sharper.
 function previewSide(limits) {
-  const screenSide = Math.max(window.screen.width, window.screen.height, 512);
-  const side = Math.ceil(screenSide * (window.devicePixelRatio || 1) / 256) * 256;
-  return Math.min(Math.max(side, limits.preview[0]), limits.preview[1]);
+  const shown = Math.max(window.innerWidth, window.innerHeight * 0.75);
+  const side = Math.ceil(shown * (window.devicePixelRatio || 1) / 256) * 256;
+  return Math.min(Math.max(side, 512, limits.preview[0]), MAX_PREVIEW, limits.preview[1]);
 }
 
 // ---- the list ------------------------------------------------------------------------------
