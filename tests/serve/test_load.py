@@ -27,11 +27,12 @@ class Gated(Colorizer):
         super().__init__(base.graphdef, base.variables, base.config, step=base.step,
                          backend="jax")
         self.entered, self.release = threading.Event(), threading.Event()
-        self.prepared, self.batches, self.poison_width = 0, [], poison_width
+        self.prepared, self.batches, self.poison_width = [], [], poison_width
 
     def prepare(self, photo):
-        self.prepared += 1
-        return super().prepare(photo)
+        prepared = super().prepare(photo)
+        self.prepared.append(photo.size)  # list.append: atomic across the host threads
+        return prepared
 
     def submit(self, prepared):
         self.entered.set()
@@ -43,7 +44,7 @@ class Gated(Colorizer):
 
     def wait_prepared(self, count: int) -> None:
         deadline = time.monotonic() + WAIT_S
-        while self.prepared < count:
+        while len(self.prepared) < count:
             assert time.monotonic() < deadline
             time.sleep(0.02)
         time.sleep(0.3)  # from prepare into the model's queue
@@ -65,7 +66,7 @@ def test_clients_at_once_share_batches_and_get_their_own_colours(live_server,
         alone.append(decoded(colorize(server, photo)))
     gated.release.clear()
     gated.entered.clear()
-    gated.prepared, gated.batches = 0, []
+    gated.prepared, gated.batches = [], []
     with concurrent.futures.ThreadPoolExecutor(len(photos)) as pool:
         first = pool.submit(colorize, server, photos[0])
         assert gated.entered.wait(WAIT_S)
