@@ -38,6 +38,10 @@ ALLOWED = {
     # modules without Grain or optax.
     "inference": GROUND | {"jaxcolor.models", "jaxcolor.data.images", "jaxcolor.data.records",
                            "jaxcolor.data.stats"},
+    # The studio's server: a client of inference, like the command line, but a library
+    # layer that nothing below imports.
+    "serve": GROUND | {"jaxcolor.inference", "jaxcolor.models", "jaxcolor.data.images",
+                       "jaxcolor.data.records", "jaxcolor.data.stats"},
     "cli": set(),  # anything
 }
 
@@ -103,6 +107,10 @@ def test_the_rules_catch_a_wrong_import():
     assert _allowed("jaxcolor.train.checkpoint", "jaxcolor.checkpoints")
     assert _allowed("jaxcolor.inference.evaluation", "jaxcolor.evaluator")
     assert _allowed("jaxcolor.cli.colorize", "jaxcolor.train.loop")
+    assert not _allowed("jaxcolor.serve.app", "jaxcolor.train.loop")
+    assert not _allowed("jaxcolor.serve.engine", "jaxcolor.data.pipeline")
+    assert not _allowed("jaxcolor.inference.files", "jaxcolor.serve.uploads")
+    assert _allowed("jaxcolor.serve.uploads", "jaxcolor.inference.files")
 
 
 _BLOCKED = r"""
@@ -155,6 +163,35 @@ def test_colourising_needs_neither_training_code_nor_grain(tmp_path_factory, tmp
     assert result.returncode == 0, result.stderr[-4000:]
     assert "colourised without training code" in result.stdout
     assert (tmp_path / "out" / "photo.png").is_file()
+
+
+_SERVE = _BLOCKED + r"""
+import io
+import numpy as np
+from PIL import Image
+from starlette.testclient import TestClient
+from jaxcolor.inference import Colorizer
+from jaxcolor.serve.app import create_app
+app = create_app(Colorizer.from_checkpoint(sys.argv[1], backend="jax"))
+photo = io.BytesIO()
+Image.fromarray(np.full((30, 40), 120, np.uint8)).save(photo, "PNG")
+with TestClient(app, base_url="http://127.0.0.1") as client:
+    response = client.post("/api/colorize", files={"image": ("a.png", photo.getvalue())})
+assert response.status_code == 200, response.text
+leaked = sorted(m for m in sys.modules if m.startswith(("jaxcolor.train", "grain")))
+assert not leaked, leaked
+print("served without training code")
+"""
+
+
+@pytest.mark.slow
+def test_the_studio_needs_neither_training_code_nor_grain(tmp_path_factory, tmp_path):
+    workdir = trained_workdir(tmp_path_factory)
+    result = subprocess.run([sys.executable, "-c", _SERVE, str(workdir)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "served without training code" in result.stdout
 
 
 @pytest.mark.parametrize("statement, blocked", [

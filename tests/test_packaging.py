@@ -1,4 +1,5 @@
-"""What users install: the wheel holds every module of the package and the `jaxcolor` command.
+"""What users install: the wheel holds every module of the package, the studio's page (package
+data) and the `jaxcolor` command.
 
 An editable install hides a package left out of the wheel (a folder without __init__.py
 once dropped all of jaxcolor.train); this builds the wheel as `pip wheel` does, from a copy
@@ -15,6 +16,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+STATIC = REPO / "jaxcolor" / "serve" / "static"  # the studio's page: package data
 _NOT_SOURCE = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
                                      ".venv", "venv", ".pytest_cache", "tests", "benchmarks",
                                      "docs", "*.whl")
@@ -41,6 +43,8 @@ def test_the_wheel_holds_every_module_and_the_command(tmp_path):
     assert in_wheel == _package_modules(REPO), (
         f"left out of the wheel: {sorted(_package_modules(REPO) - in_wheel)}; "
         f"not in the tree: {sorted(in_wheel - _package_modules(REPO))}")
+    static = {p.relative_to(REPO).as_posix() for p in STATIC.iterdir()}
+    assert static and static <= set(names), f"the studio's page: {sorted(static - set(names))}"
     assert "jaxcolor = jaxcolor.cli:main" in entry_points
     assert "jaxcolor/models/imagenet_classes.txt" in names  # package data (setup.cfg)
 

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from jaxcolor.cli import common
 
-SUBCOMMANDS = ("ingest", "colorize", "video", "evaluate", "export", "port")
+SUBCOMMANDS = ("ingest", "colorize", "video", "evaluate", "export", "port", "serve")
 
 _DESCRIPTION = """\
 Colourise grayscale photographs with a GAN trained in JAX.

@@ -26,7 +26,7 @@ import stat
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import BinaryIO, Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -237,17 +237,24 @@ class WriteError(RunError):
     """An output could not be written (disk full, no permission); names the file."""
 
 
-def save_image(pixels: np.ndarray, path: Path) -> None:
-    """Write atomically: a hidden temporary file in the same directory, then a rename."""
-    fmt = _SAVE_FORMATS[path.suffix.lower()]
+def encode_image(pixels: np.ndarray, suffix: str, stream: BinaryIO) -> None:
+    """Encode uint8 RGB / RGBA pixels into `stream` in the format of `suffix` (".png",
+    ".jpg", ...), with the options every output of jaxcolor is written with."""
+    fmt = _SAVE_FORMATS[suffix.lower()]
     image = Image.fromarray(pixels)
     if fmt == "JPEG" and image.mode == "RGBA":  # no alpha in JPEG: composite as viewers do
         image = Image.alpha_composite(Image.new("RGBA", image.size, (255,) * 4), image)
         image = image.convert("RGB")
+    image.save(stream, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+
+
+def save_image(pixels: np.ndarray, path: Path) -> None:
+    """Write atomically: a hidden temporary file in the same directory, then a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        image.save(tmp, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+        with open(tmp, "wb") as stream:
+            encode_image(pixels, path.suffix, stream)
         os.replace(tmp, path)
     except OSError as e:
         raise WriteError(f"cannot write {path}: {e.strerror or e}") from None
