@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse larger images (decompression-bomb guard)")
     common.add_shard_flag(parser)
+    parser.add_argument("--hints", metavar="FILE.json",
+                        help="colour hints: {photo (path relative to --input, or its name): "
+                             "[{\"x\", \"y\", \"color\": \"#rrggbb\", \"radius\"}, ...]} in "
+                             "the photo's pixels; photos without an entry are automatic")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,10 +54,17 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output).expanduser()
     summary = files.Summary()
     Image.MAX_IMAGE_PIXELS = args.max_pixels  # Pillow's own bomb guard, per process
-    items, summary.failures, inputs = files.discover(args.input, output, args.max_pixels,
-                                                     Shard.parse(args.shard))
+    shard = Shard.parse(args.shard)
+    items, summary.failures, inputs = files.discover(args.input, output, args.max_pixels, shard)
+    if args.hints:
+        from jaxcolor.inference import hints
+
+        items = files.with_hints(items, hints.load_file(args.hints), args.hints, shard)
     planned = files.plan(items, inputs, output, args.format)
     colorizer = common.load_colorizer(args)
+    if args.hints and not colorizer.takes_hints:
+        raise errors.UsageError(f"--hints {args.hints}: the model takes no colour hints (one "
+                                "trained with config.model.hints does)")
     print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, "
           f"backend {colorizer.backend}, {len(planned)} images", file=sys.stderr, flush=True)
     bar = common.ProgressBar("colorize", unit=" images/s")

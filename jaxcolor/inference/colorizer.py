@@ -35,6 +35,7 @@ from PIL import Image
 from jaxcolor import color
 from jaxcolor.errors import UsageError
 from jaxcolor.inference import compose as compose_lib
+from jaxcolor.inference import hints as hints_lib
 from jaxcolor.inference import restore as restore_lib
 from jaxcolor.inference.photo import (BILATERAL_SIGMA, UPSAMPLING, InputImageError, Photo, compose,
                                       crop_render, render_lightness)
@@ -56,11 +57,13 @@ COMPOSES = ("auto", "device", "host")
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array) -> jax.Array:
-    """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100). The graph
-    definition is static (hashable), so every Colorizer of the same architecture shares the
-    compiled code of each batch shape."""
-    ab_norm = nnx.merge(graphdef, params, batch_stats)(color.normalize_l(L)[..., None])
+def forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array,
+            hint: jax.Array | None = None) -> jax.Array:
+    """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100) (and the hint
+    map [B, R, R, 3] of a generator that takes hints). The graph definition is static
+    (hashable), so every Colorizer of the same architecture shares the compiled code of
+    each batch shape."""
+    ab_norm = nnx.merge(graphdef, params, batch_stats)(color.normalize_l(L)[..., None], hint)
     return color.denormalize_ab(ab_norm.astype(jnp.float32))
 
 
@@ -164,19 +167,14 @@ class Colorizer:
     @property
     def takes_hints(self) -> bool:
         """Whether the generator has colour-hint inputs (`jaxcolor.inference.hints`)."""
-        return False
+        return factory.takes_hints(self.config.model)
 
     def colorize(self, image_or_images, hints=None):
         """PIL image(s) -> PIL RGB (RGBA if the input had alpha); uint8 numpy gray [H, W],
         RGB [H, W, 3] or RGBA [H, W, 4] -> uint8 RGB [H, W, 3] / RGBA [H, W, 4]. A list in
         gives a list out, in order. Output size = input size. `hints`: a list of
-        `hints.Hint` for one photo (a list of such lists for several), for a model that
-        `takes_hints`."""
-        if hints and not self.takes_hints:
-            from jaxcolor.inference.hints import HintError
-
-            raise HintError(f"hints: the model of {self.directory or 'this colouriser'} "
-                            "takes no colour hints (train one with config.hints)")
+        `hints.Hint` for one photo (a list of such lists for several, None where a photo has
+        none), for a model that `takes_hints`."""
         single = not isinstance(image_or_images, (list, tuple))
         items = [image_or_images] if single else list(image_or_images)
         photos, is_pil = [], []
@@ -190,6 +188,11 @@ class Colorizer:
             else:
                 raise InputImageError(f"expected a PIL image or a numpy array, got "
                                       f"{type(item).__name__}")
+        per_photo = [hints] if single else list(hints or [None] * len(photos))
+        if len(per_photo) != len(photos):
+            raise UsageError(f"hints: {len(per_photo)} lists for {len(photos)} photos")
+        photos = [dataclasses.replace(p, hints=tuple(h)) if h else p
+                  for p, h in zip(photos, per_photo)]
         outs = [Image.fromarray(o) if pil else o
                 for o, pil in zip(self.colorize_photos(photos), is_pil)]
         return outs[0] if single else outs
@@ -210,7 +213,13 @@ class Colorizer:
         the device compose, the photo cut into tiles."""
         L_render, inner = render_lightness(photo, self.render_size)
         tiles = compose_lib.cut_tiles(photo.pixels) if self.compose == "device" else None
-        return Prepared(photo, L_render.astype(np.float32), inner, tiles)
+        hint = None
+        if photo.hints:
+            if not self.takes_hints:
+                raise hints_lib.HintError("hints: this model takes no colour hints (train "
+                                          "one with config.model.hints)")
+            hint = hints_lib.hint_map(list(photo.hints), photo.size, self.render_size)
+        return Prepared(photo, L_render.astype(np.float32), inner, tiles, hint)
 
     def submit(self, prepared: Sequence[Prepared]) -> HostBatch | DeviceBatch:
         """Start G (and the device compose) on a batch; with JAX this returns before the
@@ -225,7 +234,13 @@ class Colorizer:
         if not prepared:
             raise ValueError("predict: empty batch")
         L = np.stack([p.L_render for p in prepared])
-        return self._predict_onnx(L) if self._onnx is not None else self.predict_device(L)
+        hint = None
+        if self.takes_hints:
+            empty = np.zeros(L.shape[1:] + (3,), np.float32)
+            hint = np.stack([empty if p.hint is None else p.hint for p in prepared])
+        if self._onnx is not None:
+            return self._predict_onnx(L, hint)
+        return self.predict_device(L, hint)
 
     def compose_batch(self, prepared: Sequence[Prepared], ab) -> HostBatch | DeviceBatch:
         """The second half of `submit`: compose `prepared` at full resolution with `ab`
@@ -235,26 +250,34 @@ class Colorizer:
         L = np.stack([p.L_render for p in prepared])
         return DeviceBatch(prepared, ab, jnp.asarray(L), self.upsample)
 
-    def predict_ab(self, L: np.ndarray) -> np.ndarray:
-        """Lab ab [n, R, R, 2] predicted for lightness L [n, R, R] (0..100), float32."""
+    def predict_ab(self, L: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
+        """Lab ab [n, R, R, 2] predicted for lightness L [n, R, R] (0..100) (and a hint map
+        [n, R, R, 3], `hints.hint_map`), float32."""
         if self._onnx is not None:
-            return self._predict_onnx(L)
-        return np.asarray(self.predict_device(L)[:L.shape[0]], np.float32)
+            return self._predict_onnx(L, hint)
+        return np.asarray(self.predict_device(L, hint)[:L.shape[0]], np.float32)
 
-    def _predict_onnx(self, L: np.ndarray) -> np.ndarray:
+    def _predict_onnx(self, L: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
         l_norm = color.normalize_l(np.asarray(L, np.float32))[..., None]
-        return color.denormalize_ab(self._onnx(l_norm))  # any batch size, no recompiling
+        return color.denormalize_ab(self._onnx(l_norm, hint))  # any batch, no recompiling
 
-    def predict_device(self, L) -> jax.Array:
-        """JAX backend: ab [b, R, R, 2] on the device for L [n, R, R], the batch padded to
-        b = the next power of two (few compiled shapes); returns without waiting."""
+    def predict_device(self, L, hint=None) -> jax.Array:
+        """JAX backend: ab [b, R, R, 2] on the device for L [n, R, R] (and hint [n, R, R, 3]),
+        the batch padded to b = the next power of two (few compiled shapes); returns
+        without waiting."""
         L = jnp.asarray(L, jnp.float32)
         n = L.shape[0]
         pad = (1 << (n - 1).bit_length()) - n
+        if self.takes_hints and hint is None:
+            hint = jnp.zeros(L.shape + (3,), jnp.float32)
         if pad:
             L = jnp.concatenate([L, jnp.zeros((pad,) + L.shape[1:], L.dtype)])
+            if hint is not None:
+                hint = jnp.concatenate([jnp.asarray(hint, jnp.float32),
+                                        jnp.zeros((pad,) + hint.shape[1:], jnp.float32)])
         return forward(self.graphdef, self.variables["params"],
-                        self.variables["batch_stats"], L)
+                        self.variables["batch_stats"], L,
+                        None if hint is None else jnp.asarray(hint, jnp.float32))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,6 +288,7 @@ class Prepared:
     L_render: np.ndarray  # float32 [R, R]
     inner: tuple[int, int]  # (rh, rw): the photo inside the square
     tiles: np.ndarray | None  # device compose: `compose.cut_tiles(photo.pixels)`
+    hint: np.ndarray | None = None  # float32 [R, R, 3]: the photo's hints (`hints.hint_map`)
 
 
 class HostBatch:

@@ -88,19 +88,31 @@ def load_photo_file(path: Path, max_pixels: int) -> photo_lib.Photo:
     return photo_lib.Photo(np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3]))
 
 
-def photo_area(path: Path) -> int | None:
-    """Width x height from a photo file's header, nothing decoded (the pipeline's pixel
-    budget admits the photo with it); None when the header cannot be read (the load then
-    says why). Only regular files are opened: opening a named pipe would wait for ever."""
+_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def photo_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) of a photo file as it is shown (EXIF rotation applied), from its
+    header, nothing decoded; None when the header cannot be read (the load then says why).
+    Only regular files are opened: opening a named pipe would wait for ever."""
     try:
         if not stat.S_ISREG(path.stat().st_mode):
             return None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a bomb's size is the load's to refuse
             with Image.open(path) as image:
-                return image.width * image.height
+                width, height = image.size
+                turned = image.getexif().get(0x0112) in _TRANSPOSED
+        return (height, width) if turned else (width, height)
     except Exception:  # noqa: BLE001 - any failure here is reported by the load
         return None
+
+
+def photo_area(path: Path) -> int | None:
+    """Width x height of a photo file from its header (the pipeline's pixel budget admits the
+    photo with it), or None."""
+    size = photo_size(path)
+    return None if size is None else size[0] * size[1]
 
 
 def _lightness_photo(array: np.ndarray, label: str) -> photo_lib.Photo:
@@ -203,6 +215,39 @@ def discover(spec: str, output: Path, max_pixels: int,
             if shard.owns(rel.with_suffix("").as_posix()):
                 failures.append(Failure(str(source), getattr(e, "reason", str(e))))
     return items, failures, inputs
+
+
+def with_hints(items: list[Item], hints: dict[str, list], source: str,
+               shard: Shard = Shard()) -> list[Item]:
+    """`items` (`shard`'s) with the hints a hints file gives (`inference.hints.load_file`),
+    each photo's hints checked against its size (read from the file's header) before any
+    work: a name that is no photo of the input, or a hint outside its photo, is a
+    `hints.HintError`."""
+    from jaxcolor.inference import hints as hints_lib
+
+    by_name = {(item.rel.parent / (item.rel.name + item.suffix)).as_posix(): item
+               for item in items}
+    unknown = sorted(name for name in set(hints) - set(by_name)
+                     if shard.owns(Path(name).with_suffix("").as_posix()))
+    if unknown:
+        raise hints_lib.HintError(f"{source}: {unknown[0]!r} is not a photo of the input "
+                                  f"({len(unknown)} such entr{'y' if len(unknown) == 1 else 'ies'}"
+                                  "; keys are paths relative to --input, or the file's name)")
+    out = []
+    for name, item in by_name.items():
+        if hints.get(name):
+            size = photo_size(Path(item.label))
+            if size is None:
+                raise hints_lib.HintError(f"{source}: {name}: not a readable photo")
+            hints_lib.check_inside(hints[name], *size, f"{source}: {name}")
+            item = dataclasses.replace(item, load=functools.partial(
+                _hinted, item.load, tuple(hints[name])))
+        out.append(item)
+    return out
+
+
+def _hinted(load: Callable[[], photo_lib.Photo], hints: tuple) -> photo_lib.Photo:
+    return dataclasses.replace(load(), hints=hints)
 
 
 def _inside(path: Path, directory: Path) -> bool:

@@ -111,3 +111,29 @@ def load_file(path: str | Path, *, film: bool = False) -> dict[str, list[Hint]]:
         raise HintError(f"{path}: expected an object mapping each photo to its hints")
     return {str(name): parse(entries, f"{path}: {name}", film=film)
             for name, entries in document.items()}
+
+
+def hint_map(hints: list[Hint], size: tuple[int, int], render_size: int) -> np.ndarray:
+    """The generator's hint input for a photo of `size` (h, w) seen in the render square:
+    [R, R, 3] float32 of (a/110, b/110, 1) on each hint's disc and 0 elsewhere
+    (`models.hint_branch`). The photo sits in the square as `photo.render_lightness` puts
+    it (aspect kept, centred); a hint's disc is its radius scaled likewise, at least the one
+    render pixel nearest its centre, as training's smallest patches are. Later hints cover
+    earlier ones where they overlap."""
+    from jaxcolor.inference.photo import render_shape
+
+    h, w = size
+    rh, rw = render_shape(h, w, render_size)
+    top, left = (render_size - rh) // 2, (render_size - rw) // 2
+    scale = rw / w
+    out = np.zeros((render_size, render_size, 3), np.float32)
+    ys, xs = np.mgrid[:render_size, :render_size]
+    for hint in hints:
+        cx = left + (hint.x + 0.5) * rw / w - 0.5
+        cy = top + (hint.y + 0.5) * rh / h - 0.5
+        disc = (xs - cx) ** 2 + (ys - cy) ** 2 <= (hint.radius * scale) ** 2
+        disc[int(np.clip(round(cy), 0, render_size - 1)),
+             int(np.clip(round(cx), 0, render_size - 1))] = True
+        a, b = hint.ab
+        out[disc] = (a / color.AB_SCALE, b / color.AB_SCALE, 1.0)
+    return out

@@ -64,6 +64,7 @@ class Photo:
 
     pixels: np.ndarray
     alpha: np.ndarray | None = None
+    hints: tuple = ()  # `inference.hints.Hint`s: colours the user gave, in pixel coordinates
 
     def __post_init__(self):
         p = self.pixels
