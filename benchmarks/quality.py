@@ -64,6 +64,9 @@ def _parse(argv):
                    "the test photos (once, for the final table) instead of validation")
     p.add_argument("--against", metavar="RUN[:STEP]", help="with --read_test: a run to "
                    "compare with on the same photos (paired intervals), e.g. the old model")
+    p.add_argument("--chroma", default="", help="validation: comma list of chroma scales to "
+                   "measure the pick at (the calibration of `config.model.chroma`); with "
+                   "--read_test: the one scale to measure at")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="FIELD=VALUE", help="override a config field of every variant")
     p.add_argument("--out", default=str(OUT),
@@ -174,25 +177,29 @@ def validation_picks(run_dir: Path) -> tuple[int, dict[str, int]]:
     return steps[-1], picks
 
 
-def measure(run_dir: Path, step: int | None, paths: list[Path], split: str) -> dict:
-    """A checkpoint on photos as `jaxcolor evaluate --protocol=paper` measures it: the
-    summary, bootstrap intervals against the gray image, and where the report is."""
+def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
+            chroma: float | None = None) -> dict:
+    """A checkpoint on photos as `jaxcolor evaluate --protocol=paper` measures it (at a
+    chroma scale: `--chroma`): the summary, bootstrap intervals against the gray image, and
+    where the report is."""
     from jaxcolor import evaluator
     from jaxcolor.inference import evaluation
     from jaxcolor.inference.colorizer import Colorizer
 
-    colorizer = Colorizer.from_checkpoint(run_dir, step=step)
+    colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma)
     jobs = evaluation.photo_jobs(paths, evaluation.Protocol("paper"))
     start = time.perf_counter()
     report = evaluation.evaluate(colorizer, jobs, max_images=None, sheet=12)
     seconds = time.perf_counter() - start
-    out = Path(run_dir) / f"eval-{split}-{colorizer.step}"
+    tag = "" if chroma is None else f"-chroma{chroma:g}"
+    out = Path(run_dir) / f"eval-{split}-{colorizer.step}{tag}"
     summary = evaluation.write_report(out, colorizer, report,
                                       {"kind": "images", "protocol": "paper", "split": split})
     model, gray = evaluator.model_and_gray(summary)
     per_image = {k: [r[k] for r in report.per_image] for k in ("psnr", "psnr_gray", "cf",
                                                                "cf_true")}
-    return {"step": colorizer.step, **{k: round(model[k], 4) for k in METRICS},
+    return {"step": colorizer.step, "chroma": colorizer.chroma,
+            **{k: round(model[k], 4) for k in METRICS},
             "gray": {k: round(gray[k], 4) for k in METRICS},
             "intervals": _rounded(evaluator.bootstrap(per_image)),
             "photos": len(report.per_image), "skipped_gray": report.skipped_gray,
@@ -228,8 +235,10 @@ def run_variant(variant: str, args) -> dict:
     final, picks = validation_picks(run_dir)
     chosen = picks.get(config.best_metric, final)
     split = "test" if args.read_test else "validation"
+    chromas = [float(c) for c in args.chroma.split(",") if c]
     if args.read_test:  # the test photos are read for the pick alone
-        main = measure(run_dir, chosen, data["test_photos"], split)
+        main = measure(run_dir, chosen, data["test_photos"], split,
+                       chromas[0] if chromas else None)
         extra = {"test_photos": str(args.test_photos)}
         if args.against:
             run, _, step = args.against.partition(":")
@@ -243,6 +252,9 @@ def run_variant(variant: str, args) -> dict:
         extra = {"final": results[final],
                  "picks": {m: {"step": s, **{k: results[s][k] for k in METRICS}}
                            for m, s in picks.items()}}
+        if chromas:
+            extra["chroma_sweep"] = [measure(run_dir, chosen, data["val_photos"], split, c)
+                                     for c in chromas]
     images = (budget.pretrain_steps + budget.d_pretrain_steps + budget.gan_steps) \
         * int(config.batch_size)
     return common.make_result(

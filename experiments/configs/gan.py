@@ -68,6 +68,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.model.decoder_widths = (256, 128, 64, 32, 16)  # U-Net decoder, 1/16 -> full scale
     config.model.self_attention = False  # SAGAN block at 1/16 scale
     config.model.hints = False  # colour-hint inputs (models/hint_branch.py); see config.hints
+    # Inference: the predicted a/b times this (hue kept), calibrated on validation photos
+    # for a shipped model (benchmarks/calibrate.py); `--chroma` overrides it.
+    config.model.chroma = 1.0
     config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)  # port.py output
     config.model.compute_dtype = "auto"  # auto: bfloat16 on GPU/TPU, float32 on CPU
     config.model.d_width = 64  # PatchGAN base width (64-128-256-512)

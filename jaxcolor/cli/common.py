@@ -51,6 +51,10 @@ def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compose", choices=COMPOSES, default="auto",
                         help="full-resolution pixel work on the device (jitted JAX) or the "
                              "host (numpy); auto: device on an accelerator, else host")
+    parser.add_argument("--chroma", type=float, default=None,
+                        help="multiply the predicted colour's chroma (a/b) by this: above 1 "
+                             "more vivid, below 1 more muted (default: the model's own, "
+                             "calibrated on validation photos)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="threads decoding, finishing and writing photos beside the "
                              "device (default: every core)")
@@ -73,7 +77,7 @@ def load_colorizer(args):
     return Colorizer.from_checkpoint(
         checkpoint(args), step=args.step, best=args.best, render_size=args.render_size,
         batch_size=args.batch_size, upsample=args.upsample, backend=args.backend,
-        compose=args.compose)
+        compose=args.compose, chroma=args.chroma)
 
 
 def add_shard_flag(parser: argparse.ArgumentParser) -> None:

@@ -107,12 +107,16 @@ class Colorizer:
         the one chosen.
       compose_threads: threads of one host compose (None: one per core; pipelines that
         compose several photos at once pass 1).
+      chroma: the predicted a/b are multiplied by this before composing (CIELAB chroma, hue
+        kept); None: the model's own `config.model.chroma`, calibrated on validation photos
+        for a shipped model (1 for a run that sets none).
     """
 
     def __init__(self, graphdef: nnx.GraphDef, variables: dict, config, *, step: int,
                  directory: Path | None = None, render_size: int | None = None,
                  batch_size: int = 8, upsample: str = "bilateral", backend: str = "jax",
-                 compose: str = "auto", compose_threads: int | None = None):
+                 compose: str = "auto", compose_threads: int | None = None,
+                 chroma: float | None = None):
         if backend not in BACKENDS:
             raise UsageError(f"backend: {backend!r}; choose one of {BACKENDS}")
         if compose not in COMPOSES:
@@ -133,6 +137,9 @@ class Colorizer:
         self.backend = backend
         self.compose = resolve_compose(compose, backend)
         self.compose_threads = compose_threads
+        self.chroma = float(config.model.get("chroma", 1.0) if chroma is None else chroma)
+        if not 0 <= self.chroma <= 4:
+            raise UsageError(f"chroma must lie in [0, 4], got {self.chroma:g}")
         self._onnx = None
         if backend == "onnx":
             from jaxcolor.inference.onnx import runtime  # optional dependency, on demand
@@ -238,9 +245,8 @@ class Colorizer:
         if self.takes_hints:
             empty = np.zeros(L.shape[1:] + (3,), np.float32)
             hint = np.stack([empty if p.hint is None else p.hint for p in prepared])
-        if self._onnx is not None:
-            return self._predict_onnx(L, hint)
-        return self.predict_device(L, hint)
+        ab = self._predict_onnx(L, hint) if self._onnx is not None else self.predict_device(L, hint)
+        return ab if self.chroma == 1 else ab * self.chroma
 
     def compose_batch(self, prepared: Sequence[Prepared], ab) -> HostBatch | DeviceBatch:
         """The second half of `submit`: compose `prepared` at full resolution with `ab`
@@ -253,9 +259,9 @@ class Colorizer:
     def predict_ab(self, L: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
         """Lab ab [n, R, R, 2] predicted for lightness L [n, R, R] (0..100) (and a hint map
         [n, R, R, 3], `hints.hint_map`), float32."""
-        if self._onnx is not None:
-            return self._predict_onnx(L, hint)
-        return np.asarray(self.predict_device(L, hint)[:L.shape[0]], np.float32)
+        ab = (self._predict_onnx(L, hint) if self._onnx is not None
+              else np.asarray(self.predict_device(L, hint)[:L.shape[0]], np.float32))
+        return ab if self.chroma == 1 else ab * np.float32(self.chroma)
 
     def _predict_onnx(self, L: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
         l_norm = color.normalize_l(np.asarray(L, np.float32))[..., None]
