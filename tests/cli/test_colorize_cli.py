@@ -165,3 +165,25 @@ def test_shards_colour_the_whole_archive_once(workdir, tmp_path, capsys):
     for rel, pixels in whole.items():
         np.testing.assert_array_equal(written[rel], pixels, err_msg=rel)
     assert len(failed) == 1 and "broken.png" in failed[0]  # reported by its shard alone
+
+
+def test_bad_hints_stop_the_run_before_any_work(workdir, tmp_path, capsys):
+    """A hints file naming a photo the input lacks, a hint outside its photo, or hints for a
+    model without hint inputs: exit 2, one line naming the file and entry, nothing written."""
+    import json
+
+    photos = tmp_path / "in"
+    (photos / "sub").mkdir(parents=True)
+    Image.fromarray(photo_rgb(30, 40)).save(photos / "sub" / "a.png")
+    hint = {"x": 5, "y": 5, "color": "#ff0000"}
+    cases = [({"sub/b.png": [hint]}, "'sub/b.png' is not a photo of the input"),
+             ({"sub/a.png": [{**hint, "x": 40}]}, "sub/a.png[0]: (40, 5) is outside the 40x30"),
+             ({"sub/a.png": [{**hint, "color": "#ff00"}]}, "sub/a.png[0]: color must be"),
+             ({"sub/a.png": [hint]}, "the model takes no colour hints")]
+    for document, needle in cases:
+        (tmp_path / "h.json").write_text(json.dumps(document))
+        assert cli(workdir, f"--input={photos}", f"--output={tmp_path / 'out'}",
+                   f"--hints={tmp_path / 'h.json'}") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and needle in err and "\n" not in err, err
+        assert not (tmp_path / "out").exists()
