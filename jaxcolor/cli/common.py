@@ -13,7 +13,8 @@ from jaxcolor import errors
 from jaxcolor.progress import ProgressBar
 
 __all__ = ["ProgressBar", "add_checkpoint_flags", "add_colorizer_flags", "add_shard_flag",
-           "check_positive", "examples", "load_colorizer", "run_command"]
+           "check_no_step", "check_positive", "describe_model", "examples", "load_colorizer",
+           "run_command"]
 
 
 def examples(*lines: str) -> str:
@@ -22,10 +23,12 @@ def examples(*lines: str) -> str:
 
 
 def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
-    """--checkpoint (a run workdir or its checkpoints/ directory) and --step | --best."""
+    """--checkpoint (a run workdir or its checkpoints/ directory; default: the starter model
+    shipped with jaxcolor) and --step | --best."""
     parser.add_argument("--checkpoint",
                         help="a training run directory (holding checkpoints/) or a "
-                             "checkpoints directory")
+                             "checkpoints directory (default: the starter model that ships "
+                             "with jaxcolor)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     which.add_argument("--best", action="store_true",
@@ -60,24 +63,44 @@ def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:
                              "device (default: every core)")
 
 
-def checkpoint(args) -> str:
-    """The --checkpoint a command reads."""
-    if args.checkpoint is None:
-        raise errors.UsageError("--checkpoint is required: a training run directory")
-    return args.checkpoint
-
-
 def load_colorizer(args):
-    """The Colorizer the shared flags name, with library logs quietened."""
+    """The Colorizer the shared flags name (the starter model without --checkpoint), with
+    library logs quietened; says on stderr which model it is."""
     from absl import logging  # Orbax logs every read-only manager at WARNING
 
     from jaxcolor.inference.colorizer import Colorizer
 
     logging.set_verbosity(logging.ERROR)
-    return Colorizer.from_checkpoint(
-        checkpoint(args), step=args.step, best=args.best, render_size=args.render_size,
-        batch_size=args.batch_size, upsample=args.upsample, backend=args.backend,
-        compose=args.compose, chroma=args.chroma)
+    options = dict(render_size=args.render_size, batch_size=args.batch_size,
+                   upsample=args.upsample, backend=args.backend, compose=args.compose,
+                   chroma=args.chroma)
+    if args.checkpoint is None:
+        check_no_step(args)
+        colorizer = Colorizer.from_starter(**options)
+    else:
+        colorizer = Colorizer.from_checkpoint(args.checkpoint, step=args.step, best=args.best,
+                                              **options)
+    print(f"model: {describe_model(colorizer)}", file=sys.stderr, flush=True)
+    return colorizer
+
+
+def check_no_step(args) -> None:
+    """--step and --best choose among a run's checkpoints: not without --checkpoint."""
+    if args.step is not None or args.best:
+        raise errors.UsageError("--step and --best choose among a run's checkpoints: give "
+                                "--checkpoint too")
+
+
+def describe_model(colorizer) -> str:
+    """One line naming the model a command uses."""
+    from jaxcolor.inference import starter
+    from jaxcolor.models import factory
+
+    backbone = factory.backbone(colorizer.config.model)
+    hints = "takes colour hints" if colorizer.takes_hints else "no colour hints"
+    if colorizer.directory == starter.PATH:
+        return f"the starter model shipped with jaxcolor ({backbone} U-Net, {hints})"
+    return f"{colorizer.directory} step {colorizer.step} ({backbone} U-Net, {hints})"
 
 
 def add_shard_flag(parser: argparse.ArgumentParser) -> None:

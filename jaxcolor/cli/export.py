@@ -38,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
 
     common.check_positive(render_size=args.render_size)
     logging.set_verbosity(logging.ERROR)
-    path, step, size = export.export(common.checkpoint(args), args.out, step=args.step, best=args.best,
+    if args.checkpoint is None:
+        common.check_no_step(args)
+    path, step, size = export.export(args.checkpoint, args.out, step=args.step, best=args.best,
                                      render_size=args.render_size,
                                      dynamic_batch=args.dynamic_batch)
     batch = "B" if args.dynamic_batch else "1"

@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     common.check_positive(batch_size=args.batch_size, render_size=args.render_size,
                           workers=args.workers, max_bytes=args.max_bytes,
                           max_pixels=args.max_pixels, queue=args.queue)
-    common.checkpoint(args)  # before the port is taken
+    if args.checkpoint is None:  # the flags checked before the port is taken
+        common.check_no_step(args)
     token = guard.resolve_token(args.host, args.token)
     listener = listen(args.host, args.port)
     Image.MAX_IMAGE_PIXELS = args.max_pixels  # Pillow's own bomb guard, per process

@@ -152,7 +152,17 @@ class Colorizer:
                         best: bool = False, **kwargs) -> "Colorizer":
         """Restore G (latest step, `step`, or the best by validation score) from a run
         workdir or its checkpoints directory (`jaxcolor.inference.restore`)."""
-        restored = restore_lib.restore(path, step=step, best=best)
+        return cls.from_restored(restore_lib.restore(path, step=step, best=best), **kwargs)
+
+    @classmethod
+    def from_starter(cls, **kwargs) -> "Colorizer":
+        """The starter model shipped in the wheel (`jaxcolor.inference.starter`)."""
+        from jaxcolor.inference import starter
+
+        return cls.from_restored(starter.load(), **kwargs)
+
+    @classmethod
+    def from_restored(cls, restored: restore_lib.Restored, **kwargs) -> "Colorizer":
         return cls(restored.graphdef, restored.variables, restored.config, step=restored.step,
                    directory=restored.directory, **kwargs)
 

@@ -23,7 +23,7 @@ def error_line(capsys) -> str:
 
 
 @pytest.mark.parametrize("flags, message", [
-    ([], "error: --checkpoint is required"),
+    (["--best"], "error: --step and --best choose among a run's checkpoints"),
     (["--checkpoint=run", "--token=short"], "error: --token must be at least 8"),
     (["--checkpoint=run", "--port=70000"], "error: --port must be 0..65535, got 70000"),
     (["--checkpoint=run", "--queue=0"], "error: --queue must be >= 1, got 0"),

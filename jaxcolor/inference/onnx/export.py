@@ -25,8 +25,8 @@ from jaxcolor.inference import restore as restore_lib
 from jaxcolor.inference.photo import render_size as resolve_render_size
 
 
-def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, step: int | None = None,
-           best: bool = False, render_size: int | None = None,
+def export(checkpoint: str | os.PathLike | None, out: str | os.PathLike, *,
+           step: int | None = None, best: bool = False, render_size: int | None = None,
            dynamic_batch: bool = False) -> tuple[Path, int, int]:
     """Write the ONNX model of a checkpoint's generator to `out` (atomically: a temporary
     file in the same directory, then a rename). Returns (path, step, render size)."""
@@ -36,7 +36,12 @@ def export(checkpoint: str | os.PathLike, out: str | os.PathLike, *, step: int |
     out = Path(out).expanduser()
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; name the .onnx file")
-    restored = restore_lib.restore(checkpoint, step=step, best=best)
+    if checkpoint is None:  # the starter model that ships with jaxcolor
+        from jaxcolor.inference import starter
+
+        restored = starter.load()
+    else:
+        restored = restore_lib.restore(checkpoint, step=step, best=best)
     size = resolve_render_size(restored.config, render_size)
     model = graph.generator_to_onnx(
         restored.generator(), height=size, width=size, batch=None if dynamic_batch else 1,
