@@ -3,12 +3,10 @@ and a generator with hint inputs fed by Colorizer (JAX and ONNX agree; L kept ex
 
 from __future__ import annotations
 
-import json
 
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
 from jaxcolor import color
 from jaxcolor.inference import hints
