@@ -20,6 +20,8 @@ import time
 
 from benchmarks import common
 
+AREA = "cpu_conv"
+
 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -28,8 +30,7 @@ def _parse(argv):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--channels", type=int, default=512)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", default=str(common.DEFAULT_OUT),
-                   help="JSON-lines file the results are appended to ('' to only print)")
+    common.add_out_arg(p, AREA)
     return p.parse_args(argv)
 
 

@@ -27,6 +27,8 @@ import jax
 
 from benchmarks import common
 
+AREA = "flops"
+
 STEP_KINDS = ("pretrain", "gan", "d_pretrain")
 
 
@@ -44,8 +46,7 @@ def _parse(argv):
                    help="training steps to count, comma list ('' for forward passes only)")
     p.add_argument("--target", type=float, default=None,
                    help="images/s to turn into implied TFLOP/s (e.g. 2300 for the GAN step)")
-    p.add_argument("--out", default=str(common.DEFAULT_OUT),
-                   help="JSON-lines file the results are appended to ('' to only print)")
+    common.add_out_arg(p, AREA)
     args = p.parse_args(argv)
     args.configs = args.config or [common.GAN_CONFIG, common.DEMO_CONFIG]
     args.steps = [s for s in args.steps.split(",") if s]

@@ -40,6 +40,8 @@ from PIL import Image
 
 from benchmarks import common
 
+AREA = "inference"
+
 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -62,7 +64,7 @@ def _parse(argv):
     p.add_argument("--model_steps", type=int, default=5,
                    help="forward passes per model-only window")
     p.add_argument("--no_evaluate", action="store_true", help="skip inference/evaluate")
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
     p.set_defaults(windows=3)
     args = p.parse_args(argv)
     args.renders = [int(r) for r in args.render.split(",") if r]

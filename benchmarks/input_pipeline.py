@@ -21,6 +21,8 @@ import numpy as np
 
 from benchmarks import common
 
+AREA = "input_pipeline"
+
 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -37,7 +39,7 @@ def _parse(argv):
     p.add_argument("--read-threads", type=int, default=2)
     p.add_argument("--prefetch", type=int, default=4)
     p.add_argument("--batches", type=int, default=50, help="batches per timed window")
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
     return p.parse_args(argv)
 
 

@@ -34,6 +34,8 @@ import statistics
 import jax
 
 from benchmarks import common
+
+AREA = "train_step"
 from jaxcolor.train.setup import setup as training_setup
 
 KINDS = ("pretrain", "gan", "d_pretrain", "separate")
@@ -51,7 +53,7 @@ def _parse(argv):
     p.add_argument("--backbone", default=None, help="shorthand for --set model.backbone=NAME")
     p.add_argument("--steps_per_window", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2, help="untimed calls after compiling")
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
     p.set_defaults(windows=3)
     args = p.parse_args(argv)
     args.batches = [int(b) for b in args.batch.split(",") if b]

@@ -56,6 +56,8 @@ from PIL import Image
 
 from benchmarks import common
 
+AREA = "video"
+
 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -74,7 +76,7 @@ def _parse(argv):
     p.add_argument("--throughput", default="640x480,1920x1080",
                    help="WxH sizes for the end-to-end figure ('' to skip)")
     p.add_argument("--throughput_frames", type=int, default=48)
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
     p.set_defaults(windows=3)
     return p.parse_args(argv)
 
