@@ -388,10 +388,10 @@ TABLES = {"flicker": flicker_table, "throughput": throughput_table}
 
 
 def main(argv=None) -> None:
-    from jaxcolor.inference.colorizer import Colorizer
-
     if tables.requested(argv, AREA, TABLES):
         return
+    from jaxcolor.inference.colorizer import Colorizer
+
     args = _parse(argv)
     colorizer = Colorizer.from_checkpoint(args.checkpoint, render_size=args.render_size,
                                           batch_size=args.batch_size, backend="auto")
