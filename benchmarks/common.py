@@ -1,8 +1,9 @@
 """Shared helpers for benchmark scripts: timing by median of windows, one JSON line per figure.
 
 Every benchmark prints exactly one JSON line per figure it measures and appends the same line
-to `benchmarks/results.jsonl` (or `--out`), so figures quoted in the docs can be traced to a
-command, a configuration and the software and hardware that produced them.
+to its area's file, `benchmarks/results/AREA.jsonl` (or `--out`), so figures quoted in the docs
+can be traced to a command, a configuration and the software and hardware that produced them;
+`benchmarks.tables` turns those lines back into BENCHMARKS.md's tables.
 
 Also here: loading a training config by path with `FIELD=VALUE` overrides (the benchmarks'
 `--config`/`--set`), the training setup exactly as the loop builds it (`train.setup`),
@@ -24,12 +25,24 @@ from typing import Any, Callable
 RESULTS = Path(__file__).resolve().parent / "results"
 """One JSON-lines file per area (quality.jsonl, video.jsonl, ...): every figure of
 BENCHMARKS.md, committed."""
-DEFAULT_OUT = Path(__file__).resolve().parent / "results.jsonl"
 
 
-def add_output_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default=str(DEFAULT_OUT),
-                        help="JSON-lines file the result is appended to ('' to only print)")
+def results_file(area: str) -> Path:
+    """`benchmarks/results/AREA.jsonl`: where a script's lines go by default, and what its
+    `--table` reads, so a measurement and the table quoting it meet in one committed file."""
+    return RESULTS / f"{area}.jsonl"
+
+
+def add_out_arg(parser: argparse.ArgumentParser, area: str) -> None:
+    """`--out`, defaulting to the area's committed results file."""
+    parser.add_argument("--out", default=str(results_file(area)),
+                        help="JSON-lines file the results are appended to ('' to only print; "
+                        "default: %(default)s)")
+
+
+def add_output_args(parser: argparse.ArgumentParser, area: str) -> None:
+    """`--out` (see `add_out_arg`) and `--windows`."""
+    add_out_arg(parser, area)
     parser.add_argument("--windows", type=int, default=5,
                         help="timed windows; the figure is their median")
 

@@ -18,7 +18,9 @@ import argparse
 import statistics
 import time
 
-from benchmarks import common
+from benchmarks import common, tables
+
+AREA = "cpu_conv"
 
 
 def _parse(argv):
@@ -28,8 +30,8 @@ def _parse(argv):
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--channels", type=int, default=512)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--out", default=str(common.DEFAULT_OUT),
-                   help="JSON-lines file the results are appended to ('' to only print)")
+    common.add_out_arg(p, AREA)
+    tables.add_args(p, AREA, TABLES)
     return p.parse_args(argv)
 
 
@@ -40,7 +42,29 @@ def conv3x3(x, w):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def main(argv=None) -> list[dict]:
+def table(path: str) -> str:
+    """Milliseconds per convolution by input side, one row per (batch, channels, XLA_FLAGS):
+    the newest line per row and side measured on the CPU; the slowest side in bold."""
+    chosen = tables.newest(tables.read(path), lambda r: (
+        (r["batch"], r["config"]["channels"], r.get("xla_flags") or ""), r["resolution"])
+        if tables.on_quiet_cpu(r) else None)
+    sides = sorted({side for _, side in chosen})
+    rows = []
+    for batch, channels, flags in dict.fromkeys(row for row, _ in chosen):
+        cells = tables.bold_max({s: chosen[(batch, channels, flags), s]["value"]
+                                 if ((batch, channels, flags), s) in chosen else None
+                                 for s in sides}, lambda v: f"{v:.1f}")
+        label = f"ms (batch {batch}, {channels} -> {channels} channels, 3x3)"
+        rows.append([tables.label(label, flags and f"XLA_FLAGS={flags}"), *cells.values()])
+    return tables.markdown(["input side", *map(str, sides)], rows)
+
+
+TABLES = {"cpu": table}
+
+
+def main(argv=None) -> list[dict] | None:
+    if tables.requested(argv, AREA, TABLES):
+        return None
     args = _parse(argv)
     import jax
 

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from benchmarks import common
 
+AREA = "end_to_end"
+
 PHASES = ("pretrain", "d_pretrain", "gan")
 
 
@@ -48,8 +50,7 @@ def _parse(argv):
     p.add_argument("--phase", choices=PHASES, default="pretrain",
                    help="which phase's step to run for all --steps")
     p.add_argument("--workdir", default=None, help="keep the run here instead of a temp dir")
-    p.add_argument("--out", default=str(common.DEFAULT_OUT),
-                   help="JSON-lines file the result is appended to ('' to only print)")
+    common.add_out_arg(p, AREA)
     args = p.parse_args(argv)
     if args.log_every < 1 or args.steps < 2 * args.log_every:
         p.error(f"--steps {args.steps} must cover at least two --log_every windows "

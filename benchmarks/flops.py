@@ -25,7 +25,9 @@ import argparse
 
 import jax
 
-from benchmarks import common
+from benchmarks import common, tables
+
+AREA = "flops"
 
 STEP_KINDS = ("pretrain", "gan", "d_pretrain")
 
@@ -44,8 +46,8 @@ def _parse(argv):
                    help="training steps to count, comma list ('' for forward passes only)")
     p.add_argument("--target", type=float, default=None,
                    help="images/s to turn into implied TFLOP/s (e.g. 2300 for the GAN step)")
-    p.add_argument("--out", default=str(common.DEFAULT_OUT),
-                   help="JSON-lines file the results are appended to ('' to only print)")
+    common.add_out_arg(p, AREA)
+    tables.add_args(p, AREA, TABLES)
     args = p.parse_args(argv)
     args.configs = args.config or [common.GAN_CONFIG, common.DEMO_CONFIG]
     args.steps = [s for s in args.steps.split(",") if s]
@@ -84,7 +86,79 @@ def count_params(tree) -> int:
     return int(sum(x.size for x in jax.tree.leaves(tree)))
 
 
-def main(argv=None) -> list[dict]:
+# ---- BENCHMARKS.md's tables -------------------------------------------------------------
+
+FIGURES = {"g_forward": "G forward", "d_forward": "D forward", "pretrain_step": "pretrain step",
+           "gan_step": "GAN step", "d_pretrain_step": "D pretraining step"}
+TARGET_STEPS = {"gan_step": "GAN step (fused)", "pretrain_step": "L1 pretraining"}
+
+
+def _counted(line: dict) -> tuple | None:
+    """The model a FLOP line counted (config, crop, overrides), or None for a line counted
+    otherwise than on the CPU lowering (older lines counted XLA:CPU's compiled program)."""
+    if line["config"].get("counted_by") != common.FLOPS_SOURCE:
+        return None
+    return tables.config_name(line), line["resolution"], tables.setting(line)
+
+
+def _model_label(line: dict) -> str:
+    name, crop, setting = _counted(line)
+    model = f"{tables.model_name(line)} U-Net + PatchGAN-{line['config']['d_width']}"
+    return tables.label(f"{model} ({name}, {crop})", setting)
+
+
+def _figure(line: dict) -> str:
+    return line["figure"].removeprefix("flops/")
+
+
+def per_image_table(path: str) -> str:
+    """GFLOP per image of each model (config, crop, --set overrides) in the order first
+    counted: the newest line per model and figure among those counted on the CPU lowering."""
+    def key(line):
+        model = _counted(line)
+        return model and (model, _figure(line))
+
+    models: dict[tuple, dict[str, dict]] = {}
+    for (model, figure), line in tables.newest(tables.read(path), key).items():
+        models.setdefault(model, {})[figure] = line
+    rows = []
+    for lines in models.values():
+        first = next(iter(lines.values()))
+        rows.append([_model_label(first), f"{tables.num(first['g_params'] / 1e6)} M",
+                     f"{tables.num(first['d_params'] / 1e6)} M",
+                     *(tables.num(lines[f]["value"], 4) if f in lines else "" for f in FIGURES)])
+    return tables.markdown(["Model (config, crop)", "G params", "D params", *FIGURES.values()],
+                           rows)
+
+
+def at_target_table(path: str) -> str:
+    """What a throughput target asks of an H100 SXM (dense bf16 peak): per model and step
+    (the GAN step, then the L1 step), the newest line counted on the CPU lowering that was
+    given a --target."""
+    peak = common.PEAK_BF16_FLOPS["H100"] / 1e12
+
+    def key(line):
+        model = _counted(line)
+        wanted = model and line.get("target_images_per_s") and _figure(line) in TARGET_STEPS
+        return (list(TARGET_STEPS).index(_figure(line)), model) if wanted else None
+
+    rows = []
+    for (_, (name, crop, setting)), r in sorted(tables.newest(tables.read(path), key).items(),
+                                                key=lambda item: item[0][0]):
+        rows.append([tables.label(f"{TARGET_STEPS[_figure(r)]}, {name} ({crop})", setting),
+                     tables.num(r["value"], 4), tables.num(r["target_images_per_s"]),
+                     tables.num(r["implied_tflops"]),
+                     f"{100 * r['implied_tflops'] / peak:.0f} %"])
+    return tables.markdown(["Step (config, crop)", "GFLOP/image", "target images/s",
+                            "implied TFLOP/s", f"MFU on an H100 SXM ({peak:.0f} TFLOP/s)"], rows)
+
+
+TABLES = {"per_image": per_image_table, "at_target": at_target_table}
+
+
+def main(argv=None) -> list[dict] | None:
+    if tables.requested(argv, AREA, TABLES):
+        return None
     args = _parse(argv)
     results = []
     for spec in args.configs:

@@ -4,8 +4,10 @@
 #   bash ../shared/gpu/prepare.sh        # the wheels the GPU image lacks, into .whl/
 # run it through the device tool with carry [".whl"] (or on any GPU host: OUT=dir bash ...):
 #   bash benchmarks/gpu_suite.sh
-# Each phase has its own timeout, so one slow phase cannot eat the call; results (JSON lines)
-# and each phase's log go to $OUT (default: ./gpu_results).
+# Each phase has its own timeout, so one slow phase cannot eat the call; each phase's JSON
+# lines go to $OUT/PHASE.jsonl (PHASE is the script: train_step, end_to_end, inference) and its
+# log to $OUT/PHASE.log (default OUT: ./gpu_results). To commit the figures, append each
+# $OUT/PHASE.jsonl to benchmarks/results/PHASE.jsonl.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu_results}
@@ -16,12 +18,11 @@ if [ -d .whl ]; then
 fi
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-/tmp/jaxcache} PYTHONUNBUFFERED=1
 GAN=experiments/configs/gan.py
-R="$OUT/results.jsonl"
-phase() {  # phase NAME SECONDS COMMAND...
+phase() {  # phase SCRIPT SECONDS COMMAND...
   local name=$1 seconds=$2
   shift 2
   echo "== $name"
-  timeout "$seconds" "$@" --out "$R" > "$OUT/$name.log" 2>&1
+  timeout "$seconds" "$@" --out "$OUT/$name.jsonl" > "$OUT/$name.log" 2>&1
   echo "   exit $? ($(tail -c 300 "$OUT/$name.log" | tr '\n' ' ' | cut -c1-200))"
 }
 # Device-only training steps (FLOPs from the CPU lowering: honest MFU on every backend).

@@ -24,6 +24,8 @@ from PIL import Image
 
 from benchmarks import common
 
+AREA = "host_workers"
+
 RENDER = 224
 
 
@@ -91,7 +93,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--photos", type=int, default=32)
     p.add_argument("--photo_size", default="640x480", help="WxH")
     p.add_argument("--workers", type=int, default=2)
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
     p.set_defaults(windows=3)
     args = p.parse_args(argv)
     width, height = (int(v) for v in args.photo_size.lower().split("x"))

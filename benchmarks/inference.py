@@ -38,7 +38,9 @@ import jax
 import numpy as np
 from PIL import Image
 
-from benchmarks import common
+from benchmarks import common, tables
+
+AREA = "inference"
 
 
 def _parse(argv):
@@ -62,7 +64,8 @@ def _parse(argv):
     p.add_argument("--model_steps", type=int, default=5,
                    help="forward passes per model-only window")
     p.add_argument("--no_evaluate", action="store_true", help="skip inference/evaluate")
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
+    tables.add_args(p, AREA, TABLES)
     p.set_defaults(windows=3)
     args = p.parse_args(argv)
     args.renders = [int(r) for r in args.render.split(",") if r]
@@ -244,7 +247,75 @@ def evaluate_rate(colorizer, photos_dir: Path, args) -> tuple[float, list[float]
     return rate, rates, len(paths)
 
 
-def main(argv=None) -> list[dict]:
+# ---- BENCHMARKS.md's tables -------------------------------------------------------------
+
+BACKENDS = {"jax": "JAX", "onnx": "ONNX Runtime"}
+CPU_COLUMNS = {("model_host", "jax"): "JAX model", ("model_device", "jax"): "JAX G, device batch",
+               ("model_host", "onnx"): "ONNX Runtime model",
+               ("model_host", "torch"): "PyTorch model (yardstick)",
+               ("end_to_end", "jax"): "JAX end to end", ("end_to_end", "onnx"): "ONNX end to end"}
+STAGES = {"decode": "decode", "render": "render", "h2d": "h2d", "g": "G", "compose": "compose",
+          "d2h": "d2h", "encode_write": "encode+write"}
+
+
+def _defaults(line: dict) -> tuple[str, str]:
+    """(output format, compose) of a line; lines from before either flag existed wrote PNG
+    and composed on the host."""
+    return line["config"].get("format") or "png", line["config"].get("compose") or "host"
+
+
+def cpu_table(path: str) -> str:
+    """images/s on a quiet CPU per (G's encoder, render size, batch, XLA_FLAGS and --set): G
+    on a host batch per backend (`model_host`), JAX's G on a device batch (`model_device`),
+    the PyTorch yardstick (torch_reference.jsonl beside FILE) and end to end to PNG with the
+    host compose per backend: the newest line of each."""
+    def key(line):
+        figure = line["figure"].split("/")[-1]
+        torch = line["figure"].startswith("torch_reference/")
+        column = (figure, "torch" if torch else line["config"].get("backend") or "jax")
+        if not tables.on_quiet_cpu(line) or column not in CPU_COLUMNS or \
+                _defaults(line) != ("png", "host"):
+            return None
+        return (tables.model_name(line), line["resolution"], line["batch"],
+                tables.setting(line)), column
+
+    yardstick = tables.sibling(path, "torch_reference")
+    lines = tables.read(path) + (tables.read(yardstick) if yardstick.exists() else [])
+    chosen = tables.newest(lines, key)
+    rows = [[", ".join(filter(None, map(str, row))),
+             *(tables.num(chosen[row, c]["value"]) if (row, c) in chosen else "" for c in
+               CPU_COLUMNS)]
+            for row in sorted({row for row, _ in chosen})]
+    return tables.markdown(["G, render, batch", *CPU_COLUMNS.values()], rows)
+
+
+def stages_table(path: str) -> str:
+    """Milliseconds per photo of each stage, each timed alone (`inference/stages`), and the
+    end-to-end photos/s of the same run, per (device, backend, compose, output format, render
+    size, batch, XLA_FLAGS and --set): the newest line of each, in the order first measured."""
+    def key(line):
+        if line["figure"] != "inference/stages":
+            return None
+        config = line["config"]
+        return (line["device_kind"], BACKENDS[config["backend"]], *_defaults(line),
+                line["resolution"], line["batch"], tables.setting(line))
+
+    rows = []
+    for (device, backend, fmt, compose, render, batch, setting), r in tables.newest(
+            tables.read(path), key).items():
+        label = f"{backend}, {compose} compose, {fmt.upper()}, render {render}, batch {batch}"
+        rows.append([tables.label(label, setting, f"({device})"),
+                     *(tables.num(r["stage_ms"][s], 2) if r["stage_ms"][s] is not None else "-"
+                       for s in STAGES), tables.num(r["end_to_end_images_per_s"])])
+    return tables.markdown(["ms per photo", *STAGES.values(), "end to end photos/s"], rows)
+
+
+TABLES = {"cpu": cpu_table, "stages": stages_table}
+
+
+def main(argv=None) -> list[dict] | None:
+    if tables.requested(argv, AREA, TABLES):
+        return None
     args = _parse(argv)
     make_colorizer = make_colorizer_factory(args)
     results = []

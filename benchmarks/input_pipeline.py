@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import common, tables
+
+AREA = "input_pipeline"
 
 
 def _parse(argv):
@@ -37,7 +39,8 @@ def _parse(argv):
     p.add_argument("--read-threads", type=int, default=2)
     p.add_argument("--prefetch", type=int, default=4)
     p.add_argument("--batches", type=int, default=50, help="batches per timed window")
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
+    tables.add_args(p, AREA, TABLES)
     return p.parse_args(argv)
 
 
@@ -81,7 +84,28 @@ class MemmapBatches:
         return out
 
 
-def main(argv=None) -> dict:
+def cpu_table(path: str) -> str:
+    """Grain pipeline images/s beside the memmap read limit on a CPU-only machine: the newest
+    line per (stored size, crop, batch, Grain workers), by crop and batch."""
+    def key(line):
+        config = line["config"]
+        return (line["resolution"], line["batch"], config["stored_size"][0],
+                config["workers"]) if tables.on_quiet_cpu(line) else None
+
+    rows = [[f"{stored} px ({crop}, {batch})" + (f", {workers} workers" if workers else ""),
+             tables.num(r["value"]), tables.num(r["baseline"]), f"{r['ratio']:.2f}"]
+            for (crop, batch, stored, workers), r in sorted(
+                tables.newest(tables.read(path), key).items())]
+    return tables.markdown(["Records (crop, batch)", "Grain pipeline images/s",
+                            "raw memmap read limit", "ratio"], rows)
+
+
+TABLES = {"cpu": cpu_table}
+
+
+def main(argv=None) -> dict | None:
+    if tables.requested(argv, AREA, TABLES):
+        return None
     args = _parse(argv)
     from jaxcolor.data import pipeline
     from jaxcolor.data.records import Records

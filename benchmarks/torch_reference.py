@@ -16,20 +16,19 @@ results file like every other benchmark.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from benchmarks import common  # stdlib only at import: runs in a venv without jax
+
 JAXCOLOR_G_PARAMS = 45_924_978  # UNetGenerator("resnet101"); see tests/models/test_generator.py
-DEFAULT_OUT = Path(__file__).resolve().parent / "results.jsonl"
 
 
 def conv_bn_relu(cin: int, cout: int, k: int) -> nn.Sequential:
@@ -106,7 +105,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--batch", default="1,8", help="batch sizes, comma list")
     p.add_argument("--steps", type=int, default=2, help="forward passes per window")
     p.add_argument("--windows", type=int, default=3)
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="JSON-lines file ('' to only print)")
+    common.add_out_arg(p, "torch_reference")
     args = p.parse_args(argv)
 
     model = TorchUNetGenerator().eval()
@@ -147,10 +146,7 @@ def main(argv=None) -> list[dict]:
                 "load_avg_1m": round(os.getloadavg()[0], 2),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
-            print(json.dumps(result), flush=True)
-            if args.out:
-                with open(args.out, "a") as f:
-                    f.write(json.dumps(result) + "\n")
+            common.emit(result, args.out)
             results.append(result)
     return results
 

@@ -33,7 +33,9 @@ import statistics
 
 import jax
 
-from benchmarks import common
+from benchmarks import common, tables
+
+AREA = "train_step"
 from jaxcolor.train.setup import setup as training_setup
 
 KINDS = ("pretrain", "gan", "d_pretrain", "separate")
@@ -51,7 +53,8 @@ def _parse(argv):
     p.add_argument("--backbone", default=None, help="shorthand for --set model.backbone=NAME")
     p.add_argument("--steps_per_window", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2, help="untimed calls after compiling")
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
+    tables.add_args(p, AREA, TABLES)
     p.set_defaults(windows=3)
     args = p.parse_args(argv)
     args.batches = [int(b) for b in args.batch.split(",") if b]
@@ -134,7 +137,75 @@ def measure(setup, state, kind: str, batch_size: int, size: int,
     }
 
 
-def main(argv=None) -> list[dict]:
+# ---- BENCHMARKS.md's tables -------------------------------------------------------------
+
+STEP_NAMES = {"pretrain": "L1 pretraining", "gan": "GAN, fused",
+              "separate": "GAN, separate D and G steps", "d_pretrain": "D pretraining"}
+
+
+def _step(line: dict) -> tuple:
+    """The measured step: (crop, config, encoder, kind) sorts demo.py's rows first."""
+    return (line["resolution"], tables.config_name(line), tables.model_name(line),
+            list(STEP_NAMES).index(line["figure"].removeprefix("train_step/")))
+
+
+def cpu_table(path: str) -> str:
+    """Device-only images/s per step and batch on the CPU, with compile seconds and achieved
+    GFLOP/s over the batches: the newest line per (config, crop, step, batch) measured with
+    no XLA_FLAGS and no --set; the fastest batch of a row in bold."""
+    def key(line):
+        wanted = on_default_cpu(line) and line["figure"].startswith("train_step/")
+        return (_step(line), line["batch"]) if wanted else None
+
+    chosen = tables.newest(tables.read(path), key)
+    batches = sorted({batch for _, batch in chosen})
+    rows = []
+    for step in sorted({step for step, _ in chosen}):
+        lines = {b: chosen[step, b] for b in batches if (step, b) in chosen}
+        crop, name, model, kind = step
+        cells = tables.bold_max({b: lines[b]["value"] if b in lines else None for b in batches},
+                                tables.num)
+        rows.append([f"{name}, {model} ({crop})", list(STEP_NAMES.values())[kind],
+                     *cells.values(),
+                     tables.span([r["compile_s"] for r in lines.values()], lambda v: f"{v:.1f}"),
+                     tables.span([1000 * r["achieved_tflops"] for r in lines.values()],
+                                 lambda v: f"{v:.0f}")])
+    return tables.markdown(["Config (crop)", "Step", *(f"Batch {b}" for b in batches),
+                            "compile s", "achieved GFLOP/s"], rows)
+
+
+def on_default_cpu(line: dict) -> bool:
+    """On the CPU, with no XLA_FLAGS and no --set."""
+    return tables.on_quiet_cpu(line) and not tables.setting(line)
+
+
+def xla_flags_table(path: str) -> str:
+    """images/s of one step under each XLA_FLAGS value against none: for the newest
+    (config, crop, step, batch) measured with a flag on the CPU, the newest line per
+    XLA_FLAGS value (no --set), the default first."""
+    lines = [r for r in tables.read(path) if tables.on_quiet_cpu(r) and r["figure"].startswith(
+        "train_step/") and not r["config"].get("overrides")]
+    flagged = [r for r in lines if r.get("xla_flags")]
+    if not flagged:
+        return tables.markdown(["XLA_FLAGS", "images/s", "vs default"], [])
+    step = (_step(flagged[-1]), flagged[-1]["batch"])
+    chosen = tables.newest(lines, lambda r: (r.get("xla_flags") or "")
+                           if (_step(r), r["batch"]) == step else None)
+    default = chosen.get("")
+    rows = [[f"`{flags}`" if flags else "(default)", tables.num(r["value"], 4),
+             f"{r['value'] / default['value']:.2f}" if default else ""]
+            for flags, r in sorted(chosen.items(), key=lambda item: item[0] != "")]
+    crop, name, _, kind = step[0]
+    what = f"{name} {list(STEP_NAMES)[kind]} step, crop {crop}, batch {step[1]}"
+    return tables.markdown([f"XLA_FLAGS ({what})", "images/s", "vs default"], rows)
+
+
+TABLES = {"cpu": cpu_table, "xla_flags": xla_flags_table}
+
+
+def main(argv=None) -> list[dict] | None:
+    if tables.requested(argv, AREA, TABLES):
+        return None
     args = _parse(argv)
     config = common.load_config(args.config)
     common.apply_overrides(config, args.overrides + (

@@ -54,7 +54,9 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from benchmarks import common
+from benchmarks import common, tables
+
+AREA = "video"
 
 
 def _parse(argv):
@@ -74,7 +76,8 @@ def _parse(argv):
     p.add_argument("--throughput", default="640x480,1920x1080",
                    help="WxH sizes for the end-to-end figure ('' to skip)")
     p.add_argument("--throughput_frames", type=int, default=48)
-    common.add_output_args(p)
+    common.add_output_args(p, AREA)
+    tables.add_args(p, AREA, TABLES)
     p.set_defaults(windows=3)
     return p.parse_args(argv)
 
@@ -310,7 +313,83 @@ def throughput(args, colorizer, config, frames) -> None:
         resolution=colorizer.render_size, frames=len(frames)), args.out)
 
 
+# ---- BENCHMARKS.md's tables -------------------------------------------------------------
+
+def _checkpoint(line: dict) -> str:
+    config = line["config"]
+    return f"{config['checkpoint']} (step {config['step']}, render size {config['render_size']})"
+
+
+def flicker_table(path: str) -> str:
+    """Flicker and per-frame quality per checkpoint and clip: the newest line of each figure
+    and method per (checkpoint, step, render size, clip, frames, strength), checkpoints and
+    clips in the order first measured; a flicker ratio within the target (<= 0.5) in bold."""
+    def key(line):
+        figure = line["figure"].removeprefix("video/")
+        if figure not in ("warp_error", "warp_error_all", "colorfulness", "cdc", "psnr",
+                          "flicker_ratio"):
+            return None
+        clip = (line["clip"], line["size"], line["frames"], line["strength"], line.get("cuts"))
+        return _checkpoint(line), clip, figure, line.get("method")
+
+    clips: dict[str, dict[tuple, dict]] = {}
+    for (checkpoint, clip, figure, method), line in tables.newest(tables.read(path),
+                                                                  key).items():
+        clips.setdefault(checkpoint, {}).setdefault(clip, {})[figure, method] = line
+
+    def pair(found, figure, fmt):
+        values = [found.get((figure, m)) for m in ("frame_by_frame", "temporal", "ground_truth")]
+        if not any(values):
+            return ""
+        texts = [fmt(r["value"]) if r else "?" for r in values]
+        return f"{texts[0]} / {texts[1]}" + (f" ({texts[2]})" if values[2] else "")
+
+    rows = []
+    for checkpoint, by_clip in clips.items():
+        rows.append([f"*{checkpoint}*"] + [""] * 7)
+        for (clip, size, frames, strength, cuts), found in by_clip.items():
+            ratio = found.get(("flicker_ratio", None))
+            ratio_text = "" if ratio is None else (
+                f"**{ratio['value']:.2f}**" if ratio["value"] <= 0.5 else f"{ratio['value']:.2f}"
+            ) + (f" ({ratio['ratio_all']:.2f})" if "ratio_all" in ratio else "")
+            label = f"{clip} ({size}, {frames} frames, strength {strength}" + (
+                f"; {cuts} cuts)" if cuts else ")")
+            rows.append([label, *(f"{found[('warp_error', m)]['value']:.2f}"
+                                  if ("warp_error", m) in found else ""
+                                  for m in ("ground_truth", "frame_by_frame", "temporal")),
+                         ratio_text, pair(found, "psnr", lambda v: f"{v:.2f}"),
+                         pair(found, "colorfulness", lambda v: f"{v:.2f}"),
+                         pair(found, "cdc", lambda v: f"{v:.4f}")])
+    return tables.markdown(
+        ["Clip", "E_warp ground truth", "E_warp frame by frame", "E_warp temporal",
+         "ratio (all pairs)", "PSNR frame by frame / temporal (dB)",
+         "CF frame by frame / temporal (truth)", "CDC frame by frame / temporal (truth)"], rows)
+
+
+def throughput_table(path: str) -> str:
+    """`jaxcolor video` end to end in frames/s per film size: the newest line per
+    (checkpoint, step, render size, backend, batch, device, size, frames), on an accelerator
+    or a quiet CPU, in the order first measured."""
+    def key(line):
+        if line["figure"] != "video/end_to_end" or (
+                line["device_kind"] == "cpu" and not tables.on_quiet_cpu(line)):
+            return None
+        return (line["size"], _checkpoint(line), line["backend"], line["batch"],
+                line["device_kind"], line["frames"])
+
+    rows = [[f"{size}", f"{checkpoint}, {backend}, batch {batch}, {frames} frames ({device})",
+             tables.num(r["value"]), f"{r['cpu_share']:.2f}"]
+            for (size, checkpoint, backend, batch, device, frames), r in
+            tables.newest(tables.read(path), key).items()]
+    return tables.markdown(["Size", "Run", "frames/s", "CPU share"], rows)
+
+
+TABLES = {"flicker": flicker_table, "throughput": throughput_table}
+
+
 def main(argv=None) -> None:
+    if tables.requested(argv, AREA, TABLES):
+        return
     from jaxcolor.inference.colorizer import Colorizer
 
     args = _parse(argv)
