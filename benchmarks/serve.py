@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks import common
+from benchmarks import common, tables
 
-DEFAULT_OUT = common.RESULTS / "serve.jsonl"
+AREA = "serve"
 TARGET_MS = {("preview", None): 300, ("full", (1024, 768)): 1000}  # for one client
 
 
@@ -56,8 +56,8 @@ def _parse(argv):
     p.add_argument("--preview", type=int, default=1024, help="the preview's long side")
     p.add_argument("--queue", type=int, default=None,
                    help="server --queue (default: the most --clients)")
-    p.add_argument("--out", default=str(DEFAULT_OUT),
-                   help="JSON-lines file the results are appended to ('' to only print)")
+    common.add_out_arg(p, AREA)
+    tables.add_args(p, AREA, TABLES)
     args = p.parse_args(argv)
     try:
         args.sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes.split(",")]
@@ -166,7 +166,30 @@ def scenario(server: Server, size: tuple[int, int], mode: str, clients: int, arg
             "target_ms": target, "met": None if target is None else p50 <= target}
 
 
-def main(argv=None) -> list[dict]:
+def table(path: str) -> str:
+    """p50 (p95) milliseconds per request, by photo size, for 1 and N clients at once, of
+    previews and full-size results: the newest line per (clients, kind, size) among the
+    lines of the model measured last."""
+    lines = tables.read(path)
+    model = lines[-1]["config"]["checkpoint"]
+    chosen = tables.newest(lines, lambda r: (r["clients"], r["figure"].split("/")[1])
+                           if r["config"]["checkpoint"] == model else None)
+    sizes = list(dict.fromkeys(name.split("_")[1] for _, name in chosen))
+    rows = []
+    for clients, kind in dict.fromkeys((c, n.split("_")[0]) for c, n in chosen):
+        cells = [chosen.get((clients, f"{kind}_{size}")) for size in sizes]
+        rows.append([f"{clients} client{'s' if clients > 1 else ''}, "
+                     f"{'preview' if kind == 'preview' else 'full size'}",
+                     *(f"{c['value']:.0f} ({c['p95_ms']:.0f})" if c else "" for c in cells)])
+    return tables.markdown([f"p50 ms (p95), {Path(model).name}", *sizes], rows)
+
+
+TABLES = {"latency": table}
+
+
+def main(argv=None) -> list[dict] | None:
+    if tables.requested(argv, AREA, TABLES):
+        return None
     args = _parse(argv)
     server = Server(args)
     results = []
