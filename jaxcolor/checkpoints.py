@@ -165,3 +165,12 @@ def read_metas(directory: str | os.PathLike) -> dict[int, dict[str, Any]]:
     with read_only(directory, meta=ocp.JsonCheckpointHandler()) as manager:
         return {step: dict(manager.restore(step, args=ocp.args.Composite(
                     meta=ocp.args.JsonRestore()))["meta"]) for step in manager.all_steps()}
+
+
+def read_generator(directory: str | os.PathLike, step: int, abstract_variables: dict) -> dict:
+    """The `generator` item ({"params", "batch_stats"}: what inference needs of G, the EMA's
+    when the run kept one) of checkpoint `step`, onto `abstract_variables`."""
+    with read_only(directory, generator=ocp.StandardCheckpointHandler()) as manager:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            generator=ocp.args.StandardRestore(abstract_variables)))
+    return restored["generator"]

@@ -69,9 +69,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.model.self_attention = False  # SAGAN block at 1/16 scale
     config.model.hints = False  # colour-hint inputs (models/hint_branch.py); see config.hints
     # Inference: the predicted a/b times this (hue kept), calibrated on validation photos
-    # for a shipped model (benchmarks/calibrate.py); `--chroma` overrides it.
+    # for a shipped model (benchmarks/quality.py --chroma); `--chroma` overrides it.
     config.model.chroma = 1.0
     config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)  # port.py output
+    # G from another run's checkpoint ("RUN" or "RUN:STEP"), e.g. a hint-free model to learn
+    # hints from: the variables both share are copied, a new hint branch starts at zero.
+    config.model.init_from = ml_collections.FieldReference(None, field_type=str)
     config.model.compute_dtype = "auto"  # auto: bfloat16 on GPU/TPU, float32 on CPU
     config.model.d_width = 64  # PatchGAN base width (64-128-256-512)
     config.model.d_layers = 3  # 3 strided layers: 70x70 receptive field

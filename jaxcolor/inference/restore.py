@@ -13,19 +13,10 @@ import os
 from pathlib import Path
 
 import ml_collections
-import orbax.checkpoint as ocp
 from flax import nnx
 
 from jaxcolor import checkpoints
 from jaxcolor.models import factory
-
-
-def restore_generator(directory: str | os.PathLike, step: int, abstract_variables: dict) -> dict:
-    """G's inference variables only ({"params", "batch_stats"}), onto `abstract_variables`."""
-    with checkpoints.read_only(directory, generator=ocp.StandardCheckpointHandler()) as manager:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            generator=ocp.args.StandardRestore(abstract_variables)))
-    return restored["generator"]
 
 
 def eval_split(generator: nnx.Module) -> tuple[nnx.GraphDef, dict]:
@@ -61,6 +52,6 @@ def restore(path: str | os.PathLike, *, step: int | None = None, best: bool = Fa
         raise checkpoints.CheckpointError(f"{directory / str(step) / 'config'}: no model/data "
                                           "section; not a jaxcolor training checkpoint")
     graphdef, target = eval_split(factory.abstract_generator(config.model))
-    variables = restore_generator(directory, step, target)
+    variables = checkpoints.read_generator(directory, step, target)
     return Restored(config=config, graphdef=graphdef, variables=variables, step=step,
                     directory=directory.absolute())

@@ -15,12 +15,14 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 from absl import logging
-from flax import nnx
+from flax import nnx, traverse_util
 from jax.sharding import Mesh, NamedSharding
 
 from jaxcolor import checkpoints, sharding
+from jaxcolor.errors import UsageError
 from jaxcolor.models import factory
 from jaxcolor.train import optim, state as state_lib, steps as steps_lib
 from jaxcolor.train.schedule import Schedule
@@ -50,10 +52,13 @@ class Setup:
 
     def init_state(self) -> state_lib.TrainState:
         """A freshly initialised state, created inside `jax.jit` straight onto the replicated
-        sharding (no host round trip of a ResNet-101's weights), with ported encoder weights
+        sharding (no host round trip of a ResNet-101's weights), with G from another run's
+        checkpoint when `config.model.init_from` names one, else with ported encoder weights
         when `config.model.backbone_weights` names them."""
         init = functools.partial(initial_state, self.config, self.g_tx, self.d_tx)
         fresh = jax.jit(init, out_shardings=self.replicated)()
+        if self.config.model.get("init_from"):
+            return _warm_start(self.config, fresh, replicated=self.replicated)
         return _load_backbone(self.config, fresh, defs=self.defs, replicated=self.replicated)
 
     def place(self, host_state) -> state_lib.TrainState:
@@ -123,4 +128,40 @@ def _load_backbone(config, state: state_lib.TrainState, *, defs: state_lib.Model
         state = state.replace(g_ema_params=jax.tree.map(jnp.copy, params),
                               g_ema_batch_stats=jax.tree.map(jnp.copy, rest))
     logging.info("Loaded %s encoder weights from %s", factory.backbone(config.model), path)
+    return state
+
+
+def _warm_start(config, state: state_lib.TrainState, *,
+                replicated: NamedSharding) -> state_lib.TrainState:
+    """G's variables from the checkpoint `config.model.init_from` ("RUN" or "RUN:STEP"; the
+    latest step by default): every variable the two generators share (same path, same
+    shape) comes from there, the rest keeps its initialisation (e.g. a hint branch added to
+    a hint-free model: zero-initialised, so the warm start computes what the source does).
+    A variable of the source this generator lacks, or one of another shape, is refused."""
+    run, _, step = str(config.model.init_from).partition(":")
+    directory = checkpoints.checkpoint_dir(run)
+    step = checkpoints.resolve_step(directory, step=int(step) if step else None)
+    source_model = ml_collections.ConfigDict(checkpoints.read_config(directory, step)["model"])
+    source = factory.abstract_generator(source_model)
+    source.eval()
+    _, params, rest = nnx.split(source, nnx.Param, ...)
+    saved = checkpoints.read_generator(directory, step, {"params": params, "batch_stats": rest})
+    ours = {"params": state.g_params, "batch_stats": state.g_batch_stats}
+    merged = {}
+    for name, tree in ours.items():
+        host = jax.device_get(tree)  # a copy: the fresh state is not modified
+        flat = traverse_util.flatten_dict(nnx.to_pure_dict(host))
+        theirs = traverse_util.flatten_dict(nnx.to_pure_dict(saved[name]))
+        wrong = [k for k, v in theirs.items() if k not in flat or flat[k].shape != v.shape]
+        if wrong:
+            raise UsageError(f"config.model.init_from={config.model.init_from}: its G does not "
+                             f"fit this model ({'/'.join(map(str, wrong[0]))} and "
+                             f"{len(wrong) - 1} more differ)")
+        nnx.replace_by_pure_dict(host, traverse_util.unflatten_dict({**flat, **theirs}))
+        merged[name] = jax.device_put(host, replicated)
+    state = state.replace(g_params=merged["params"], g_batch_stats=merged["batch_stats"])
+    if state.g_ema_params is not None:
+        state = state.replace(g_ema_params=jax.tree.map(jnp.copy, merged["params"]),
+                              g_ema_batch_stats=jax.tree.map(jnp.copy, merged["batch_stats"]))
+    logging.info("Initialised G from %s step %d", directory, step)
     return state

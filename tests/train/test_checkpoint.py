@@ -35,8 +35,8 @@ def test_generator_restores_alone_from_the_saved_config(checkpoints, monkeypatch
     abstract = nnx.eval_shape(lambda: factory.make_generator(config.model, seed=0))
     _, params, batch_stats = nnx.split(abstract, nnx.Param, ...)
 
-    restored = restore.restore_generator(checkpoints, FINAL,
-                                         {"params": params, "batch_stats": batch_stats})
+    restored = format_.read_generator(checkpoints, FINAL,
+                                       {"params": params, "batch_stats": batch_stats})
 
     saved = restore_saved_state(checkpoints.parent, FINAL)
     # EMA is on in the tiny config: inference gets the averaged weights and statistics.

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from jax import monitoring
 
+from jaxcolor.errors import UsageError
 from jaxcolor.train import setup as setup_lib
 from jaxcolor.train import state as state_lib
 from tests.support import tiny_config
@@ -92,3 +93,31 @@ def test_ported_encoder_weights_replace_the_encoder_alone(records_dir, compile_c
     for a, b in zip(jax.tree.leaves(decoder(loaded.g_params)),
                     jax.tree.leaves(decoder(fresh.g_params)), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_init_from_copies_a_hint_free_g_into_a_hinted_one(records_dir, compile_cache,
+                                                          finished_run):
+    """config.model.init_from: every variable of the source's G (the EMA's, as inference
+    gets it) is copied; the added hint branch keeps its zero initialisation."""
+    from flax import nnx
+
+    from jaxcolor import checkpoints
+
+    config = tiny_config(records_dir)
+    config.model.hints = True
+    config.model.init_from = f"{finished_run.workdir}:5"
+    state = setup_lib.setup(config).init_state()
+    source = checkpoints.read_config(finished_run.workdir / "checkpoints", 5)
+    assert "hints" not in source["model"] or not source["model"]["hints"]
+    ours = nnx.to_pure_dict(state.g_params)
+    assert all(not np.any(x) for x in jax.tree.leaves(ours["hints"]))
+    from jaxcolor.inference import restore
+
+    theirs = nnx.to_pure_dict(restore.restore(finished_run.workdir, step=5).variables["params"])
+    for a, b in zip(jax.tree.leaves(theirs["decoder"]), jax.tree.leaves(ours["decoder"]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    config.model.init_from = f"{finished_run.workdir}:5"
+    config.model.decoder_widths = (8, 8, 8, 8, 8)
+    with pytest.raises(UsageError, match="config.model.init_from=.*does not fit this model"):
+        setup_lib.setup(config).init_state()
