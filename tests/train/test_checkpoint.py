@@ -12,7 +12,6 @@ from flax import nnx
 from tensorboard.backend.event_processing import event_accumulator
 
 from jaxcolor import checkpoints as format_
-from jaxcolor.inference import restore
 from jaxcolor.models import factory
 from jaxcolor.train import checkpoint
 from tests.train.helpers import restore_saved_state
