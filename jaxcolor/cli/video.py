@@ -12,6 +12,7 @@ interrupted (finished segments are kept).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -59,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse larger frames of a folder")
     common.add_shard_flag(parser)
+    parser.add_argument("--hints", metavar="FILE.json",
+                        help="colour hints: {film (its name, or its path in a folder of "
+                             "films): [{\"frame\", \"x\", \"y\", \"color\", \"radius\"}, ...]}; "
+                             "a hint holds through its shot")
 
 
 def _fps(text: str) -> Fraction:
@@ -73,6 +78,7 @@ def _fps(text: str) -> Fraction:
 
 
 def run(args: argparse.Namespace) -> int:
+    from jaxcolor.inference import hints
     from jaxcolor.inference.shards import Shard
     from jaxcolor.inference.video import archive, film, sources, temporal
     from jaxcolor.inference.video.io import Codec
@@ -87,13 +93,19 @@ def run(args: argparse.Namespace) -> int:
     errors.require("av", "video"), errors.require("cv2", "video")
     path, output = Path(args.input).expanduser(), Path(args.output).expanduser()
     shard = Shard.parse(args.shard)
+    given = {} if args.hints is None else hints.load_file(args.hints, film=True)
     if path.is_dir() and archive.find_films(path):
-        return _run_archive(args, path, output, settings, shard)
+        return _run_archive(args, path, output, settings, shard, given)
     if not shard.whole:
         raise errors.UsageError(f"--shard splits a folder of films; {path} is one film")
+    unknown = sorted(set(given) - {path.name})
+    if unknown:
+        raise hints.HintError(f"{args.hints}: {unknown[0]!r} is not the input ({path.name})")
+    settings = dataclasses.replace(settings, hints=tuple(given.get(path.name, ())))
     source = sources.open_source(path, settings.fps, args.max_pixels)
     film.output_kind(output)
-    colorizer = common.load_colorizer(args)
+    film.check_hints(source, settings.hints, args.hints or "")
+    colorizer = _load(args)
     info = source.info
     print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, backend "
           f"{colorizer.backend}; {info.path}: {info.frames} frames {info.width}x{info.height}"
@@ -123,11 +135,21 @@ def run(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
-def _run_archive(args, directory: Path, output: Path, settings, shard) -> int:
+def _load(args):
+    """The colouriser, refused when hints are given to a model without hint inputs."""
+    colorizer = common.load_colorizer(args)
+    if args.hints and not colorizer.takes_hints:
+        raise errors.UsageError(f"--hints {args.hints}: the model takes no colour hints (one "
+                                "trained with config.model.hints does)")
+    return colorizer
+
+
+def _run_archive(args, directory: Path, output: Path, settings, shard, given: dict) -> int:
     """A folder of films: each coloured as one film is, this machine's shard of them."""
     from jaxcolor.inference.video import archive
 
-    colorizer = common.load_colorizer(args)
+    archive.check_hint_names(directory, given, args.hints or "")
+    colorizer = _load(args)
     bars = []
 
     def progress(path):
@@ -139,7 +161,7 @@ def _run_archive(args, directory: Path, output: Path, settings, shard) -> int:
     try:
         report = archive.colorize_films(colorizer, directory, output, settings, shard=shard,
                                         workers=args.workers, overwrite=args.overwrite,
-                                        progress=progress)
+                                        progress=progress, hints=given)
     except KeyboardInterrupt:
         print("interrupted: finished films are kept; run the same command to continue",
               file=sys.stderr)

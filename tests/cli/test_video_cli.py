@@ -253,3 +253,20 @@ def test_shard_is_for_a_folder_of_films(workdir, tmp_path, capsys):
     assert cli(workdir, f"--input={clip}", f"--output={tmp_path / 'o.mp4'}",
                "--shard=0/2") == 2
     assert "--shard splits a folder of films" in capsys.readouterr().err
+
+
+def test_bad_film_hints_stop_before_any_work(workdir, tmp_path, capsys):
+    clip = write_clip(tmp_path / "reel.mp4", pan_frames(6, 48, 32), audio=False)
+    hint = {"frame": 1, "x": 5, "y": 5, "color": "#ff0000"}
+    for document, needle in (({"other.mp4": [hint]}, "'other.mp4' is not the input"),
+                             ({"reel.mp4": [{**hint, "frame": 6}]}, "frames 0..5"),
+                             ({"reel.mp4": [{**hint, "x": 48}]}, "outside the 48x32"),
+                             ({"reel.mp4": [{**{k: v for k, v in hint.items()
+                                                if k != "frame"}}]}, "frame must be"),
+                             ({"reel.mp4": [hint]}, "the model takes no colour hints")):
+        (tmp_path / "h.json").write_text(json.dumps(document))
+        assert cli(workdir, f"--input={clip}", f"--output={tmp_path / 'out.mp4'}",
+                   f"--hints={tmp_path / 'h.json'}") == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("error:") and needle in err, err
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.mp4.partial").exists()

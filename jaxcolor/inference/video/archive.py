@@ -41,6 +41,17 @@ def output_for(film_path: Path, directory: Path, output: Path, codec_name: str) 
     return output / rel.with_suffix(suffix)
 
 
+def check_hint_names(directory: Path, hints: dict, source: str) -> None:
+    """Refuse, before any work, hints for a film the folder does not hold."""
+    names = {p.relative_to(directory).as_posix() for p in find_films(directory)}
+    unknown = sorted(set(hints) - names)
+    if unknown:
+        from jaxcolor.inference.hints import HintError
+
+        raise HintError(f"{source}: {unknown[0]!r} is not a film of {directory} (keys are "
+                        "paths relative to --input)")
+
+
 @dataclasses.dataclass
 class ArchiveReport:
     done: list[tuple[Path, film.Report]] = dataclasses.field(default_factory=list)
@@ -52,9 +63,10 @@ def colorize_films(colorizer: Colorizer, directory: Path, output: Path,
                    settings: film.Settings, *, shard: Shard = Shard(),
                    workers: int | None = None, overwrite: bool = False,
                    progress: Callable[[Path], Callable[[int, int], None]] = lambda path: (
-                       lambda done, total: None)) -> ArchiveReport:
+                       lambda done, total: None), hints: dict | None = None) -> ArchiveReport:
     """Colourise `shard`'s share of the films under `directory` into `output` (a folder);
-    `progress(film)` gives each film's progress callback."""
+    `progress(film)` gives each film's progress callback; `hints` maps a film's path below
+    `directory` to its hints (`check_hint_names` first)."""
     if output.suffix:
         raise UsageError(f"--output {output}: a folder of films needs a folder (a path without "
                          "a suffix) for the coloured films")
@@ -64,8 +76,10 @@ def colorize_films(colorizer: Colorizer, directory: Path, output: Path,
     for path in films:
         out = output_for(path, directory, output, settings.codec.name)
         out.parent.mkdir(parents=True, exist_ok=True)
+        mine = tuple((hints or {}).get(path.relative_to(directory).as_posix(), ()))
         try:
-            done = film.colorize_video(colorizer, sources.video_source(path), out, settings,
+            done = film.colorize_video(colorizer, sources.video_source(path), out,
+                                       dataclasses.replace(settings, hints=mine),
                                        workers=workers, overwrite=overwrite,
                                        progress=progress(path))
         except JaxcolorError as e:  # this film only: a damaged or unreadable file

@@ -56,6 +56,7 @@ class Settings:
     consistency: temporal.Consistency = temporal.Consistency()
     segment_frames: int = DEFAULT_SEGMENT_FRAMES  # rounded up to whole batches
     fps: Fraction = Fraction(24)  # of a folder of frames
+    hints: tuple = ()  # `inference.hints.Hint`s with their frames: each holds through its shot
 
 
 @dataclasses.dataclass
@@ -151,6 +152,7 @@ def job_identity(source: Source, output: Path, colorizer: Colorizer, settings: S
                           "batch_size": colorizer.batch_size},
             "codec": dataclasses.asdict(settings.codec),
             "consistency": dataclasses.asdict(settings.consistency),
+            "hints": [h.to_json() for h in settings.hints],
             "segment_frames": segment_frames}
 
 
@@ -163,6 +165,7 @@ def colorize_video(colorizer: Colorizer, source: Source, output: Path, settings:
     writing the same output."""
     kind = output_kind(output)
     check_output(source, output, kind, settings.codec)
+    check_hints(source, settings.hints, str(output))
     batch = colorizer.batch_size
     segment_frames = max(1, -(-settings.segment_frames // batch)) * batch  # whole batches
     work = WorkDir(output, job_identity(source, output, colorizer, settings, segment_frames))
@@ -208,8 +211,8 @@ def _colourise(colorizer: Colorizer, source: Source, work: WorkDir, kind: str,
         frames = source.frames(report.resumed, finished[-1]["last_pts"] if finished else None)
         for first in frames:  # one segment per pass
             chunk = itertools.chain([first], itertools.islice(frames, segment_frames - 1))
-            _run_segment(stepper, chunk, work, segment, source, kind, settings.codec,
-                         workers, report, progress)
+            _run_segment(stepper, chunk, work, segment, source, kind, settings, workers,
+                         report, progress)
             segment += 1
     finally:
         stepper.close()
@@ -219,13 +222,18 @@ def _colourise(colorizer: Colorizer, source: Source, work: WorkDir, kind: str,
 
 
 def _run_segment(stepper, chunk, work: WorkDir, segment: int, source: Source, kind: str,
-                 codec: video_io.Codec, workers, report: Report, progress) -> None:
+                 settings: Settings, workers, report: Report, progress) -> None:
     """Colourise one segment's frames in order into its file(s), then mark it finished."""
+    codec = settings.codec
     sink = (VideoSegment if kind == "video" else FolderSegment)(work, segment, source.info,
                                                                 codec)
     area = source.info.width * source.info.height
-    jobs = (pipeline.Job(f"frame {name}", functools.partial(_with_extra, load, (pts, name)),
-                         _pass_through, lambda: area) for _, pts, name, load in chunk)
+    placed: dict[int, tuple] = {}
+    for hint in settings.hints:
+        placed[hint.frame] = placed.get(hint.frame, ()) + (hint,)
+    jobs = (pipeline.Job(f"frame {name}", functools.partial(
+        _with_extra, functools.partial(_hinted, load, placed.get(index, ())), (pts, name)),
+        _pass_through, lambda: area) for index, pts, name, load in chunk)
     count, last_pts = 0, None
     try:
         for outcome in pipeline.process(stepper, jobs, workers=workers,
@@ -249,6 +257,24 @@ def _run_segment(stepper, chunk, work: WorkDir, segment: int, source: Source, ki
 
 def _with_extra(load, extra):
     return load(), extra
+
+
+def _hinted(load, hints: tuple):
+    """A frame with the colour hints placed on it (`Photo.hints`)."""
+    photo = load()
+    return dataclasses.replace(photo, hints=hints) if hints else photo
+
+
+def check_hints(source: Source, hints: tuple, where: str) -> None:
+    """Refuse, before any work, a hint on a frame the film lacks or outside the picture."""
+    from jaxcolor.inference.hints import HintError, check_inside
+
+    info = source.info
+    for hint in hints:
+        if hint.frame is None or hint.frame >= info.frames:
+            raise HintError(f"{where}: a hint on frame {hint.frame}, but {info.path} has "
+                            f"frames 0..{info.frames - 1}")
+    check_inside(list(hints), info.width, info.height, f"{where}: hints")
 
 
 def _pass_through(rgb, extra):

@@ -108,17 +108,22 @@ class Consistency:
 @dataclasses.dataclass
 class Carry:
     """What frame t needs of frame t-1: its lightness and output ab at render size (the part
-    of the render square the frame fills)."""
+    of the render square the frame fills), and the colour hints it was given (its own and
+    those carried into it: `carry_hint`), if any."""
 
     L: np.ndarray  # float32 [h, w], 0..100
     ab: np.ndarray  # float32 [h, w, 2]
+    hint: np.ndarray | None = None  # float32 [h, w, 3]: `hints.hint_map`'s layout
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"L": self.L, "ab": self.ab}
+        hint = {} if self.hint is None else {"hint": self.hint}
+        return {"L": self.L, "ab": self.ab, **hint}
 
     @classmethod
     def from_arrays(cls, arrays) -> "Carry":
-        return cls(np.asarray(arrays["L"], np.float32), np.asarray(arrays["ab"], np.float32))
+        hint = np.asarray(arrays["hint"], np.float32) if "hint" in arrays else None
+        return cls(np.asarray(arrays["L"], np.float32), np.asarray(arrays["ab"], np.float32),
+                   hint)
 
 
 # --------------------------------------------------------------------------------------
@@ -207,6 +212,34 @@ class Step:
     carried: float  # mean weight of the carried colour over the frame
 
 
+def starts_shot(carry: Carry, L: np.ndarray, moved: Flow, settings: Consistency) -> bool:
+    """Whether frame t starts a new shot, from the lightness alone: too few of its textured
+    pixels can be tracked (flat areas follow any flow, across a cut too), or its lightness
+    histogram is too far from frame t-1's."""
+    flat = moved.gradient < settings.flat_gradient
+    followed = moved.trust[~flat].mean() if (~flat).any() else 1.0
+    return bool(followed < settings.cut_fraction
+                or _histogram_distance(carry.L, L) > settings.cut_histogram)
+
+
+def carry_hint(carry: Carry | None, L: np.ndarray, own: np.ndarray | None,
+               moved: Flow | None, settings: Consistency) -> np.ndarray | None:
+    """Frame t's colour hints: those placed on it (`own`), over frame t-1's carried along the
+    motion where it is trusted (each hinted pixel moves with what it was placed on); a new
+    shot drops what came before, so a hint holds through its shot and no further."""
+    if carry is None or carry.hint is None or moved is None or carry.L.shape != L.shape \
+            or starts_shot(carry, L, moved, settings):
+        return own
+    cv2 = require("cv2", "video")
+    reach = np.maximum(moved.trust, (moved.gradient < settings.flat_gradient) & moved.inside)
+    warped = cv2.remap(carry.hint, moved.map_x, moved.map_y, cv2.INTER_NEAREST,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warped *= (reach > 0)[..., None]
+    if own is None:
+        return warped if warped[..., 2].any() else None
+    return np.where(own[..., 2:] > 0, own, warped)
+
+
 def blend(carry: Carry | None, L: np.ndarray, pred: np.ndarray, moved: Flow | None,
           settings: Consistency) -> Step:
     """Frame t's output ab from its prediction, frame t-1's carry and the flow between them
@@ -218,10 +251,7 @@ def blend(carry: Carry | None, L: np.ndarray, pred: np.ndarray, moved: Flow | No
                                 borderMode=cv2.BORDER_REPLICATE)
     diff = L - remap(carry.L)
     flat = moved.gradient < settings.flat_gradient
-    # A cut shows on the texture: flat areas follow any flow, on either side of a cut.
-    followed = moved.trust[~flat].mean() if (~flat).any() else 1.0
-    if (followed < settings.cut_fraction
-            or _histogram_distance(carry.L, L) > settings.cut_histogram):
+    if starts_shot(carry, L, moved, settings):
         return Step(pred, cut=True, carried=0.0)
     reach = np.maximum(moved.trust, flat & moved.inside)  # where the carry may come from
     diff -= np.median(diff[reach > 0])  # a global change of exposure is not an occlusion
@@ -288,16 +318,22 @@ class TemporalColorizer:
             raise RuntimeError("TemporalColorizer: frames submitted out of order")
         L = [np.ascontiguousarray(crop_render(p.L_render, p.inner)) for p in prepared]
         previous = [None if self.carry is None else self.carry.L] + L[:-1]
-        flows = [None if prev is None or self.settings.strength == 0.0
+        hinted = any(p.hint is not None for p in prepared) or (
+            self.carry is not None and self.carry.hint is not None)
+        flows = [None if prev is None or (self.settings.strength == 0.0 and not hinted)
                  or prev.shape != cur.shape else self._pool.submit(flow, prev, cur)
                  for prev, cur in zip(previous, L)]
+        hints = self._carry_hints(prepared, L, flows) if hinted else [None] * len(prepared)
+        if hinted:  # G sees each frame's hints, its own and those carried into it
+            prepared = [dataclasses.replace(p, hint=None if h is None else self._square(p, h))
+                        for p, h in zip(prepared, hints)]
         predicted = np.asarray(self.colorizer.predict(prepared), np.float32)[:len(prepared)]
         out = np.array(predicted)
         for i, p in enumerate(prepared):
             pred = np.ascontiguousarray(crop_render(predicted[i], p.inner))
             moved = flows[i].result() if flows[i] is not None else None
             step = blend(self.carry, L[i], pred, moved, self.settings)
-            self.carry = Carry(L[i], step.ab)
+            self.carry = Carry(L[i], step.ab, hints[i])
             self.cuts += step.cut
             self.frames += 1
             self._carried += step.carried
@@ -305,14 +341,27 @@ class TemporalColorizer:
             self._remember(p, step.ab)
         return self.colorizer.compose_batch(prepared, out)
 
+    def _carry_hints(self, prepared: list[Prepared], L: list[np.ndarray],
+                     flows: list) -> list[np.ndarray | None]:
+        """Each frame's hints (inside its part of the square): `carry_hint` frame by frame,
+        from the carry on. Waits for the batch's flows: G needs the hints."""
+        out, carry = [], self.carry
+        for i, p in enumerate(prepared):
+            own = None if p.hint is None else np.ascontiguousarray(crop_render(p.hint, p.inner))
+            moved = flows[i].result() if flows[i] is not None else None
+            out.append(carry_hint(carry, L[i], own, moved, self.settings))
+            carry = Carry(L[i], np.zeros(L[i].shape + (2,), np.float32), out[-1])
+        return out
+
     @staticmethod
-    def _square(p: Prepared, ab_inner: np.ndarray, around: np.ndarray | None = None):
-        """ab of the frame's part of the render square put back into a full square."""
+    def _square(p: Prepared, inner: np.ndarray, around: np.ndarray | None = None):
+        """A map of the frame's part of the render square put back into a full square."""
         R = p.L_render.shape[0]
-        square = np.zeros((R, R, 2), np.float32) if around is None else np.array(around)
+        square = (np.zeros((R, R, inner.shape[-1]), np.float32) if around is None
+                  else np.array(around))
         rh, rw = p.inner
         top, left = (R - rh) // 2, (R - rw) // 2
-        square[top:top + rh, left:left + rw] = ab_inner
+        square[top:top + rh, left:left + rw] = inner
         return square
 
     def _remember(self, p: Prepared, ab: np.ndarray) -> None:

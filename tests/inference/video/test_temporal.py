@@ -162,3 +162,35 @@ def test_blend_rules():
     assert cut.cut and cut.ab is pred
     with pytest.raises(ValueError, match="strength"):
         temporal.Consistency(strength=1.0)
+
+
+def test_a_hint_holds_through_its_shot_and_stops_at_the_cut():
+    """A hint placed on frame 2 is carried with the pan to every later frame of its shot
+    and dropped at the cut (frame 6); frames before it never see it. G is replaced by one
+    that paints exactly the hints it is given, and the carry of colour itself is off, so
+    what reaches each frame is the hint alone."""
+    from jaxcolor.inference import hints
+    from tests.support import tiny_config
+
+    config = tiny_config(None)
+    config.model.hints = True
+    config.data.crop_size = 64
+    echo = Colorizer.from_config(config, backend="jax", compose="host", batch_size=3)
+    echo.predict = lambda prepared: np.stack([
+        np.zeros((64, 64, 2), np.float32) if p.hint is None
+        else p.hint[..., :2] * color.AB_SCALE * p.hint[..., 2:] for p in prepared])
+    frames = cut_frames(10, cut=6)
+    placed = hints.parse([{"frame": 2, "x": 30, "y": 24, "color": "#e02020", "radius": 4}],
+                         "h", film=True)
+    stepper = temporal.TemporalColorizer(echo, temporal.Consistency(strength=0.0), threads=2)
+    jobs = [pipeline.Job(str(i), lambda i=i, f=f: Photo(f, hints=tuple(
+        h for h in placed if h.frame == i)), lambda rgb, _: rgb) for i, f in enumerate(frames)]
+    try:
+        outs = [o.value for o in pipeline.process(stepper, jobs, workers=2)]
+    finally:
+        stepper.close()
+    red = [int((color.rgb_to_lab_np(o)[..., 1] > 20).sum()) for o in outs]
+    assert red[0] == red[1] == 0 and red[2] > 20
+    assert all(r > 0.5 * red[2] for r in red[3:6]), red  # carried through the shot
+    assert red[6:] == [0] * 4, red  # and not across the cut
+    assert stepper.carry.hint is None
