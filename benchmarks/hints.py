@@ -1,0 +1,153 @@
+r"""Colour hints: quality against the number of hints, Zhang et al. (2017)'s sweep.
+
+    python -m benchmarks.hints --photos /data/q/val-photos --counts 0,1,2,5,10,20,50,100
+    python -m benchmarks.hints --checkpoint RUN --photos /data/imagenet --split test
+    python -m benchmarks.hints --table
+
+Each photo is measured as `jaxcolor evaluate --protocol=paper` measures (short side 256,
+centre crop 256 x 256, grayscale references skipped). For N hints, N points are drawn
+uniformly at random in the crop; each is a hint of radius 3 (a 6 x 6 patch, as Zhang et
+al.'s sweep) whose colour is the true mean colour over the 6 x 6 patch at that point,
+`--draws` independent draws per photo and N (the same draws for every model: they depend on
+the photo and the seed only). Per N: the evaluator's PSNR, delta-CF and |ab| error with
+paired bootstrap 95 % intervals over photos, beside the gray image's. One JSON line per N
+(`figure` hints/N, `value` PSNR). Their reference curve on ImageNet (their model): 24.43 dB
+at 0 hints, 25.37 at 1, 28.42 at 10, 31.13 at 100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import common, tables
+
+AREA = "hints"
+PATCH = 6  # pixels: a hint is the mean colour of a PATCH x PATCH square of the truth
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None, help="run (default: the starter model)")
+    p.add_argument("--photos", help="folder of colour photos")
+    p.add_argument("--split", default="validation", help="what the photos are (recorded)")
+    p.add_argument("--counts", default="0,1,2,5,10,20,50,100")
+    p.add_argument("--draws", type=int, default=2, help="hint draws per photo and count")
+    p.add_argument("--max_images", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    common.add_out_arg(p, AREA)
+    tables.add_args(p, AREA, TABLES)
+    args = p.parse_args(argv)
+    if not args.photos:
+        p.error("--photos is needed (or --table)")
+    return args
+
+
+def draw_hints(true_rgb: np.ndarray, count: int, rng: np.random.Generator) -> list:
+    """`count` hints at random places of a photo, each the mean true colour of the PATCH x
+    PATCH square there."""
+    from jaxcolor.inference.hints import Hint
+
+    h, w = true_rgb.shape[:2]
+    out = []
+    for _ in range(count):
+        y, x = int(rng.integers(0, h - PATCH + 1)), int(rng.integers(0, w - PATCH + 1))
+        mean = true_rgb[y:y + PATCH, x:x + PATCH].reshape(-1, 3).mean(0)
+        out.append(Hint(x + PATCH / 2 - 0.5, y + PATCH / 2 - 0.5,
+                        "#" + "".join(f"{int(round(c)):02x}" for c in mean), PATCH / 2))
+    return out
+
+
+def references(paths: list[Path], max_images: int | None) -> list[tuple[str, np.ndarray]]:
+    """(name, the paper protocol's 256 x 256 crop) of the colour photos among `paths`."""
+    from jaxcolor.data import images
+    from jaxcolor.inference import evaluation
+
+    protocol, out = evaluation.Protocol("paper"), []
+    for path in paths:
+        try:
+            out.append((str(path), protocol.checked(images.load_image_rgb(path, min_size=256))))
+        except (images.ImageDecodeError, evaluation.GrayTruth):
+            continue
+        if max_images and len(out) == max_images:
+            break
+    return out
+
+
+def sweep(colorizer, photos, counts, draws: int, seed: int) -> dict[int, dict]:
+    """Per N: the evaluator's per-image metrics (each photo's mean over the draws)."""
+    from jaxcolor import evaluator
+
+    results = {}
+    for count in counts:
+        per_draw = []
+        for draw in range(draws if count else 1):
+            given = [draw_hints(true, count, np.random.default_rng(
+                [seed, draw, count, zlib.crc32(name.encode())])) for name, true in photos]
+            coloured = colorizer.colorize([true for _, true in photos],
+                                          hints=[g or None for g in given])
+            per_draw.append(evaluator.image_metrics(np.stack(coloured)[..., :3],
+                                                    np.stack([t for _, t in photos]), xp=np))
+        results[count] = {k: np.mean([d[k] for d in per_draw], axis=0) for k in per_draw[0]}
+    return results
+
+
+def main(argv=None) -> list[dict] | None:
+    if tables.requested(argv, AREA, TABLES):
+        return None
+    args = _parse(argv)
+    from jaxcolor import evaluator
+    from jaxcolor.data import images
+    from jaxcolor.inference.colorizer import Colorizer
+
+    colorizer = (Colorizer.from_starter() if args.checkpoint is None
+                 else Colorizer.from_checkpoint(args.checkpoint))
+    photos = references(images.find_images(args.photos), args.max_images)
+    counts = [int(c) for c in args.counts.split(",")]
+    measured = sweep(colorizer, photos, counts, args.draws, args.seed)
+    out = []
+    for count, per_image in measured.items():
+        summary = evaluator.summarize(dict(per_image))
+        intervals = evaluator.bootstrap(per_image)
+        result = common.make_result(
+            f"hints/{count}", round(summary["psnr"], 4), "dB", resolution=256,
+            split=args.split, psnr_gray=round(summary["psnr_gray"], 4),
+            delta_cf=round(summary["delta_cf"], 4), ab_mae=round(summary["ab_mae"], 4),
+            cf=round(summary["cf"], 4), cf_true=round(summary["cf_true"], 4),
+            intervals={k: [round(x, 4) for x in v] for k, v in intervals.items()},
+            photos=len(photos), draws=args.draws if count else 1,
+            config={"checkpoint": args.checkpoint or "starter", "photos": args.photos,
+                    "seed": args.seed, "patch": PATCH})
+        common.emit(result, args.out)
+        out.append(result)
+    return out
+
+
+def table(path: str) -> str:
+    """PSNR, its gain over the gray image, delta-CF and |ab| error against the number of
+    hints, with 95 % intervals: the newest line per (model, split, N) of the split and model
+    measured last."""
+    lines = tables.read(path)
+    last = (lines[-1]["config"]["checkpoint"], lines[-1]["split"])
+    chosen = tables.newest(lines, lambda r: int(r["figure"].split("/")[1]) if (
+        r["config"]["checkpoint"], r["split"]) == last else None)
+    rows = []
+    for count in sorted(chosen):
+        r = chosen[count]
+        iv = r["intervals"]
+        rows.append([str(count), f"{r['value']:.2f} [{iv['psnr'][1]:.2f}, {iv['psnr'][2]:.2f}]",
+                     f"{iv['psnr_gain'][0]:+.2f}", f"{r['delta_cf']:.1f} [{iv['delta_cf'][1]:.1f}, "
+                     f"{iv['delta_cf'][2]:.1f}]", f"{r['ab_mae']:.2f}"])
+    return tables.markdown([f"hints ({last[0]}, {last[1]})", "PSNR (95% CI)", "vs gray",
+                            "delta-CF (95% CI)", "|ab| error"], rows)
+
+
+TABLES = {"sweep": table}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""benchmarks/hints.py: the hints drawn from the truth, the sweep, the table."""
+
+import json
+
+import numpy as np
+
+from benchmarks import hints as bench
+from jaxcolor.inference.colorizer import Colorizer
+from tests.support import photo_rgb, tiny_config
+
+
+def test_a_drawn_hint_is_the_mean_colour_of_its_patch():
+    true = np.zeros((64, 64, 3), np.uint8)
+    true[:32] = (200, 30, 30)
+    true[32:] = (30, 30, 200)
+    drawn = bench.draw_hints(true, 50, np.random.default_rng(0))
+    assert len(drawn) == 50
+    for hint in drawn:
+        assert 2.5 <= hint.x <= 60.5 and hint.radius == 3
+        top = int(hint.y - 2.5)
+        if top + 6 <= 32:
+            assert hint.color == "#c81e1e"
+        elif top >= 32:
+            assert hint.color == "#1e1ec8"
+
+
+def test_the_sweep_measures_each_count_and_the_table_prints_it(tmp_path, capsys):
+    config = tiny_config(None)
+    config.model.hints = True
+    config.data.crop_size = 64
+    colorizer = Colorizer.from_config(config, backend="jax", batch_size=4)
+    photos = [(f"p{i}", photo_rgb(256, 256, seed=i)) for i in range(3)]
+    measured = bench.sweep(colorizer, photos, [0, 5], draws=2, seed=0)
+    assert set(measured) == {0, 5} and measured[0]["psnr"].shape == (3,)
+    lines = [{"figure": f"hints/{n}", "value": 22.0 + n, "split": "test", "delta_cf": 5.0,
+              "ab_mae": 9.0, "config": {"checkpoint": "starter"},
+              "intervals": {"psnr": [22.0 + n, 21.5 + n, 22.5 + n], "psnr_gain": [0.5, 0, 1],
+                            "delta_cf": [5.0, 4.0, 6.0]}} for n in (10, 0)]
+    path = tmp_path / "hints.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    bench.main(["--table", str(path)])
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2].startswith("| 0 | 22.00 [21.50, 22.50] | +0.50 | 5.0 [4.0, 6.0] |")
+    assert rows[3].startswith("| 10 | 32.00")
