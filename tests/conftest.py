@@ -1,7 +1,36 @@
-"""Process-wide state that one test must not leak into the next."""
+"""Process-wide state of a test session: one XLA compilation cache for every process, and
+what one test must not leak into the next."""
 
+import os
+from pathlib import Path
+
+import jax
 import pytest
 from absl import logging
+from jax.experimental.compilation_cache import compilation_cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def xla_cache(tmp_path_factory) -> Path:
+    """One persistent XLA compilation cache for the whole session, in this process and in
+    every subprocess a test starts (through the environment): each tiny model's programs
+    compile once per session, not once per process or per fresh jit closure.
+    JAXCOLOR_TEST_XLA_CACHE keeps it between sessions while working on the tests."""
+    directory = Path(os.environ.get("JAXCOLOR_TEST_XLA_CACHE")
+                     or tmp_path_factory.mktemp("xla_cache"))
+    previous = {k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR",
+                                               "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS")}
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(directory)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.2"
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    compilation_cache.set_cache_dir(str(directory))
+    compilation_cache.reset_cache()  # the cache is otherwise fixed at the first compile
+    yield directory
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(autouse=True)

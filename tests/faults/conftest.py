@@ -1,5 +1,6 @@
-"""Fixtures of the fault tests: tiny records, one XLA compilation cache for every trainer
-subprocess of the session, and one uninterrupted run that interrupted runs must match."""
+"""Fixtures of the fault tests: tiny records and one uninterrupted run that interrupted runs
+must match. Every trainer subprocess uses the session's XLA cache (`xla_cache`,
+tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,6 @@ from tests.faults import faultkit
 @pytest.fixture(scope="session")
 def records(tmp_path_factory) -> Path:
     return faultkit.write_records(tmp_path_factory.mktemp("fault_records") / "records")
-
-
-@pytest.fixture(scope="session")
-def xla_cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("fault_xla_cache")
 
 
 @dataclasses.dataclass

@@ -3,12 +3,9 @@ and one finished tiny run that several modules inspect."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import jax
 import pytest
-from jax.experimental.compilation_cache import compilation_cache
 
 from tests.train.helpers import RunRecord, train_recording
 from tests.support import tiny_config, write_records
@@ -20,19 +17,11 @@ def records_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def compile_cache(tmp_path_factory) -> Path:
-    """A persistent XLA cache for the training tests. Every run jits fresh closures, which
-    the in-memory cache cannot match; this one is keyed on the program, so each step of the
-    tiny run compiles once per session, here and in the subprocesses handed its path."""
-    # JAXCOLOR_TEST_XLA_CACHE keeps the cache between sessions while working on the tests.
-    directory = Path(os.environ.get("JAXCOLOR_TEST_XLA_CACHE")
-                     or tmp_path_factory.mktemp("xla_cache"))
-    previous = jax.config.jax_compilation_cache_dir
-    compilation_cache.set_cache_dir(str(directory))
-    compilation_cache.reset_cache()  # the cache is otherwise fixed at the first compile
-    yield directory
-    jax.config.update("jax_compilation_cache_dir", previous)
-    compilation_cache.reset_cache()
+def compile_cache(xla_cache) -> Path:
+    """The session's persistent XLA cache (tests/conftest.py): every run jits fresh closures,
+    which the in-memory cache cannot match; this one is keyed on the program, so each step
+    of the tiny run compiles once per session, here and in the subprocesses."""
+    return xla_cache
 
 
 @pytest.fixture(scope="session")
