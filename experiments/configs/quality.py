@@ -29,6 +29,8 @@ Variants after a colon: tokens joined by "_", a base and any modifiers, in any o
   scratch   the encoder from random initialisation (mnv2/effl0 without their weights)
   cap<N>    the training mixture: at most N photos of each source (the clothing set is two
             thirds of the pool)
+  hints     G takes colour hints, simulated from the truth while it learns (config.hints;
+            with --set model.init_from=RUN it starts from a hint-free run's G)
   t<N>      a budget of N TFLOP instead of the CPU size's
   ""        the recipe gan.py ships, CPU-sized (see BENCHMARKS.md, "Quality")
 
@@ -47,7 +49,8 @@ from jaxcolor import configs
 gan = configs.sibling(__file__, "gan.py")
 
 BASES = ("l1", "gan")
-MODIFIERS = ("rebal", "cf", "prog", "pick", "ema", "gpu", "mnv2", "effl0", "scratch", "cap", "t")
+MODIFIERS = ("rebal", "cf", "prog", "pick", "ema", "gpu", "mnv2", "effl0", "scratch", "cap", "t",
+             "hints")
 NUMBERED = ("gan", "rebal", "cf", "ema", "cap", "t")  # tokens a number may follow
 BACKBONES = {"mnv2": "mobilenet_v2", "effl0": "efficientnet_lite0"}
 SHIPPED = "gan0.1_cf0.1_ema_pick"  # the default variant: gan.py's recipe (BENCHMARKS.md, Quality)
@@ -124,6 +127,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         config.model.backbone = backbone
     config.quality.imagenet = backbone is not None and "scratch" not in tokens
     config.quality.cap = int(values.get("cap", 0))  # training photos per source; 0: all
+    config.model.hints = "hints" in tokens
     if "t" in tokens:
         config.quality.tflop = float(values["t"])
     config.checkpoint_every = config.eval_every  # every evaluated state can be "the best"

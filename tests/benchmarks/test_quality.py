@@ -53,6 +53,7 @@ def test_variants_are_tokens_that_switch_one_thing_each():
     assert mobile.model.backbone == "mobilenet_v2" and mobile.quality.imagenet
     assert mobile.quality.cap == 1000 and mobile.quality.tflop == 90.0
     assert _config("gan").quality.cap == 0
+    assert _config("l1_effl0_hints").model.hints and not _config("l1_effl0").model.hints
     scratch = _config("l1_effl0_scratch")
     assert scratch.model.backbone == "efficientnet_lite0" and not scratch.quality.imagenet
 
