@@ -43,10 +43,15 @@ def save(restored: restore_lib.Restored, out: str | os.PathLike, *, dtype: str =
     `about` (provenance) as JSON."""
     arrays = {k: v.astype(dtype) if np.issubdtype(v.dtype, np.floating) else v
               for k, v in _flat(restored.variables).items()}
-    about = {"step": restored.step, "run": str(restored.directory), **(about or {})}
+    about = {"step": restored.step, **(about or {})}
+    config = ml_collections.ConfigDict(restored.config.to_dict())
+    for section, field in (("data", "train"), ("data", "val"), ("model", "backbone_weights"),
+                           ("model", "init_from")):  # this machine's paths: not shipped
+        if field in config.get(section, {}):
+            config[section][field] = None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays, **{_CONFIG: np.array(restored.config.to_json()),
+    np.savez_compressed(out, **arrays, **{_CONFIG: np.array(config.to_json()),
                                           _ABOUT: np.array(json.dumps(about))})
     return out
 
