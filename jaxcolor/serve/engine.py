@@ -18,8 +18,8 @@ command's:
                  that fails is retried photo by photo, so one bad photo fails only its own
                  request
 
-Photos with colour hints go to `Colorizer.colorize(..., hints=...)` on the model thread, one
-at a time: the batch stages take no hints yet. For a model without hint inputs that raises
+A photo's colour hints ride on it (`Photo.hints`): `prepare` rasterises them, and hinted
+photos are batched like any other. For a model without hint inputs `prepare` raises
 `hints.HintError`, which the request answers as 400.
 """
 
@@ -46,14 +46,6 @@ class Busy(RunError):
     """Every place in the queue is taken: the client should try again shortly."""
 
     status = 503
-
-
-@dataclasses.dataclass(frozen=True)
-class _Hinted:
-    """A photo for `Colorizer.colorize` with its hints."""
-
-    photo: Photo
-    hints: list[Hint]
 
 
 _STOP = object()
@@ -94,7 +86,7 @@ class Engine:
     async def colorize(self, photo: Photo, hints: list[Hint]) -> np.ndarray:
         """The colour photo (uint8 RGB, or RGBA with the photo's alpha) at the photo's size."""
         if hints:
-            return await self._on_model(_Hinted(photo, hints))
+            photo = dataclasses.replace(photo, hints=tuple(hints))
         prepared = await self.on_host(self.colorizer.prepare, photo)
         batch, index = await self._on_model(prepared)
         return await self.on_host(batch.finish, index)
@@ -116,14 +108,7 @@ class Engine:
             waiting = self._take()
             if waiting is None:
                 return
-            plain = []
-            for item, future in waiting:
-                if isinstance(item, _Hinted):
-                    _settle(future, self._colorize_hinted, item)
-                else:
-                    plain.append((item, future))
-            if plain:
-                self._run_batch(plain)
+            self._run_batch(waiting)
 
     def _take(self) -> list | None:
         """The next job, and those waiting behind it up to a batch; None to stop."""
@@ -142,11 +127,6 @@ class Engine:
             waiting.append(job)
         return waiting
 
-    def _colorize_hinted(self, item: _Hinted) -> np.ndarray:
-        photo = item.photo
-        pixels = photo.pixels if photo.alpha is None else np.dstack([photo.pixels, photo.alpha])
-        return self.colorizer.colorize(pixels, hints=item.hints)
-
     def _run_batch(self, jobs: list) -> None:
         """G on the prepared photos of `jobs`; each future gets (batch, its index) for
         `finish`. A failed batch is retried photo by photo."""
@@ -163,16 +143,6 @@ class Engine:
         for index, (_, future) in enumerate(jobs):
             if future.set_running_or_notify_cancel():
                 future.set_result((batch, index))
-
-
-def _settle(future: concurrent.futures.Future, fn: Callable, *args) -> None:
-    """Run `fn(*args)` into `future`; whatever it raises goes to the waiting request."""
-    if not future.set_running_or_notify_cancel():
-        return
-    try:
-        future.set_result(fn(*args))
-    except Exception as e:  # noqa: BLE001 - the request answers with it
-        future.set_exception(e)
 
 
 def _fail(future: concurrent.futures.Future, error: Exception) -> None:

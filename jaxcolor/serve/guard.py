@@ -4,6 +4,10 @@
     127.0.0.1, ::1, or the bound address). A page of another site whose name an attacker
     points at 127.0.0.1 (DNS rebinding) would otherwise be same-origin with the studio and
     could read its answers; with the check it gets 400.
+  * Origin: a request that says it comes from a page of another origin (its Origin header
+    names another host than its Host) is refused with 403. Browsers keep such a page from
+    reading the answer anyway; refusing it also keeps it from spending the machine's
+    compute on a local studio it found.
   * Token: when one is set, every `/api/` request must carry `Authorization: Bearer TOKEN`
     (401 otherwise, compared in constant time). The page is public (it holds no secret); it
     reads the token from its URL's fragment, which browsers never send to a server or put in
@@ -98,9 +102,13 @@ class Guard:
 
     def _refusal(self, scope: Scope) -> JSONResponse | None:
         headers = Headers(scope=scope)
-        if self.hosts is not None and _hostname(headers.get("host", "")).lower() not in self.hosts:
+        host = headers.get("host", "")
+        if self.hosts is not None and _hostname(host).lower() not in self.hosts:
             return json_error("unknown Host header: open the studio at the address "
                               "`jaxcolor serve` printed", 400)
+        origin = headers.get("origin")
+        if origin is not None and origin.partition("://")[2].rstrip("/").lower() != host.lower():
+            return json_error("a page of another origin may not use the studio", 403)
         if self.token is None or not scope["path"].startswith("/api/"):
             return None
         scheme, _, given = headers.get("authorization", "").partition(" ")

@@ -64,6 +64,16 @@ def test_on_loopback_the_host_header_must_name_this_machine(client, host, allowe
         refused(response, 400, "unknown Host header")
 
 
+def test_a_page_of_another_origin_is_refused_and_the_studios_own_is_not(client):
+    photo = {"image": ("a.png", encoded(gray_photo(40, 30)))}
+    refused(client.post("/api/colorize", files=photo, headers={
+        "Origin": "https://elsewhere.example"}), 403, "another origin")
+    own = client.post("/api/colorize", files=photo, headers={
+        "Host": "127.0.0.1:8080", "Origin": "http://127.0.0.1:8080"})
+    assert own.status_code == 200
+    assert client.post("/api/colorize", files=photo).status_code == 200  # no Origin: curl
+
+
 def test_beyond_loopback_the_token_guards_any_host_name(make_client):
     client = make_client(host="0.0.0.0", token=TOKEN)
     response = client.get("/api/health", headers={"host": "studio.lan:8080",
