@@ -34,7 +34,7 @@ _RGB_TO_XYZ = np.array(
 )
 _XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
 # (X/Xn, Y/Yn, Z/Zn) -> linear sRGB: the white point folded into the matrix's columns.
-_XYZ_WHITE_TO_RGB = (_XYZ_TO_RGB * np.asarray(D65_WHITE)).astype(np.float32)
+XYZ_WHITE_TO_RGB = (_XYZ_TO_RGB * np.asarray(D65_WHITE)).astype(np.float32)
 
 LAB_DELTA = 6.0 / 29.0
 """CIE's f(t) (L = 116 f(Y / Yn) - 16) is a cube root above LAB_DELTA**3, linear below."""
@@ -103,7 +103,7 @@ def lab_to_linear_planes(xp, L, a, b):
     # Like scikit-image, clamp f(z) at 0 (very blue, out-of-gamut colours) before inverting.
     fz = xp.maximum(fy - b / 200.0, 0.0)
     x, y, z = (lab_f_inv(xp, f) for f in (fx, fy, fz))
-    return tuple(m[0] * x + m[1] * y + m[2] * z for m in _XYZ_WHITE_TO_RGB)
+    return tuple(m[0] * x + m[1] * y + m[2] * z for m in XYZ_WHITE_TO_RGB)
 
 
 def _lab_to_rgb(xp, lab, dtype, clip):

@@ -243,16 +243,19 @@ class UNetGenerator(nnx.Module):
                 f"UNetGenerator: H and W must be multiples of {ENCODER_STRIDE}, got shape {shape}; "
                 "pad or resize the input"
             )
-        s2, s4, s8, s16, s32 = self.encoder(
-            encoders.input_from_l(self.encoder, l_norm), return_features=True
-        )
+        if hint is not None and self.hints is None:
+            raise ValueError("UNetGenerator: a hint map for a generator without hint inputs")
+        if hint is None:
+            image = encoders.input_from_l(self.encoder, l_norm)
+        else:
+            image = hint_branch.colour_input(l_norm, hint, type(self.encoder).input_mean,
+                                             type(self.encoder).input_std)
+        s2, s4, s8, s16, s32 = self.encoder(image, return_features=True)
         x = self.bridge(s32)
         extras = [None] * 5
         if self.hints is not None:
             at_bridge, *extras = self.hints(hint_branch.empty(l_norm) if hint is None else hint)
             x = x + at_bridge.astype(x.dtype)
-        elif hint is not None:
-            raise ValueError("UNetGenerator: a hint map for a generator without hint inputs")
         skips = (s16, s8, s4, s2, l_norm)
         for i, (block, skip, extra) in enumerate(zip(self.decoder, skips, extras)):
             x = block(x, skip, extra)

@@ -1,20 +1,25 @@
-"""The generator's colour-hint branch: user-given colours joined to the decoder at every scale.
+"""The generator's colour hints: joined to the encoder's input and to the decoder at every
+scale.
 
 Input (Zhang et al. 2017's `(ab_hint, mask)`): `hint` [B, H, W, 3] = the hinted a/110, b/110
-where the mask is 1, and the mask; zeros everywhere mean "no hints", so one generator serves
-automatic and guided colourisation.
+where the mask is 1 (0 elsewhere), and the mask; zeros everywhere mean "no hints", so one
+generator serves automatic and guided colourisation.
 
-Why the decoder, and why zero-initialised: the encoder is an ImageNet classifier whose
-ported weights a hint input must not disturb, and which needs to see only the photo to find
-objects and edges. The hint map is reduced to every decoder scale (/32 .. /1) by a
-mask-weighted average (the mean hinted colour of a cell, and the share of the cell that is
-hinted), and a 1x1 convolution per scale adds it to that decoder block's features. At /32 one
-cell spans a sixteenth of a 128 px render, so a single point reaches a whole region at once,
-and the decoder's 3x3 convolutions, guided by the encoder's features, decide where the colour
-stops. The projections start at zero: a generator with the branch computes exactly what the
-same generator without it computes until training moves them, so a hint-free checkpoint is a
-valid starting point (its decoder and encoder load unchanged) and the branch adds nothing at
-zero hints at initialisation.
+Two paths, neither disturbing the ported ImageNet weights:
+
+  * The encoder's input (`colour_input`): the encoder sees L as the gray photo it stands for
+    (`resnet.gray_input_from_l`); with hints it sees that photo with the hinted pixels in
+    their colour (Lab -> sRGB of (L, hinted ab)). An ImageNet classifier was trained on
+    colour photos, so a coloured dot is something its filters already respond to, and its
+    deep layers carry it as far as the object it sits on: the semantic spread Zhang et al.
+    get by feeding hints to their network's first layer, here with no new weight in the
+    encoder at all. Without hints the input is exactly the gray photo.
+  * The decoder (`HintBranch`): the hint map reduced to every decoder scale (/32 .. /1) by
+    a mask-weighted average (the mean hinted colour of a cell, and the share of the cell
+    that is hinted), added to that block's features by a 1x1 convolution: the exact colour
+    and where it was given, which the encoder's features lose. The projections start at
+    zero, so a hint-free checkpoint loaded into a generator with hints (`config.model.
+    init_from`) computes what it computed before until training moves them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from jaxcolor import color
+from jaxcolor.models import resnet
 
 CHANNELS = 3  # a/110, b/110, mask
 SCALES = (32, 16, 8, 4, 2, 1)  # the bridge's output, then each decoder block's
@@ -51,6 +59,15 @@ class HintBranch(nnx.Module):
     def __call__(self, hint: jax.Array) -> list[jax.Array]:
         return [proj(pooled(hint, factor).astype(proj.dtype or hint.dtype))
                 for proj, factor in zip(self.proj, SCALES)]
+
+
+def colour_input(l_norm: jax.Array, hint: jax.Array, mean, std) -> jax.Array:
+    """The encoder's input [B, H, W, 3] with the hinted pixels in colour: the sRGB of (L,
+    hinted ab), normalised by the encoder's `mean`/`std` (module docstring)."""
+    L = color.denormalize_l(l_norm)
+    hinted = color.lab_to_rgb(jnp.concatenate([L, color.denormalize_ab(hint[..., :2])], -1))
+    gray = color.gray_rgb_from_l(L)  # exactly the hint-free input elsewhere
+    return resnet.normalize_rgb(jnp.where(hint[..., 2:] > 0, hinted, gray), mean, std)
 
 
 def empty(l_norm: jax.Array) -> jax.Array:

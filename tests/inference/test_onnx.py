@@ -25,6 +25,7 @@ from jaxcolor import color  # noqa: E402
 from jaxcolor.cli import main as jaxcolor_main  # noqa: E402
 from jaxcolor.inference.colorizer import Colorizer  # noqa: E402
 from jaxcolor.inference.onnx import graph as onnx_graph  # noqa: E402
+from jaxcolor.inference.onnx import inputs as onnx_inputs  # noqa: E402
 from jaxcolor.inference.onnx.runtime import OnnxGenerator  # noqa: E402
 from jaxcolor.models import factory  # noqa: E402
 from jaxcolor.models import generator as generator_lib  # noqa: E402
@@ -110,7 +111,7 @@ def test_gray_preprocessing_equals_the_encoders_input(mean, std):
     l_norm = color.normalize_l(L.astype(np.float32)).reshape(1, 1, 1, -1)
     want = np.asarray(resnet.gray_input_from_l(jnp.asarray(l_norm).reshape(1, 1, -1, 1),
                                                mean, std))
-    got = run_subgraph(lambda g, x: onnx_graph._gray_input(g, x, mean, std), l_norm)
+    got = run_subgraph(lambda g, x: onnx_inputs.gray_input(g, x, mean, std), l_norm)
     np.testing.assert_allclose(got[0, :, 0].T, want[0, 0], atol=1e-5)  # [1, 3, 1, N]
 
 

@@ -28,11 +28,30 @@ def _hint(b=2, size=64, x=10, y=20, ab=(0.4, -0.3)):
 
 
 def test_a_hint_free_checkpoint_in_the_hinted_generator_computes_the_same():
+    """At no hints, exactly; with hints, the encoder sees the hinted pixels in colour from
+    the start (no new weight there), while the decoder's projections are still zero."""
     plain, hinted = _pair()
     l_norm = jax.random.uniform(jax.random.key(0), (2, 64, 64, 1)) * 2 - 1
     expected = plain(l_norm)
     np.testing.assert_allclose(hinted(l_norm), expected, atol=1e-6)
-    np.testing.assert_allclose(hinted(l_norm, _hint()), expected, atol=1e-6)  # zero branch
+    np.testing.assert_allclose(hinted(l_norm, jnp.zeros((2, 64, 64, 3))), expected, atol=1e-5)
+    assert float(jnp.abs(hinted(l_norm, _hint()) - expected).max()) > 1e-4
+
+
+def test_the_encoder_sees_the_hinted_pixels_in_colour_and_the_rest_gray():
+    from jaxcolor import color
+    from jaxcolor.models import resnet
+
+    l_norm = jnp.full((1, 32, 32, 1), 0.2)
+    hint = np.zeros((1, 32, 32, 3), np.float32)
+    hint[0, 4, 5] = (0.5, 0.3, 1.0)
+    hint[0, 9, 9] = (0.5, 0.3, 0.0)  # colour without the mask: not a hint
+    rgb = hint_branch.colour_input(l_norm, jnp.asarray(hint), (0, 0, 0), (1, 1, 1))
+    gray = resnet.gray_input_from_l(l_norm, (0, 0, 0), (1, 1, 1))
+    changed = np.argwhere(np.abs(np.asarray(rgb - gray)).max(-1) > 1e-5)
+    assert changed.tolist() == [[0, 4, 5]]
+    lab = color.rgb_to_lab_np(np.asarray(rgb[0, 4, 5])[None])[0]
+    np.testing.assert_allclose(lab, (60.0, 55.0, 33.0), atol=0.3)
 
 
 def test_a_trained_branch_carries_the_hint_to_the_output():

@@ -44,6 +44,7 @@ from jaxcolor.errors import RunError
 from jaxcolor.models import efficientnet, mobilenet, resnet
 from jaxcolor.models import generator as generator_lib
 from jaxcolor.models import hint_branch
+from jaxcolor.inference.onnx import inputs
 
 OPSET = 17
 """ONNX opset of the exported graph (every operator used exists unchanged since opset 13)."""
@@ -169,36 +170,6 @@ class _Graph:
                        coordinate_transformation_mode="half_pixel")
 
 
-def _gray_input(g: _Graph, l_nchw: str, mean=resnet.IMAGENET_MEAN,
-                std=resnet.IMAGENET_STD) -> str:
-    """`resnet.gray_input_from_l` as ONNX ops, same formulas and float32 constants:
-    l_norm [B, 1, H, W] -> gray RGB [B, 3, H, W] normalised by the encoder's mean/std."""
-    L = g.op("Mul", [g.op("Add", [l_nchw, g.scalar("one", 1.0)], "l_plus_1"),
-                     g.scalar("fifty", 50.0)], "L")  # color.denormalize_l
-    f = g.op("Div", [g.op("Add", [L, g.scalar("sixteen", 16.0)], "L_plus_16"),
-                     g.scalar("c116", 116.0)], "f_y")
-    # color.lab_f_inv: f**3 above LAB_DELTA, linear below (f*f*f, two products, as there).
-    cube = g.op("Mul", [g.op("Mul", [f, f], "f_sq"), f], "f_cube")
-    linear = g.op("Div", [g.op("Sub", [f, g.scalar("c4_29", 4.0 / 29.0)], "f_minus"),
-                          g.scalar("lab_slope", color.LAB_SLOPE)], "f_linear")
-    above = g.op("Greater", [f, g.scalar("lab_delta", color.LAB_DELTA)], "f_above")
-    y = g.op("Max", [g.op("Where", [above, cube, linear], "Y"), g.scalar("zero", 0.0)], "Y_pos")
-    # color._linear_to_srgb, then clip to [0, 1] (color.gray_rgb_from_l).
-    knee = g.scalar("srgb_knee", color.SRGB_KNEE)
-    gamma = g.op("Pow", [g.op("Max", [y, knee], "Y_safe"), g.scalar("inv_2_4", 1.0 / 2.4)],
-                 "Y_pow")
-    curve = g.op("Sub", [g.op("Mul", [gamma, g.scalar("c1_055", 1.055)], "srgb_scaled"),
-                         g.scalar("c0_055", 0.055)], "srgb_curve")
-    toe = g.op("Mul", [y, g.scalar("c12_92", 12.92)], "srgb_toe")
-    srgb = g.op("Where", [g.op("Greater", [y, knee], "Y_above"), curve, toe], "srgb")
-    gray = g.op("Clip", [srgb, g.scalar("clip_lo", 0.0), g.scalar("clip_hi", 1.0)], "gray")
-    # resnet.normalize_rgb on three equal channels (broadcast over [1, 3, 1, 1]).
-    per_channel = lambda v: np.asarray(v, np.float32).reshape(1, 3, 1, 1)  # noqa: E731
-    mean = g.const("input_mean", per_channel(mean))
-    std = g.const("input_std", per_channel(std))
-    return g.op("Div", [g.op("Sub", [gray, mean], "rgb_centred"), std], "rgb_input")
-
-
 def _block(g: _Graph, x: str, block, name: str) -> str:
     """A torchvision BasicBlock / Bottleneck (resnet.py): convs, shortcut, add, relu."""
     if isinstance(block, resnet.Bottleneck):
@@ -267,9 +238,12 @@ def _efficientnet(g: _Graph, x: str, encoder: efficientnet.EfficientNetLite) -> 
     return features
 
 
-def _encoder(g: _Graph, l_nchw: str, encoder) -> list[str]:
-    """The encoder's 5 feature maps from L, its own input normalisation included."""
-    x = _gray_input(g, l_nchw, type(encoder).input_mean, type(encoder).input_std)
+def _encoder(g: _Graph, l_nchw: str, encoder, hint_nchw: str | None = None) -> list[str]:
+    """The encoder's 5 feature maps from L (with the hinted pixels in colour when a hint map
+    is given), its own input normalisation included."""
+    mean, std = type(encoder).input_mean, type(encoder).input_std
+    x = (inputs.gray_input(g, l_nchw, mean, std) if hint_nchw is None
+         else inputs.colour_input(g, l_nchw, hint_nchw, mean, std))
     for cls, build in ((resnet.ResNet, _resnet), (mobilenet.MobileNetV2, _mobilenet),
                        (efficientnet.EfficientNetLite, _efficientnet)):
         if isinstance(encoder, cls):
@@ -341,11 +315,13 @@ def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None 
                                   f"{generator_lib.ENCODER_STRIDE}, got {height}x{width}")
     g = _Graph()
     l_nchw = g.op("Transpose", [INPUT_NAME], "l_nchw", perm=[0, 3, 1, 2])
-    s2, s4, s8, s16, s32 = _encoder(g, l_nchw, model.encoder)
+    hint_nchw = None
+    if model.hints is not None:
+        hint_nchw = g.op("Transpose", [HINT_NAME], "hint_nchw", perm=[0, 3, 1, 2])
+    s2, s4, s8, s16, s32 = _encoder(g, l_nchw, model.encoder, hint_nchw)
     x = g.conv_bn_relu(s32, model.bridge, "bridge")
     extras = [None] * 5
     if model.hints is not None:
-        hint_nchw = g.op("Transpose", [HINT_NAME], "hint_nchw", perm=[0, 3, 1, 2])
         at_bridge, *extras = _hint_branch(g, hint_nchw, model.hints)
         x = g.op("Add", [x, at_bridge], "bridge.hint")
     skips = (s16, s8, s4, s2, l_nchw)
