@@ -4,7 +4,6 @@ and a generator with hint inputs fed by Colorizer (JAX and ONNX agree; L kept ex
 from __future__ import annotations
 
 
-import jax
 import numpy as np
 import pytest
 
@@ -12,7 +11,7 @@ from jaxcolor import color
 from jaxcolor.inference import hints
 from jaxcolor.inference.colorizer import Colorizer
 from jaxcolor.inference.photo import Photo
-from tests.support import assert_keeps_lightness, photo_rgb, tiny_config
+from tests.support import assert_keeps_lightness, hinted_colorizer, photo_rgb, tiny_config
 
 RED = "#d02020"
 
@@ -70,17 +69,11 @@ def test_a_hint_lands_where_its_pixel_is_seen_with_its_colour_not_its_lightness(
 
 @pytest.fixture(scope="module")
 def hinted_colorizers():
-    """One hint-taking generator (random weights, the hint branch switched on by hand, as
-    training moves it), in JAX and in ONNX Runtime."""
-    config = tiny_config(None)
-    config.model.hints = True
-    config.data.crop_size = 64
-    jax_colorizer = Colorizer.from_config(config, backend="jax", batch_size=2)
-    params = jax_colorizer.variables["params"]
-    for i, proj in params["hints"]["proj"].items():
-        proj["kernel"][...] = jax.random.normal(jax.random.key(int(i)), proj["kernel"].shape)
-    onnx_colorizer = Colorizer(jax_colorizer.graphdef, jax_colorizer.variables, config, step=0,
-                               backend="onnx", batch_size=2)
+    """One hint-taking generator (`tests.support.hinted_colorizer`), in JAX and in ONNX
+    Runtime."""
+    jax_colorizer = hinted_colorizer(backend="jax", batch_size=2)
+    onnx_colorizer = Colorizer(jax_colorizer.graphdef, jax_colorizer.variables,
+                               jax_colorizer.config, step=0, backend="onnx", batch_size=2)
     return jax_colorizer, onnx_colorizer
 
 

@@ -26,8 +26,8 @@ from jaxcolor.inference import hints as hints_lib
 from jaxcolor.serve.app import create_app
 from tests.serve.browser import chromium, console_errors, downloaded, open_with, wait_for
 from tests.serve.support import LiveServer, gray_photo
-from tests.serve.test_hints import HintTaking
-from tests.support import photo_rgb, trained_workdir
+from tests.serve.test_hints import HintRecording
+from tests.support import hinted_colorizer, photo_rgb, trained_workdir
 
 pytestmark = pytest.mark.slow
 
@@ -191,17 +191,17 @@ def test_at_phone_width_nothing_overflows(tmp_path, studio, photos):
         driver.quit()
 
 
-def test_with_a_model_that_takes_hints_the_photo_recolours(browser, studio_colorizer, photos):
-    model = HintTaking(studio_colorizer)
+def test_with_a_model_that_takes_hints_the_photo_recolours(browser, photos):
+    model = HintRecording(hinted_colorizer())
     server = LiveServer(create_app(model))
     try:
         open_with(browser, server, photos / "beach.jpg")
         click(browser, "add-hint")  # at the centre: (200, 150)
-        wait_for(lambda: model.received, what="the recolour request")
+        wait_for(lambda: any(hints for _, hints in model.received), what="the recolour request")
         wait_for(lambda: not browser.find_element(By.ID, "spinner").is_displayed(),
                  what="the spinner to go")
-        (shape, (hint,)), = model.received
-        assert shape == (300, 400, 3) and (hint.x, hint.y) == (200, 150)
+        (shape, (hint,)), = [(shape, hints) for shape, hints in model.received if hints]
+        assert shape[:2] == (300, 400) and (hint.x, hint.y) == (200, 150)
         assert console_errors(browser) == []
     finally:
         server.close()

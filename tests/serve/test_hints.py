@@ -1,9 +1,8 @@
-"""Hints through the API: what a request sends is what `Colorizer.colorize` receives (parsed
-by `jaxcolor.inference.hints`, moved onto a preview's pixels), for a model with hint inputs.
-
-No trained model has hint inputs yet, so the tiny model poses as one (`HintTaking`): it
-records the hints it is given and colours automatically. The real model's refusal of hints is
-in test_api.py (400).
+"""Hints through the API: what a request sends is what the model receives (parsed by
+`jaxcolor.inference.hints`, moved onto a preview's pixels, riding on `Photo.hints` into
+`Colorizer.prepare`), and it changes the colours. The model is the tiny hint-taking one
+(`tests.support.hinted_colorizer`); a model without hint inputs refuses hints with 400
+(test_api.py).
 """
 
 from __future__ import annotations
@@ -17,43 +16,49 @@ from jaxcolor.inference import hints as hints_lib
 from jaxcolor.inference.colorizer import Colorizer
 from jaxcolor.serve.uploads import scale_hints
 from tests.serve.support import decoded, encoded, gray_photo, post
+from tests.support import hinted_colorizer
 
 SENT = [{"x": 10, "y": 5, "color": "#3366CC", "radius": 4},
         {"x": 89, "y": 58, "color": "#ffcc00"}]
 
 
-class HintTaking(Colorizer):
-    """The tiny model with `takes_hints`: records (pixels shape, hints) of each call."""
+class HintRecording(Colorizer):
+    """A hint-taking model that records (pixels shape, hints) of each photo it prepares."""
 
     def __init__(self, base: Colorizer):
         super().__init__(base.graphdef, base.variables, base.config, step=base.step,
                          backend="jax")
         self.received = []
 
-    @property
-    def takes_hints(self) -> bool:
-        return True
+    def prepare(self, photo):
+        self.received.append((photo.pixels.shape, photo.hints))
+        return super().prepare(photo)
 
-    def colorize(self, image_or_images, hints=None):
-        self.received.append((np.asarray(image_or_images).shape, hints))
-        return super().colorize(image_or_images)
+
+@pytest.fixture(scope="module")
+def hint_taking():
+    return hinted_colorizer()
 
 
 @pytest.fixture
-def hint_model(studio_colorizer):
-    return HintTaking(studio_colorizer)
+def hint_model(hint_taking):
+    return HintRecording(hint_taking)
 
 
 def test_the_model_receives_the_hints_as_parsed_from_the_cli_format(make_client, hint_model):
     client = make_client(hint_model)
     assert client.get("/api/health").json()["hints"] is True
-    response = post(client, encoded(gray_photo(90, 60)), hints=json.dumps(SENT))
+    photo = encoded(gray_photo(90, 60))
+    response = post(client, photo, hints=json.dumps(SENT))
     assert response.status_code == 200, response.text
-    assert decoded(response).shape == (60, 90, 3)
+    hinted = decoded(response)
+    assert hinted.shape == (60, 90, 3)
     (shape, received), = hint_model.received
-    assert shape == (60, 90, 3)
-    assert received == hints_lib.parse(SENT, "hints")
+    assert shape[:2] == (60, 90)
+    assert list(received) == hints_lib.parse(SENT, "hints")
     assert received[1].radius == hints_lib.DEFAULT_RADIUS
+    automatic = decoded(post(client, photo))
+    assert np.abs(hinted.astype(int) - automatic.astype(int)).max() > 2
 
 
 def test_a_preview_moves_the_hints_onto_its_pixels(make_client, hint_model):
@@ -61,16 +66,17 @@ def test_a_preview_moves_the_hints_onto_its_pixels(make_client, hint_model):
     response = post(client, encoded(gray_photo(90, 60)), hints=json.dumps(SENT), preview=45)
     assert response.status_code == 200, response.text
     (shape, received), = hint_model.received
-    assert shape == (30, 45, 3)
+    assert shape[:2] == (30, 45)
     assert [(h.x, h.y, h.radius, h.color) for h in received] == [
         (4.75, 2.25, 2.0, "#3366CC"), (44.0, 28.75, 1.5, "#ffcc00")]
 
 
-def test_no_hints_take_the_batched_path(make_client, hint_model):
+def test_no_hints_and_an_empty_list_colour_automatically(make_client, hint_model):
     client = make_client(hint_model)
-    for fields in ({}, {"hints": "[]"}):
-        assert post(client, encoded(gray_photo(90, 60)), **fields).status_code == 200
-    assert hint_model.received == []
+    answers = [decoded(post(client, encoded(gray_photo(90, 60)), **fields))
+               for fields in ({}, {"hints": "[]"})]
+    assert [hints for _, hints in hint_model.received] == [(), ()]
+    np.testing.assert_array_equal(*answers)
 
 
 def test_scaling_maps_pixel_centres_and_keeps_hints_inside():
