@@ -25,8 +25,8 @@ def _interval(r: dict, name: str, fmt: str) -> str:
 
 def table(path: str, split: str = "validation") -> str:
     """Per variant, the checkpoint its rule picks (and on validation the final one and the
-    other rules' picks), beside the gray image, with 95 % bootstrap intervals of the PSNR
-    gain over gray and of delta-CF."""
+    other rules' picks and the chroma calibration's scales), beside the gray image, with 95 %
+    bootstrap intervals of the PSNR gain over gray and of delta-CF."""
     rows = ["| variant | checkpoint | PSNR | vs gray (95% CI) | SSIM | ab MAE | AuC | "
             "CF (truth) | delta-CF (95% CI) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -53,6 +53,8 @@ def table(path: str, split: str = "validation") -> str:
         for rule, pick in r.get("picks", {}).items():
             if pick["step"] not in (r["step"], r.get("final", {}).get("step")):
                 row(name, f"picked by {rule} (step {pick['step']})", pick)
+        for m in r.get("chroma_sweep", []):
+            row(name, f"step {m['step']}, chroma x{m['chroma']:g}", m)
         if "against" in r:
             d = r["against"]["difference"]
             rows.append(f"| {name} minus {r['against']['run']} | paired, "
