@@ -36,6 +36,7 @@ from jaxcolor import color
 from jaxcolor.errors import UsageError
 from jaxcolor.inference import compose as compose_lib
 from jaxcolor.inference import hints as hints_lib
+from jaxcolor.inference import spread as spread_lib
 from jaxcolor.inference import restore as restore_lib
 from jaxcolor.inference.photo import (BILATERAL_SIGMA, UPSAMPLING, InputImageError, Photo, compose,
                                       crop_render, render_lightness)
@@ -58,13 +59,17 @@ COMPOSES = ("auto", "device", "host")
 
 @functools.partial(jax.jit, static_argnums=0)
 def forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array,
-            hint: jax.Array | None = None) -> jax.Array:
-    """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100) (and the hint
-    map [B, R, R, 3] of a generator that takes hints). The graph definition is static
-    (hashable), so every Colorizer of the same architecture shares the compiled code of
-    each batch shape."""
+            hint: jax.Array | None = None, chroma: jax.Array | float = 1.0) -> jax.Array:
+    """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100), times
+    `chroma`; for a generator that takes hints, with its hint map [B, R, R, 3] spread over
+    what the hints sit on (`spread`). The graph definition is static (hashable), so every
+    Colorizer of the same architecture shares the compiled code of each batch shape."""
     ab_norm = nnx.merge(graphdef, params, batch_stats)(color.normalize_l(L)[..., None], hint)
-    return color.denormalize_ab(ab_norm.astype(jnp.float32))
+    ab = color.denormalize_ab(ab_norm.astype(jnp.float32)) * chroma
+    if hint is None:
+        return ab
+    return jax.lax.cond(jnp.any(hint[..., 2] > 0), lambda: spread_lib.spread(L, ab, hint),
+                        lambda: ab)  # a batch without hints skips the spreading's work
 
 
 def resolve_compose(compose: str, backend: str) -> str:
@@ -255,8 +260,7 @@ class Colorizer:
         if self.takes_hints:
             empty = np.zeros(L.shape[1:] + (3,), np.float32)
             hint = np.stack([empty if p.hint is None else p.hint for p in prepared])
-        ab = self._predict_onnx(L, hint) if self._onnx is not None else self.predict_device(L, hint)
-        return ab if self.chroma == 1 else ab * self.chroma
+        return self._predict_onnx(L, hint) if self._onnx is not None else self.predict_device(L, hint)
 
     def compose_batch(self, prepared: Sequence[Prepared], ab) -> HostBatch | DeviceBatch:
         """The second half of `submit`: compose `prepared` at full resolution with `ab`
@@ -269,13 +273,16 @@ class Colorizer:
     def predict_ab(self, L: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
         """Lab ab [n, R, R, 2] predicted for lightness L [n, R, R] (0..100) (and a hint map
         [n, R, R, 3], `hints.hint_map`), float32."""
-        ab = (self._predict_onnx(L, hint) if self._onnx is not None
-              else np.asarray(self.predict_device(L, hint)[:L.shape[0]], np.float32))
-        return ab if self.chroma == 1 else ab * np.float32(self.chroma)
+        return (self._predict_onnx(L, hint) if self._onnx is not None
+                else np.asarray(self.predict_device(L, hint)[:L.shape[0]], np.float32))
 
     def _predict_onnx(self, L: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
-        l_norm = color.normalize_l(np.asarray(L, np.float32))[..., None]
-        return color.denormalize_ab(self._onnx(l_norm, hint))  # any batch, no recompiling
+        L = np.asarray(L, np.float32)
+        ab = color.denormalize_ab(self._onnx(color.normalize_l(L)[..., None], hint))
+        ab = ab * np.float32(self.chroma)  # any batch, no recompiling
+        if hint is None or not hint[..., 2].any():
+            return ab
+        return spread_lib.spread(L, ab, hint, xp=np)
 
     def predict_device(self, L, hint=None) -> jax.Array:
         """JAX backend: ab [b, R, R, 2] on the device for L [n, R, R] (and hint [n, R, R, 3]),
@@ -292,8 +299,9 @@ class Colorizer:
                 hint = jnp.concatenate([jnp.asarray(hint, jnp.float32),
                                         jnp.zeros((pad,) + hint.shape[1:], jnp.float32)])
         return forward(self.graphdef, self.variables["params"],
-                        self.variables["batch_stats"], L,
-                        None if hint is None else jnp.asarray(hint, jnp.float32))
+                       self.variables["batch_stats"], L,
+                       None if hint is None else jnp.asarray(hint, jnp.float32),
+                       jnp.float32(self.chroma))
 
 
 @dataclasses.dataclass(frozen=True)
