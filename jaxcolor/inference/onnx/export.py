@@ -7,7 +7,10 @@ model takes l_norm = L / 50 - 1 as float32 NHWC [B, R, R, 1] and returns ab / 11
 [B, R, R, 2]; R is the render size (default: the training crop, rounded up to a multiple of
 32) and B is 1, or symbolic with --dynamic_batch. The file's metadata_props carry the
 checkpoint step, the render size and the run config (`jaxcolor.step`, `jaxcolor.render_size`,
-`jaxcolor.config`).
+`jaxcolor.config`). With hint inputs it also takes the hint map [B, R, R, 3]
+(`models.hint_branch`). The file is G alone: the Colorizer's steps after G, the model's
+chroma scale (`model.chroma` of `jaxcolor.config`) and spreading the hints
+(`jaxcolor.inference.spread`, a few array operations), are left to its caller.
 
 `jaxcolor.inference.onnx.runtime.OnnxGenerator("gan101.onnx")` runs the file;
 `jaxcolor colorize --backend=onnx` builds the same graph in memory from the checkpoint, so it
