@@ -62,8 +62,9 @@ def _parse(argv):
     p.add_argument("--val_per_source", type=int, default=120)
     p.add_argument("--read_test", action="store_true", help="measure each variant's pick on "
                    "the test photos (once, for the final table) instead of validation")
-    p.add_argument("--against", metavar="RUN[:STEP]", help="with --read_test: a run to "
-                   "compare with on the same photos (paired intervals), e.g. the old model")
+    p.add_argument("--against", metavar="RUN[:STEP][@CHROMA],...", default="",
+                   help="with --read_test: runs to compare with on the same photos (paired "
+                   "intervals), e.g. the old model, each at its own chroma unless @CHROMA")
     p.add_argument("--chroma", default="", help="validation: comma list of chroma scales to "
                    "measure the pick at (the calibration of `config.model.chroma`); with "
                    "--read_test: the one scale to measure at")
@@ -223,6 +224,18 @@ def paired(report_a: str, report_b: str) -> dict:
     return {"photos": len(names), **_rounded(evaluator.bootstrap(*per_image))}
 
 
+def _against(spec: str, main: dict, photos, split: str) -> dict:
+    """`--against` RUN[:STEP][@CHROMA] measured on `photos`, with the paired intervals of
+    `main` (the variant's measurement) minus it."""
+    spec_run, _, chroma = spec.partition("@")
+    run, _, step = spec_run.partition(":")
+    theirs = measure(Path(run), int(step) if step else None, photos, split,
+                     float(chroma) if chroma else None)
+    return {"run": spec, **{k: theirs[k] for k in (*METRICS, "step", "chroma")},
+            "gray": theirs["gray"], "intervals": theirs["intervals"],
+            "difference": paired(main["report"], theirs["report"])}
+
+
 def run_variant(variant: str, args) -> dict:
     config = variant_config(variant, args)
     data = prepare_data(args, config)
@@ -240,11 +253,8 @@ def run_variant(variant: str, args) -> dict:
         main = measure(run_dir, chosen, data["test_photos"], split,
                        chromas[0] if chromas else None)
         extra = {"test_photos": str(args.test_photos)}
-        if args.against:
-            run, _, step = args.against.partition(":")
-            theirs = measure(Path(run), int(step) if step else None, data["test_photos"], split)
-            extra["against"] = {"run": args.against, **{k: theirs[k] for k in (*METRICS, "step")},
-                                "difference": paired(main["report"], theirs["report"])}
+        extra["against"] = [_against(spec, main, data["test_photos"], split)
+                            for spec in args.against.split(",") if spec]
     else:
         results = {s: measure(run_dir, s, data["val_photos"], split)
                    for s in sorted({final, chosen, *picks.values()})}

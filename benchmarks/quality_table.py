@@ -55,9 +55,12 @@ def table(path: str, split: str = "validation") -> str:
                 row(name, f"picked by {rule} (step {pick['step']})", pick)
         for m in r.get("chroma_sweep", []):
             row(name, f"step {m['step']}, chroma x{m['chroma']:g}", m)
-        if "against" in r:
-            d = r["against"]["difference"]
-            rows.append(f"| {name} minus {r['against']['run']} | paired, "
+        against = r.get("against", [])
+        for other in [against] if isinstance(against, dict) else against:
+            if "psnr" in other:
+                row(other["run"], "compared on the same photos", other)
+            d = other["difference"]
+            rows.append(f"| {name} minus {other['run']} | paired, "
                         f"{d['photos']} photos | {d['psnr_diff'][0]:+.2f} "
                         f"[{d['psnr_diff'][1]:+.2f}, {d['psnr_diff'][2]:+.2f}] | | | | | | "
                         f"{d['delta_cf_diff'][0]:+.1f} [{d['delta_cf_diff'][1]:+.1f}, "
