@@ -5,8 +5,7 @@ import json
 import numpy as np
 
 from benchmarks import hints as bench
-from jaxcolor.inference.colorizer import Colorizer
-from tests.support import photo_rgb, tiny_config
+from tests.support import hinted_colorizer, photo_rgb
 
 
 def test_a_drawn_hint_is_the_mean_colour_of_its_patch():
@@ -25,20 +24,22 @@ def test_a_drawn_hint_is_the_mean_colour_of_its_patch():
 
 
 def test_the_sweep_measures_each_count_and_the_table_prints_it(tmp_path, capsys):
-    config = tiny_config(None)
-    config.model.hints = True
-    config.data.crop_size = 64
-    colorizer = Colorizer.from_config(config, backend="jax", batch_size=4)
+    colorizer = hinted_colorizer(backend="jax", batch_size=4)
     photos = [(f"p{i}", photo_rgb(256, 256, seed=i)) for i in range(3)]
-    measured = bench.sweep(colorizer, photos, [0, 5], draws=2, seed=0)
-    assert set(measured) == {0, 5} and measured[0]["psnr"].shape == (3,)
+    measured = bench.sweep(colorizer, photos, [0, 20], draws=2, seed=0)
+    assert set(measured) == {0, 20} and measured[0]["psnr"].shape == (3,)
+    assert measured[20]["psnr"].mean() > measured[0]["psnr"].mean()  # hints from the truth
+    sheet = bench.sheet(colorizer, photos[:2], 3, seed=0)
+    assert sheet.size == (4 * 192, 2 * 192)
     lines = [{"figure": f"hints/{n}", "value": 22.0 + n, "split": "test", "delta_cf": 5.0,
               "ab_mae": 9.0, "config": {"checkpoint": "starter"},
               "intervals": {"psnr": [22.0 + n, 21.5 + n, 22.5 + n], "psnr_gain": [0.5, 0, 1],
-                            "delta_cf": [5.0, 4.0, 6.0]}} for n in (10, 0)]
+                            "delta_cf": [5.0, 4.0, 6.0], "vs_0": [n, n - 1, n + 1]}}
+             for n in (10, 0)]
     path = tmp_path / "hints.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     bench.main(["--table", str(path)])
     rows = capsys.readouterr().out.splitlines()
-    assert rows[2].startswith("| 0 | 22.00 [21.50, 22.50] | +0.50 | 5.0 [4.0, 6.0] |")
+    assert rows[2].startswith("| 0 | 22.00 [21.50, 22.50] | +0.50 | +0.00 [-1.00, +1.00] | "
+                              "5.0 [4.0, 6.0] |")
     assert rows[3].startswith("| 10 | 32.00")
