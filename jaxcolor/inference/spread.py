@@ -31,10 +31,10 @@ import jax.numpy as jnp
 
 from jaxcolor import color
 
-SIGMA_L = 8.0  # CIELAB L units: hints spread over pixels of similar lightness
+SIGMA_L = 10.0  # CIELAB L units: hints spread over pixels of similar lightness
 SIGMA_AB = 10.0  # ab units: ... and of similar predicted colour (G's idea of the object)
-SPATIAL = 1.0  # the spatial scale, in units of the mean spacing of the hinted cells
-DECAY = 0.4  # hinted pixels' worth of weight below which a correction fades
+SPATIAL = 1.5  # the spatial scale, in units of the mean spacing of the hinted cells
+DECAY = 0.1  # hinted pixels' worth of weight below which a correction fades
 TARGET = 128  # the correction is computed on at most TARGET x TARGET pixels
 CELLS = 32  # the hint map pooled to at most CELLS x CELLS cells
 
