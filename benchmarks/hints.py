@@ -41,6 +41,9 @@ def _parse(argv):
     p.add_argument("--counts", default="0,1,2,5,10,20,50,100")
     p.add_argument("--draws", type=int, default=2, help="hint draws per photo and count")
     p.add_argument("--max_images", type=int, default=None)
+    p.add_argument("--spread", metavar="SPATIAL:SIGMA_L:DECAY,...", default="",
+                   help="a grid over jaxcolor.inference.spread's constants instead of the "
+                   "shipped ones: one sweep per setting, lines hints_grid/N")
     p.add_argument("--sheet", metavar="OUT.jpg", help="a contact sheet of hinted photos")
     p.add_argument("--sheet_rows", type=int, default=8)
     p.add_argument("--sheet_hints", type=int, default=5)
@@ -131,7 +134,6 @@ def main(argv=None) -> list[dict] | None:
     if tables.requested(argv, AREA, TABLES):
         return None
     args = _parse(argv)
-    from jaxcolor import evaluator
     from jaxcolor.data import images
     from jaxcolor.inference.colorizer import Colorizer
 
@@ -139,30 +141,51 @@ def main(argv=None) -> list[dict] | None:
                  else Colorizer.from_checkpoint(args.checkpoint))
     photos = references(images.find_images(args.photos), args.max_images)
     counts = [int(c) for c in args.counts.split(",")]
-    measured = sweep(colorizer, photos, counts, args.draws, args.seed)
     if args.sheet:
         sheet(colorizer, photos[:args.sheet_rows], args.sheet_hints, args.seed).save(
             args.sheet, quality=88)
+    settings = [tuple(float(v) for v in s.split(":")) for s in args.spread.split(",") if s]
     out = []
-    for count, per_image in measured.items():
-        summary = evaluator.summarize(dict(per_image))
-        intervals = evaluator.bootstrap(per_image)
-        if 0 in measured:
-            paired = evaluator.bootstrap(per_image, measured[0])
-            intervals["vs_0"] = paired["psnr_diff"]
-            intervals["delta_cf_vs_0"] = paired["delta_cf_diff"]
-        result = common.make_result(
-            f"hints/{count}", round(summary["psnr"], 4), "dB", resolution=256,
-            split=args.split, psnr_gray=round(summary["psnr_gray"], 4),
-            delta_cf=round(summary["delta_cf"], 4), ab_mae=round(summary["ab_mae"], 4),
-            cf=round(summary["cf"], 4), cf_true=round(summary["cf_true"], 4),
-            intervals={k: [round(x, 4) for x in v] for k, v in intervals.items()},
-            photos=len(photos), draws=args.draws if count else 1,
-            config={"checkpoint": args.checkpoint or "starter", "photos": args.photos,
-                    "seed": args.seed, "patch": PATCH})
-        common.emit(result, args.out)
-        out.append(result)
+    for setting in settings or [None]:
+        if setting is not None:
+            _set_spread(*setting)
+        measured = sweep(colorizer, photos, counts, args.draws, args.seed)
+        for count, per_image in measured.items():
+            out.append(_line(args, count, per_image, measured.get(0), len(photos), setting))
+            common.emit(out[-1], args.out)
     return out
+
+
+def _set_spread(spatial: float, sigma_l: float, decay: float) -> None:
+    """Sets spread's constants and drops the compiled forward that captured the old ones."""
+    from jaxcolor.inference import colorizer, spread
+
+    spread.SPATIAL, spread.SIGMA_L, spread.DECAY = spatial, sigma_l, decay
+    colorizer.forward.clear_cache()
+
+
+def _line(args, count: int, per_image: dict, none: dict | None, photos: int, setting) -> dict:
+    """The JSON line of one count: summary, intervals (and against 0 hints when measured)."""
+    from jaxcolor import evaluator
+    from jaxcolor.inference import spread
+
+    summary = evaluator.summarize(dict(per_image))
+    intervals = evaluator.bootstrap(per_image)
+    if none is not None:
+        paired = evaluator.bootstrap(per_image, none)
+        intervals["vs_0"] = paired["psnr_diff"]
+        intervals["delta_cf_vs_0"] = paired["delta_cf_diff"]
+    return common.make_result(
+        f"{'hints' if setting is None else 'hints_grid'}/{count}", round(summary["psnr"], 4),
+        "dB", resolution=256, split=args.split, psnr_gray=round(summary["psnr_gray"], 4),
+        delta_cf=round(summary["delta_cf"], 4), ab_mae=round(summary["ab_mae"], 4),
+        cf=round(summary["cf"], 4), cf_true=round(summary["cf_true"], 4),
+        intervals={k: [round(x, 4) for x in v] for k, v in intervals.items()},
+        photos=photos, draws=args.draws if count else 1,
+        config={"checkpoint": args.checkpoint or "starter", "photos": args.photos,
+                "seed": args.seed, "patch": PATCH,
+                "spread": {"spatial": spread.SPATIAL, "sigma_l": spread.SIGMA_L,
+                           "sigma_ab": spread.SIGMA_AB, "decay": spread.DECAY}})
 
 
 def table(path: str) -> str:
@@ -170,6 +193,7 @@ def table(path: str) -> str:
     hints, with 95 % intervals: the newest line per (model, split, N) of the split and model
     measured last."""
     lines = tables.read(path)
+    lines = [r for r in lines if r["figure"].startswith("hints/")]
     last = (lines[-1]["config"]["checkpoint"], lines[-1]["split"])
     chosen = tables.newest(lines, lambda r: int(r["figure"].split("/")[1]) if (
         r["config"]["checkpoint"], r["split"]) == last else None)
@@ -187,7 +211,21 @@ def table(path: str) -> str:
                             "vs 0 hints (95% CI)", "delta-CF (95% CI)", "|ab| error"], rows)
 
 
-TABLES = {"sweep": table}
+def grid(path: str) -> str:
+    """The spread grid: PSNR gain over 0 hints per setting and N (newest line of each)."""
+    lines = [r for r in tables.read(path) if r["figure"].startswith("hints_grid/")]
+    chosen = tables.newest(lines, lambda r: (tuple(r["config"]["spread"][k] for k in (
+        "spatial", "sigma_l", "decay")), int(r["figure"].split("/")[1])))
+    settings = list(dict.fromkeys(k[0] for k in chosen))
+    counts = sorted({k[1] for k in chosen if k[1]})
+    rows = [[f"{s[0]:g}", f"{s[1]:g}", f"{s[2]:g}",
+             *(f"{chosen[(s, n)]['intervals']['vs_0'][0]:+.2f}" if (s, n) in chosen else ""
+               for n in counts)] for s in settings]
+    return tables.markdown(["SPATIAL", "SIGMA_L", "DECAY", *(f"+dB at {n}" for n in counts)],
+                           rows)
+
+
+TABLES = {"sweep": table, "grid": grid}
 
 
 if __name__ == "__main__":

@@ -36,10 +36,14 @@ def test_the_sweep_measures_each_count_and_the_table_prints_it(tmp_path, capsys)
               "intervals": {"psnr": [22.0 + n, 21.5 + n, 22.5 + n], "psnr_gain": [0.5, 0, 1],
                             "delta_cf": [5.0, 4.0, 6.0], "vs_0": [n, n - 1, n + 1]}}
              for n in (10, 0)]
+    lines.append({**lines[0], "figure": "hints_grid/10", "config": {
+        "checkpoint": "starter", "spread": {"spatial": 1.5, "sigma_l": 6.0, "decay": 0.4}}})
     path = tmp_path / "hints.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     bench.main(["--table", str(path)])
     rows = capsys.readouterr().out.splitlines()
     assert rows[2].startswith("| 0 | 22.00 [21.50, 22.50] | +0.50 | +0.00 [-1.00, +1.00] | "
                               "5.0 [4.0, 6.0] |")
-    assert rows[3].startswith("| 10 | 32.00")
+    assert rows[3].startswith("| 10 | 32.00") and len(rows) == 4 + 4  # then the grid table
+    bench.main(["--table", str(path), "--only", "grid"])
+    assert capsys.readouterr().out.splitlines()[2] == "| 1.5 | 6 | 0.4 | +10.00 |"
