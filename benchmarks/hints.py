@@ -35,7 +35,8 @@ PATCH = 6  # pixels: a hint is the mean colour of a PATCH x PATCH square of the 
 def _parse(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None, help="run (default: the starter model)")
+    p.add_argument("--checkpoint", default=None, help="run, or a starter .npz file (default: "
+                   "the starter model that ships)")
     p.add_argument("--photos", help="folder of colour photos")
     p.add_argument("--split", default="validation", help="what the photos are (recorded)")
     p.add_argument("--counts", default="0,1,2,5,10,20,50,100")
@@ -137,8 +138,12 @@ def main(argv=None) -> list[dict] | None:
     from jaxcolor.data import images
     from jaxcolor.inference.colorizer import Colorizer
 
-    colorizer = (Colorizer.from_starter() if args.checkpoint is None
-                 else Colorizer.from_checkpoint(args.checkpoint))
+    if args.checkpoint is None or args.checkpoint.endswith(".npz"):
+        from jaxcolor.inference import starter
+
+        colorizer = Colorizer.from_restored(starter.load(args.checkpoint or starter.PATH))
+    else:
+        colorizer = Colorizer.from_checkpoint(args.checkpoint)
     photos = references(images.find_images(args.photos), args.max_images)
     counts = [int(c) for c in args.counts.split(",")]
     if args.sheet:
