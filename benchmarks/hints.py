@@ -49,11 +49,14 @@ def _parse(argv):
     p.add_argument("--sheet_rows", type=int, default=8)
     p.add_argument("--sheet_hints", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--plot", metavar="OUT.png", help="draw PSNR against the number of hints "
+                   "from --out's lines (each split's sweep, the gray image, Zhang et al.'s "
+                   "reference) and exit")
     common.add_out_arg(p, AREA)
     tables.add_args(p, AREA, TABLES)
     args = p.parse_args(argv)
-    if not args.photos:
-        p.error("--photos is needed (or --table)")
+    if not args.photos and not args.plot:
+        p.error("--photos is needed (or --table, or --plot)")
     return args
 
 
@@ -135,6 +138,9 @@ def main(argv=None) -> list[dict] | None:
     if tables.requested(argv, AREA, TABLES):
         return None
     args = _parse(argv)
+    if args.plot:
+        plot(args.out).save(args.plot)
+        return None
     from jaxcolor.data import images
     from jaxcolor.inference.colorizer import Colorizer
 
@@ -190,18 +196,18 @@ def _line(args, count: int, per_image: dict, none: dict | None, photos: int, set
         config={"checkpoint": args.checkpoint or "starter", "photos": args.photos,
                 "seed": args.seed, "patch": PATCH,
                 "spread": {"spatial": spread.SPATIAL, "sigma_l": spread.SIGMA_L,
-                           "sigma_ab": spread.SIGMA_AB, "decay": spread.DECAY}})
+                           "decay": spread.DECAY}})
 
 
-def table(path: str) -> str:
-    """PSNR, its gain over the gray image, delta-CF and |ab| error against the number of
-    hints, with 95 % intervals: the newest line per (model, split, N) of the split and model
-    measured last."""
-    lines = tables.read(path)
-    lines = [r for r in lines if r["figure"].startswith("hints/")]
-    last = (lines[-1]["config"]["checkpoint"], lines[-1]["split"])
+def _sweep_table(path: str, split: str) -> str:
+    """The sweep of `split`'s photos: the newest line per N of the model measured last."""
+    lines = [r for r in tables.read(path)
+             if r["figure"].startswith("hints/") and r["split"] == split]
+    if not lines:
+        return ""
+    model = lines[-1]["config"]["checkpoint"]
     chosen = tables.newest(lines, lambda r: int(r["figure"].split("/")[1]) if (
-        r["config"]["checkpoint"], r["split"]) == last else None)
+        r["config"]["checkpoint"] == model) else None)
     rows = []
     for count in sorted(chosen):
         r = chosen[count]
@@ -212,8 +218,20 @@ def table(path: str) -> str:
                      f"{vs_0[0]:+.2f} [{vs_0[1]:+.2f}, {vs_0[2]:+.2f}]" if vs_0 else "",
                      f"{r['delta_cf']:.1f} [{iv['delta_cf'][1]:.1f}, {iv['delta_cf'][2]:.1f}]",
                      f"{r['ab_mae']:.2f}"])
-    return tables.markdown([f"hints ({last[0]}, {last[1]})", "PSNR (95% CI)", "vs gray",
+    return tables.markdown([f"hints ({model}, {split})", "PSNR (95% CI)", "vs gray",
                             "vs 0 hints (95% CI)", "delta-CF (95% CI)", "|ab| error"], rows)
+
+
+def validation_sweep(path: str) -> str:
+    """PSNR, its gain over the gray image and over 0 hints, delta-CF and |ab| error against
+    the number of hints, with 95 % intervals, on validation photos: the newest line per N of
+    the model measured last on them."""
+    return _sweep_table(path, "validation")
+
+
+def test_sweep(path: str) -> str:
+    """The same on the test photos (read once, for the final table)."""
+    return _sweep_table(path, "test")
 
 
 def grid(path: str) -> str:
@@ -230,7 +248,77 @@ def grid(path: str) -> str:
                            rows)
 
 
-TABLES = {"sweep": table, "grid": grid}
+ZHANG_2017 = {0: 24.43, 1: 25.37, 10: 28.42, 100: 31.13}
+"""Zhang et al. 2017's PSNR against N hints on ImageNet (their model, their Fig. 6)."""
+
+
+def plot(path: str):
+    """PSNR against N hints (categorical axis), one curve with 95 % intervals per split's
+    sweep as the tables choose it, each split's gray image dashed, and Zhang et al.'s
+    reference points: a PIL image."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    series = []
+    for split, colour in (("validation", (120, 160, 220)), ("test", (200, 60, 40))):
+        lines = [r for r in tables.read(path)
+                 if r["figure"].startswith("hints/") and r["split"] == split]
+        if lines:
+            model = lines[-1]["config"]["checkpoint"]
+            chosen = tables.newest(lines, lambda r: int(r["figure"].split("/")[1]) if (
+                r["config"]["checkpoint"] == model) else None)
+            series.append((f"{model}, {split} ({lines[-1]['photos']} photos)", colour,
+                           {n: r["intervals"]["psnr"] for n, r in sorted(chosen.items())},
+                           lines[-1]["psnr_gray"]))
+    counts = sorted({n for _, _, points, _ in series for n in points} | set(ZHANG_2017))
+    width, height, left, right, top, bottom = 760, 460, 64, 24, 24, 120
+    values = [v for _, _, points, gray in series for iv in points.values() for v in iv]
+    values += [gray for *_, gray in series] + list(ZHANG_2017.values())
+    low, high = np.floor(min(values)) - 0.5, np.ceil(max(values)) + 0.5
+    font = ImageFont.load_default(size=14)
+    im = Image.new("RGB", (width, height), "white")
+    pen = ImageDraw.Draw(im)
+
+    def xy(count, db):
+        x = left + (counts.index(count) + 0.5) * (width - left - right) / len(counts)
+        return x, top + (high - db) / (high - low) * (height - top - bottom)
+
+    for db in range(int(low) + 1, int(high) + 1):
+        y = xy(counts[0], db)[1]
+        pen.line([(left, y), (width - right, y)], fill=(232, 232, 232))
+        pen.text((left - 8, y), f"{db}", fill="black", font=font, anchor="rm")
+    for n in counts:
+        pen.text((xy(n, low)[0], height - bottom + 8), str(n), fill="black", font=font,
+                 anchor="mt")
+    pen.text(((left + width - right) / 2, height - bottom + 28), "hints (N)", fill="black",
+             font=font, anchor="mt")
+    pen.text((8, top - 16), "PSNR (dB)", fill="black", font=font)
+    legend = height - bottom + 52
+    for i, (label, colour, points, gray) in enumerate(series):
+        y = xy(counts[0], gray)[1]
+        for x in range(left, width - right, 12):
+            pen.line([(x, y), (x + 6, y)], fill=colour, width=1)
+        path_xy = [xy(n, iv[0]) for n, iv in points.items()]
+        pen.line(path_xy, fill=colour, width=3)
+        for n, (mid, lo, hi) in points.items():
+            x, _ = xy(n, mid)
+            pen.line([(x, xy(n, lo)[1]), (x, xy(n, hi)[1])], fill=colour, width=1)
+            pen.ellipse([x - 4, xy(n, mid)[1] - 4, x + 4, xy(n, mid)[1] + 4], fill=colour)
+        pen.line([(left, legend + 9 + 18 * i), (left + 24, legend + 9 + 18 * i)], fill=colour,
+                 width=3)
+        pen.text((left + 32, legend + 18 * i), f"{label}; dashed: its gray image", fill="black",
+                 font=font)
+    for n, db in ZHANG_2017.items():
+        x, y = xy(n, db)
+        pen.rectangle([x - 4, y - 4, x + 4, y + 4], outline="black", width=2)
+    i = len(series)
+    pen.rectangle([left + 8, legend + 5 + 18 * i, left + 16, legend + 13 + 18 * i],
+                  outline="black", width=2)
+    pen.text((left + 32, legend + 18 * i), "Zhang et al. 2017 on ImageNet (their model)",
+             fill="black", font=font)
+    return im
+
+
+TABLES = {"validation": validation_sweep, "test": test_sweep, "grid": grid}
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def _rule(render: Render) -> str:
 def add_args(parser: argparse.ArgumentParser, area: str, renders: dict[str, Render]) -> None:
     """`--table [FILE]` (default: the area's committed file) and, for a script with more than
     one table, `--only NAME`; the help states each table's rule."""
-    rules = " ".join(f"[{name}] {_rule(r)}" for name, r in renders.items())
+    rules = " ".join(f"[{name}] {_rule(r)}" for name, r in renders.items()).replace("%", "%%")
     parser.add_argument("--table", nargs="?", const=str(common.results_file(area)),
                         metavar="FILE", help="print this script's BENCHMARKS.md table(s) in "
                         f"Markdown from FILE's JSON lines (default %(const)s) and exit. {rules}")
@@ -158,5 +158,6 @@ def requested(argv: list[str] | None, area: str, renders: dict[str, Render]) -> 
     if args.table is None:
         return False
     names = [args.only] if getattr(args, "only", None) else list(renders)
-    print("\n\n".join(renders[name](args.table) for name in names))
+    printed = (renders[name](args.table) for name in names)
+    print("\n\n".join(t for t in printed if t))  # a table with no lines prints nothing
     return True

@@ -62,9 +62,6 @@ def run(args: argparse.Namespace) -> int:
         items = files.with_hints(items, hints.load_file(args.hints), args.hints, shard)
     planned = files.plan(items, inputs, output, args.format)
     colorizer = common.load_colorizer(args)
-    if args.hints and not colorizer.takes_hints:
-        raise errors.UsageError(f"--hints {args.hints}: the model takes no colour hints (one "
-                                "trained with config.model.hints does)")
     print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, "
           f"backend {colorizer.backend}, {len(planned)} images", file=sys.stderr, flush=True)
     bar = common.ProgressBar("colorize", unit=" images/s")

@@ -136,12 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(args):
-    """The colouriser, refused when hints are given to a model without hint inputs."""
-    colorizer = common.load_colorizer(args)
-    if args.hints and not colorizer.takes_hints:
-        raise errors.UsageError(f"--hints {args.hints}: the model takes no colour hints (one "
-                                "trained with config.model.hints does)")
-    return colorizer
+    return common.load_colorizer(args)
 
 
 def _run_archive(args, directory: Path, output: Path, settings, shard, given: dict) -> int:

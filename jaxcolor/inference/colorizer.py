@@ -57,14 +57,17 @@ COMPOSES = ("auto", "device", "host")
 # --------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.partial(jax.jit, static_argnums=(0, 6))
 def forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array,
-            hint: jax.Array | None = None, chroma: jax.Array | float = 1.0) -> jax.Array:
+            hint: jax.Array | None = None, chroma: jax.Array | float = 1.0,
+            reads_hints: bool = False) -> jax.Array:
     """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100), times
-    `chroma`; for a generator that takes hints, with its hint map [B, R, R, 3] spread over
-    what the hints sit on (`spread`). The graph definition is static (hashable), so every
-    Colorizer of the same architecture shares the compiled code of each batch shape."""
-    ab_norm = nnx.merge(graphdef, params, batch_stats)(color.normalize_l(L)[..., None], hint)
+    `chroma`, drawn towards the hint map [B, R, R, 3] where one is given (`spread`); a G
+    with hint inputs (`reads_hints`) reads the map itself first. The graph definition is
+    static (hashable), so every Colorizer of the same architecture shares the compiled code
+    of each batch shape."""
+    model = nnx.merge(graphdef, params, batch_stats)
+    ab_norm = model(color.normalize_l(L)[..., None], hint if reads_hints else None)
     ab = color.denormalize_ab(ab_norm.astype(jnp.float32)) * chroma
     if hint is None:
         return ab
@@ -187,8 +190,9 @@ class Colorizer:
                          self.variables["batch_stats"])
 
     @property
-    def takes_hints(self) -> bool:
-        """Whether the generator has colour-hint inputs (`jaxcolor.inference.hints`)."""
+    def reads_hints(self) -> bool:
+        """Whether G itself has colour-hint inputs (trained with `config.model.hints`).
+        Every model follows hints: the Colorizer spreads them after G (`spread`)."""
         return factory.takes_hints(self.config.model)
 
     def colorize(self, image_or_images, hints=None):
@@ -196,7 +200,7 @@ class Colorizer:
         RGB [H, W, 3] or RGBA [H, W, 4] -> uint8 RGB [H, W, 3] / RGBA [H, W, 4]. A list in
         gives a list out, in order. Output size = input size. `hints`: a list of
         `hints.Hint` for one photo (a list of such lists for several, None where a photo has
-        none), for a model that `takes_hints`."""
+        none)."""
         single = not isinstance(image_or_images, (list, tuple))
         items = [image_or_images] if single else list(image_or_images)
         photos, is_pil = [], []
@@ -237,9 +241,6 @@ class Colorizer:
         tiles = compose_lib.cut_tiles(photo.pixels) if self.compose == "device" else None
         hint = None
         if photo.hints:
-            if not self.takes_hints:
-                raise hints_lib.HintError("hints: this model takes no colour hints (train "
-                                          "one with config.model.hints)")
             hint = hints_lib.hint_map(list(photo.hints), photo.size, self.render_size)
         return Prepared(photo, L_render.astype(np.float32), inner, tiles, hint)
 
@@ -257,10 +258,12 @@ class Colorizer:
             raise ValueError("predict: empty batch")
         L = np.stack([p.L_render for p in prepared])
         hint = None
-        if self.takes_hints:
+        if self.reads_hints or any(p.hint is not None for p in prepared):
             empty = np.zeros(L.shape[1:] + (3,), np.float32)
             hint = np.stack([empty if p.hint is None else p.hint for p in prepared])
-        return self._predict_onnx(L, hint) if self._onnx is not None else self.predict_device(L, hint)
+        if self._onnx is not None:
+            return self._predict_onnx(L, hint)
+        return self.predict_device(L, hint)
 
     def compose_batch(self, prepared: Sequence[Prepared], ab) -> HostBatch | DeviceBatch:
         """The second half of `submit`: compose `prepared` at full resolution with `ab`
@@ -278,7 +281,8 @@ class Colorizer:
 
     def _predict_onnx(self, L: np.ndarray, hint: np.ndarray | None = None) -> np.ndarray:
         L = np.asarray(L, np.float32)
-        ab = color.denormalize_ab(self._onnx(color.normalize_l(L)[..., None], hint))
+        ab = color.denormalize_ab(self._onnx(color.normalize_l(L)[..., None],
+                                             hint if self.reads_hints else None))
         ab = ab * np.float32(self.chroma)  # any batch, no recompiling
         if hint is None or not hint[..., 2].any():
             return ab
@@ -291,7 +295,7 @@ class Colorizer:
         L = jnp.asarray(L, jnp.float32)
         n = L.shape[0]
         pad = (1 << (n - 1).bit_length()) - n
-        if self.takes_hints and hint is None:
+        if self.reads_hints and hint is None:
             hint = jnp.zeros(L.shape + (3,), jnp.float32)
         if pad:
             L = jnp.concatenate([L, jnp.zeros((pad,) + L.shape[1:], L.dtype)])
@@ -301,7 +305,7 @@ class Colorizer:
         return forward(self.graphdef, self.variables["params"],
                        self.variables["batch_stats"], L,
                        None if hint is None else jnp.asarray(hint, jnp.float32),
-                       jnp.float32(self.chroma))
+                       jnp.float32(self.chroma), self.reads_hints)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,13 +1,14 @@
 """The studio's Starlette application: `create_app(colorizer, settings)`.
 
   GET  /                 the page (static/index.html; the rest of it under /static/)
-  GET  /api/health       {"status": "ok", "model", "render_size", "hints", "hint_radius",
+  GET  /api/health       {"status": "ok", "model", "render_size", "hints" (true: every
+                          model follows hints, `inference.spread`), "hint_radius",
                           "limits": {"max_bytes", "max_pixels", "preview": [min, max]}}
   POST /api/colorize     multipart form (`jaxcolor.serve.uploads`) -> the image bytes,
                           with the uploaded photo's size in X-Image-Width / X-Image-Height
 
 Errors are `{"error": "one line"}` with the status each kind of error carries: 400 a bad
-field or hint (also hints for a model that takes none), 401 a missing or wrong token, 413
+field or hint, 401 a missing or wrong token, 413
 over a limit, 415 not an image, 503 the queue is full (with Retry-After), 500 a bug (logged
 with its traceback by the server; the request alone fails). Every request is independent:
 the server keeps no state between them, so nothing one client sends reaches another.
@@ -89,7 +90,7 @@ async def _health(request: Request) -> Response:
     colorizer, settings = request.app.state.colorizer, request.app.state.settings
     return JSONResponse({
         "status": "ok", "model": model_name(colorizer), "render_size": colorizer.render_size,
-        "hints": colorizer.takes_hints, "hint_radius": DEFAULT_RADIUS,
+        "hints": True, "hint_radius": DEFAULT_RADIUS,
         "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels,
                    "preview": list(uploads.PREVIEW_SIDES)}},
         headers={"Cache-Control": "no-store"})

@@ -19,8 +19,7 @@ command's:
                  request
 
 A photo's colour hints ride on it (`Photo.hints`): `prepare` rasterises them, and hinted
-photos are batched like any other. For a model without hint inputs `prepare` raises
-`hints.HintError`, which the request answers as 400.
+photos are batched like any other (every model follows hints: `inference.spread`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+from PIL import Image
 
 from benchmarks import hints as bench
 from tests.support import hinted_colorizer, photo_rgb
@@ -47,3 +48,11 @@ def test_the_sweep_measures_each_count_and_the_table_prints_it(tmp_path, capsys)
     assert rows[3].startswith("| 10 | 32.00") and len(rows) == 4 + 4  # then the grid table
     bench.main(["--table", str(path), "--only", "grid"])
     assert capsys.readouterr().out.splitlines()[2] == "| 1.5 | 6 | 0.4 | +10.00 |"
+    bench.main(["--table", str(path), "--only", "validation"])
+    assert capsys.readouterr().out == "\n"  # no validation lines: no table
+    for r in lines:
+        r["photos"], r["psnr_gray"] = 3, 21.0
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    bench.main(["--plot", str(tmp_path / "plot.png"), "--out", str(path)])
+    plotted = np.asarray(Image.open(tmp_path / "plot.png").convert("RGB"))
+    assert (plotted == (200, 60, 40)).all(-1).sum() > 100  # the test split's curve is drawn

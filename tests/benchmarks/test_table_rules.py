@@ -224,3 +224,13 @@ def test_video_tables_group_clips_by_checkpoint(bench, tmp_path, capsys):
     throughput = printed(capsys, bench("video"), ["--table", path, "--only", "throughput"])
     run = "/runs/demo (step 360, render size 96), onnx, batch 8, 48 frames (cpu)"
     assert throughput.splitlines()[2:] == [f"| 640x480 | {run} | 28.5 | 0.80 |"]
+
+
+@pytest.mark.parametrize("name", ["cpu_conv", "end_to_end", "flops", "hints", "host_workers",
+                                  "inference", "input_pipeline", "quality", "serve",
+                                  "train_step", "video"])
+def test_every_script_prints_its_help(bench, capsys, name):
+    # A '%' in a table's rule once broke argparse's help of the whole script.
+    with pytest.raises(SystemExit) as exit_:
+        bench(name).main(["--help"])
+    assert exit_.value.code == 0 and "--out" in capsys.readouterr().out

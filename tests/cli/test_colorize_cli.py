@@ -168,8 +168,8 @@ def test_shards_colour_the_whole_archive_once(workdir, tmp_path, capsys):
 
 
 def test_bad_hints_stop_the_run_before_any_work(workdir, tmp_path, capsys):
-    """A hints file naming a photo the input lacks, a hint outside its photo, or hints for a
-    model without hint inputs: exit 2, one line naming the file and entry, nothing written."""
+    """A hints file naming a photo the input lacks, a hint outside its photo or a malformed
+    colour: exit 2, one line naming the file and entry, nothing written."""
     import json
 
     photos = tmp_path / "in"
@@ -178,8 +178,7 @@ def test_bad_hints_stop_the_run_before_any_work(workdir, tmp_path, capsys):
     hint = {"x": 5, "y": 5, "color": "#ff0000"}
     cases = [({"sub/b.png": [hint]}, "'sub/b.png' is not a photo of the input"),
              ({"sub/a.png": [{**hint, "x": 40}]}, "sub/a.png[0]: (40, 5) is outside the 40x30"),
-             ({"sub/a.png": [{**hint, "color": "#ff00"}]}, "sub/a.png[0]: color must be"),
-             ({"sub/a.png": [hint]}, "the model takes no colour hints")]
+             ({"sub/a.png": [{**hint, "color": "#ff00"}]}, "sub/a.png[0]: color must be")]
     for document, needle in cases:
         (tmp_path / "h.json").write_text(json.dumps(document))
         assert cli(workdir, f"--input={photos}", f"--output={tmp_path / 'out'}",

@@ -262,8 +262,7 @@ def test_bad_film_hints_stop_before_any_work(workdir, tmp_path, capsys):
                              ({"reel.mp4": [{**hint, "frame": 6}]}, "frames 0..5"),
                              ({"reel.mp4": [{**hint, "x": 48}]}, "outside the 48x32"),
                              ({"reel.mp4": [{**{k: v for k, v in hint.items()
-                                                if k != "frame"}}]}, "frame must be"),
-                             ({"reel.mp4": [hint]}, "the model takes no colour hints")):
+                                                if k != "frame"}}]}, "frame must be")):
         (tmp_path / "h.json").write_text(json.dumps(document))
         assert cli(workdir, f"--input={clip}", f"--output={tmp_path / 'out.mp4'}",
                    f"--hints={tmp_path / 'h.json'}") == 2

@@ -81,7 +81,7 @@ def test_hints_change_the_colour_and_both_backends_agree(hinted_colorizers):
     jax_c, onnx_c = hinted_colorizers
     photo = photo_rgb(90, 120)
     given = hints.parse([{"x": 60, "y": 45, "color": RED, "radius": 8}], "h")
-    assert jax_c.takes_hints and onnx_c.takes_hints
+    assert jax_c.reads_hints and onnx_c.reads_hints
     plain, hinted = jax_c.colorize([photo, photo], hints=[None, given])
     assert np.abs(plain.astype(int) - hinted.astype(int)).max() > 2
     assert_keeps_lightness(photo, hinted)
@@ -89,14 +89,17 @@ def test_hints_change_the_colour_and_both_backends_agree(hinted_colorizers):
     assert np.abs(via_onnx.astype(int) - hinted.astype(int)).max() <= 1
 
 
-def test_a_model_without_hint_inputs_refuses_hints():
+def test_a_model_without_hint_inputs_follows_hints_by_spreading_them():
     config = tiny_config(None)
     config.data.crop_size = 64
-    colorizer = Colorizer.from_config(config, backend="jax")
-    assert not colorizer.takes_hints
-    with pytest.raises(hints.HintError, match="takes no colour hints"):
-        colorizer.colorize(photo_rgb(40, 40), hints=hints.parse(
-            [{"x": 1, "y": 1, "color": RED}], "h"))
+    colorizer = Colorizer.from_config(config, backend="jax", batch_size=2)
+    assert not colorizer.reads_hints
+    photo = photo_rgb(64, 64)
+    given = hints.parse([{"x": 32, "y": 32, "color": RED, "radius": 4}], "h")
+    plain, hinted = colorizer.colorize([photo, photo], hints=[None, given])
+    a_plain, a_hinted = (color.rgb_to_lab_np(x)[30:35, 30:35, 1].mean() for x in (plain, hinted))
+    assert a_hinted > a_plain + 10  # the hinted spot reddens
+    assert_keeps_lightness(photo, hinted)
 
 
 def test_chroma_scales_the_colour_and_keeps_the_lightness():

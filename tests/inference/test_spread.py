@@ -34,8 +34,8 @@ RED = (60.0, 40.0)
 @pytest.mark.parametrize("xp", [np, jnp], ids=["np", "jnp"])
 def test_a_hint_colours_its_region_and_not_the_rest(xp):
     L, ab = scene()
-    out = np.asarray(spread_lib.spread(xp.asarray(L), xp.asarray(ab), xp.asarray(hint_at(30, 30, RED)),
-                                       xp=xp))
+    hint = xp.asarray(hint_at(30, 30, RED))
+    out = np.asarray(spread_lib.spread(xp.asarray(L), xp.asarray(ab), hint, xp=xp))
     square, background = out[0, 18:46, 18:46], out[0, :, 52:]
     np.testing.assert_allclose(out[0, 31, 31], RED, atol=3.0)  # the hinted pixel
     assert np.abs(square - RED).max() < 8.0  # the whole square, from one hint at its middle

@@ -40,3 +40,28 @@ def test_the_shipped_starter_model_loads_and_colours():
     photo = photo_rgb(48, 64)
     out = colorizer.colorize(photo)
     assert out.shape == photo.shape
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return Colorizer.from_starter(backend="jax")
+
+
+def test_with_the_shipped_starter_a_red_hint_reddens_its_patch_only(shipped):
+    """A flat gray square on a darker textured photo: a red hint in the square turns the
+    square red; the photo around it, of another lightness, keeps its colours; L is kept."""
+    from jaxcolor import color
+    from jaxcolor.inference import hints
+    from tests.support import assert_keeps_lightness
+
+    photo = (photo_rgb(160, 160).astype(np.float32) * 0.5).astype(np.uint8)  # L mostly < 50
+    photo[40:120, 40:120] = 190  # a flat light-gray square
+    given = hints.parse([{"x": 80, "y": 80, "color": "#d02020", "radius": 6}], "h")
+    automatic, hinted = shipped.colorize([photo, photo], hints=[None, given])
+    assert_keeps_lightness(photo, hinted)
+    a_auto, a_hint = (color.rgb_to_lab_np(x)[..., 1] for x in (automatic, hinted))
+    assert a_hint[50:110, 50:110].mean() > a_auto[50:110, 50:110].mean() + 15  # red
+    outside = np.ones((160, 160), bool)
+    outside[24:136, 24:136] = False
+    ab_auto, ab_hint = (color.rgb_to_lab_np(x)[..., 1:] for x in (automatic, hinted))
+    assert np.abs(ab_hint - ab_auto)[outside].max() < 3.0

@@ -21,7 +21,7 @@ def test_health_names_the_model_and_what_it_takes(client, studio_colorizer):
     assert body["status"] == "ok"
     assert body["model"] == "infer_tiny_run step 3"
     assert body["render_size"] == studio_colorizer.render_size == 32
-    assert body["hints"] is False
+    assert body["hints"] is True  # every model follows hints (inference.spread)
     assert body["hint_radius"] == 3.0
     assert body["limits"]["max_pixels"] > 0 and body["limits"]["preview"] == [16, 4096]
 
@@ -80,10 +80,12 @@ def test_bad_fields_and_hints_are_400(client, fields, words):
     refused(post(client, encoded(gray_photo(90, 60)), **fields), 400, *words)
 
 
-def test_hints_for_a_model_without_hint_inputs_are_400(client):
-    hints = json.dumps([{"x": 10, "y": 5, "color": "#3366cc", "radius": 4}])
-    refused(post(client, encoded(gray_photo(90, 60)), hints=hints), 400,
-            "takes no colour hints")
+def test_a_model_without_hint_inputs_follows_hints_too(client):
+    hints = json.dumps([{"x": 45, "y": 30, "color": "#3366cc", "radius": 8}])
+    photo = encoded(gray_photo(90, 60))
+    hinted, automatic = (post(client, photo, **fields) for fields in ({"hints": hints}, {}))
+    assert hinted.status_code == automatic.status_code == 200, hinted.text
+    assert np.abs(decoded(hinted).astype(int) - decoded(automatic).astype(int)).max() > 10
 
 
 def test_the_image_field_must_be_a_file(client):

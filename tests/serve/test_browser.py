@@ -141,20 +141,21 @@ def test_downloads_are_the_command_line_result_and_its_hints_file(
     open_with(browser, studio, photos / "grandma.png")
     click(browser, "add-hint")
     ((color, x, y),) = markers(browser)
-    click(browser, "download")
-    result = downloaded(tmp_path / "downloads", "grandma-colour.png")
-    assert cli.main(["colorize", f"--checkpoint={trained_workdir(tmp_path_factory)}",
-                     f"--input={photos / 'grandma.png'}", f"--output={tmp_path / 'cli'}",
-                     "--backend=jax"]) == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(result)),
-                                  np.asarray(Image.open(tmp_path / "cli" / "grandma.png")))
-
     click(browser, "download-hints")
-    document = json.loads(downloaded(tmp_path / "downloads", "grandma-hints.json").read_text())
+    hints_file = downloaded(tmp_path / "downloads", "grandma-hints.json")
+    document = json.loads(hints_file.read_text())
     assert list(document) == ["grandma.png"]
     (hint,) = hints_lib.parse(document["grandma.png"], "downloaded")
     assert (hint.x, hint.y, hint.color, hint.radius) == (x, y, color, hints_lib.DEFAULT_RADIUS)
     hints_lib.check_inside([hint], 1000, 750, "downloaded")
+
+    click(browser, "download")
+    result = downloaded(tmp_path / "downloads", "grandma-colour.png")
+    assert cli.main(["colorize", f"--checkpoint={trained_workdir(tmp_path_factory)}",
+                     f"--input={photos / 'grandma.png'}", f"--output={tmp_path / 'cli'}",
+                     f"--hints={hints_file}", "--backend=jax"]) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(result)),
+                                  np.asarray(Image.open(tmp_path / "cli" / "grandma.png")))
     assert console_errors(browser) == []
 
 

@@ -1,7 +1,7 @@
 """Hints through the API: what a request sends is what the model receives (parsed by
 `jaxcolor.inference.hints`, moved onto a preview's pixels, riding on `Photo.hints` into
 `Colorizer.prepare`), and it changes the colours. The model is the tiny hint-taking one
-(`tests.support.hinted_colorizer`); a model without hint inputs refuses hints with 400
+(`tests.support.hinted_colorizer`); a model without hint inputs follows hints too
 (test_api.py).
 """
 

@@ -39,7 +39,6 @@ import onnx
 from flax import nnx
 from onnx import TensorProto, helper, numpy_helper
 
-from jaxcolor import color
 from jaxcolor.errors import RunError
 from jaxcolor.models import efficientnet, mobilenet, resnet
 from jaxcolor.models import generator as generator_lib

@@ -106,7 +106,7 @@ async function preview(photo, signal) {
   photo.status = "colouring";
   renderList();
   try {
-    const hints = state.health.hints && photo.hints.length ? photo.hints : undefined;
+    const hints = photo.hints.length ? photo.hints : undefined;
     const result = await api.colorize(photo.file, {preview: state.previewSide, hints, signal});
     photo.width = result.width;
     photo.height = result.height;
@@ -132,10 +132,9 @@ async function select(photo) {
   renderList();
 }
 
-// Hints changed: recolour the photo once the edits pause (when the model takes hints).
+// Hints changed: recolour the photo once the edits pause (every model follows hints).
 function hintsChanged(photo) {
   updateTools();
-  if (!state.health.hints) return;
   const recolour = state.recolour;
   clearTimeout(recolour.timer);
   recolour.timer = setTimeout(async () => {
@@ -168,7 +167,7 @@ function save(blob, name) {
 }
 
 async function fullResult(photo, format) {
-  const hints = state.health.hints && photo.hints.length ? photo.hints : undefined;
+  const hints = photo.hints.length ? photo.hints : undefined;
   return (await api.colorize(photo.file, {format, hints})).blob;
 }
 
@@ -266,10 +265,6 @@ async function start() {
   const health = state.health;
   state.previewSide = previewSide(health.limits);
   $("model").textContent = `model ${health.model} · render size ${health.render_size}`;
-  $("hints-note").textContent = health.hints
-    ? "Click the photo to place a colour hint; drag a hint to move it."
-    : "This model takes no colour hints: hints you place are kept for the hints file " +
-      "(jaxcolor colorize --hints), and the colours stay automatic.";
   editor = new Editor({onChange: hintsChanged, defaultRadius: health.hint_radius});
   wire();
 }
