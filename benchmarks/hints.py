@@ -21,6 +21,7 @@ Their reference curve on ImageNet (their model): 24.43 dB at 0 hints, 25.37 at 1
 from __future__ import annotations
 
 import argparse
+import math
 import zlib
 from pathlib import Path
 
@@ -42,13 +43,15 @@ def _parse(argv):
     p.add_argument("--counts", default="0,1,2,5,10,20,50,100")
     p.add_argument("--draws", type=int, default=2, help="hint draws per photo and count")
     p.add_argument("--max_images", type=int, default=None)
-    p.add_argument("--spread", metavar="SPATIAL:SIGMA_L:DECAY,...", default="",
+    p.add_argument("--spread", metavar="SPATIAL:SIGMA_L:DECAY[:REACH],...", default="",
                    help="a grid over jaxcolor.inference.spread's constants instead of the "
                    "shipped ones: one sweep per setting, lines hints_grid/N")
     p.add_argument("--sheet", metavar="OUT.jpg", help="a contact sheet of hinted photos")
     p.add_argument("--sheet_rows", type=int, default=8)
     p.add_argument("--sheet_hints", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--locality", action="store_true", help="instead of the sweep: one "
+                   "red hint per photo, and how far its colour reaches (line hints_locality)")
     p.add_argument("--plot", metavar="OUT.png", help="draw PSNR against the number of hints "
                    "from --out's lines (each split's sweep, the gray image, Zhang et al.'s "
                    "reference) and exit")
@@ -109,6 +112,46 @@ def sweep(colorizer, photos, counts, draws: int, seed: int) -> dict[int, dict]:
     return results
 
 
+RED = "#c81e1e"
+NEAR, FAR = 6, 64  # pixels of the 256 x 256 crop: "at the hint" and "far from it"
+
+
+def locality(colorizer, photos, seed: int) -> dict[str, np.ndarray]:
+    """Per photo, one red hint (radius 3) at a random place: the mean |ab| change against no
+    hint within NEAR pixels of it (`near`: does the hint take) and beyond FAR pixels
+    (`far`: does it leak). The issue's round trip, "a hint of red ... leaves far regions as
+    they were", as a figure over real photos."""
+    from jaxcolor import color
+    from jaxcolor.inference.hints import Hint
+
+    near, far = [], []
+    for name, true in photos:
+        rng = np.random.default_rng([seed, 1 << 21, zlib.crc32(name.encode())])
+        y, x = (int(v) for v in rng.integers(16, 240, 2))
+        plain, hinted = colorizer.colorize([true, true], hints=[None, [Hint(x, y, RED, 3)]])
+        change = np.linalg.norm(color.rgb_to_lab_np(hinted[..., :3] / 255.0)[..., 1:]
+                                - color.rgb_to_lab_np(plain[..., :3] / 255.0)[..., 1:], axis=-1)
+        distance = np.hypot(*np.meshgrid(np.arange(256) - y, np.arange(256) - x,
+                                         indexing="ij"))
+        near.append(change[distance <= NEAR].mean())
+        far.append(change[distance > FAR].mean())
+    return {"near": np.array(near), "far": np.array(far)}
+
+
+def _locality_line(args, measured: dict[str, np.ndarray], photos: int) -> dict:
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, photos, (2000, photos))
+    intervals = {k: [round(float(v.mean()), 3),
+                     *(round(float(q), 3) for q in np.percentile(v[rows].mean(1), [2.5, 97.5]))]
+                 for k, v in measured.items()}
+    return common.make_result(
+        "hints_locality", intervals["far"][0], "ab", resolution=256, split=args.split,
+        near=intervals["near"][0], intervals=intervals, photos=photos,
+        config={"checkpoint": args.checkpoint or "starter", "photos": args.photos,
+                "seed": args.seed, "hint": RED, "near_px": NEAR, "far_px": FAR,
+                "spread": _constants()})
+
+
 def sheet(colorizer, photos, count: int, seed: int):
     """gray | automatic | `count` hints (ringed) | true, one row per photo, 192 px tiles."""
     from PIL import Image, ImageDraw
@@ -160,6 +203,11 @@ def main(argv=None) -> list[dict] | None:
     for setting in settings or [None]:
         if setting is not None:
             _set_spread(*setting)
+        if args.locality:
+            out.append(_locality_line(args, locality(colorizer, photos, args.seed),
+                                      len(photos)))
+            common.emit(out[-1], args.out)
+            continue
         measured = sweep(colorizer, photos, counts, args.draws, args.seed)
         for count, per_image in measured.items():
             out.append(_line(args, count, per_image, measured.get(0), len(photos), setting))
@@ -167,18 +215,25 @@ def main(argv=None) -> list[dict] | None:
     return out
 
 
-def _set_spread(spatial: float, sigma_l: float, decay: float) -> None:
+def _constants() -> dict:
+    from jaxcolor.inference import spread
+
+    return {"spatial": spread.SPATIAL, "sigma_l": spread.SIGMA_L, "decay": spread.DECAY,
+            "reach": spread.REACH if math.isfinite(spread.REACH) else None}
+
+
+def _set_spread(spatial: float, sigma_l: float, decay: float,
+                reach: float = float("inf")) -> None:
     """Sets spread's constants and drops the compiled forward that captured the old ones."""
     from jaxcolor.inference import colorizer, spread
 
-    spread.SPATIAL, spread.SIGMA_L, spread.DECAY = spatial, sigma_l, decay
+    spread.SPATIAL, spread.SIGMA_L, spread.DECAY, spread.REACH = spatial, sigma_l, decay, reach
     colorizer.forward.clear_cache()
 
 
 def _line(args, count: int, per_image: dict, none: dict | None, photos: int, setting) -> dict:
     """The JSON line of one count: summary, intervals (and against 0 hints when measured)."""
     from jaxcolor import evaluator
-    from jaxcolor.inference import spread
 
     summary = evaluator.summarize(dict(per_image))
     intervals = evaluator.bootstrap(per_image)
@@ -195,8 +250,7 @@ def _line(args, count: int, per_image: dict, none: dict | None, photos: int, set
         photos=photos, draws=args.draws if count else 1,
         config={"checkpoint": args.checkpoint or "starter", "photos": args.photos,
                 "seed": args.seed, "patch": PATCH,
-                "spread": {"spatial": spread.SPATIAL, "sigma_l": spread.SIGMA_L,
-                           "decay": spread.DECAY}})
+                "spread": _constants()})
 
 
 def _sweep_table(path: str, split: str) -> str:
@@ -219,7 +273,7 @@ def _sweep_table(path: str, split: str) -> str:
                      f"{r['delta_cf']:.1f} [{iv['delta_cf'][1]:.1f}, {iv['delta_cf'][2]:.1f}]",
                      f"{r['ab_mae']:.2f}"])
     return tables.markdown([f"hints ({model}, {split})", "PSNR (95% CI)", "vs gray",
-                            "vs 0 hints (95% CI)", "delta-CF (95% CI)", "|ab| error"], rows)
+                            "vs 0 hints (95% CI)", "delta-CF (95% CI)", "ab error"], rows)
 
 
 def validation_sweep(path: str) -> str:
@@ -235,17 +289,27 @@ def test_sweep(path: str) -> str:
 
 
 def grid(path: str) -> str:
-    """The spread grid: PSNR gain over 0 hints per setting and N (newest line of each)."""
-    lines = [r for r in tables.read(path) if r["figure"].startswith("hints_grid/")]
-    chosen = tables.newest(lines, lambda r: (tuple(r["config"]["spread"][k] for k in (
-        "spatial", "sigma_l", "decay")), int(r["figure"].split("/")[1])))
+    """The spread grid: PSNR gain over 0 hints per setting and N, and where a locality line
+    of the setting exists, how far one red hint leaks (the newest line of each)."""
+    lines = tables.read(path)
+
+    def setting(r):
+        spread = r["config"]["spread"]
+        return (*(spread[k] for k in ("spatial", "sigma_l", "decay")), spread.get("reach"))
+
+    chosen = tables.newest([r for r in lines if r["figure"].startswith("hints_grid/")],
+                           lambda r: (setting(r), int(r["figure"].split("/")[1])))
+    leaks = tables.newest([r for r in lines if r["figure"] == "hints_locality"
+                           and "spread" in r["config"]], setting)
     settings = list(dict.fromkeys(k[0] for k in chosen))
     counts = sorted({k[1] for k in chosen if k[1]})
-    rows = [[f"{s[0]:g}", f"{s[1]:g}", f"{s[2]:g}",
+    rows = [[f"{s[0]:g}", f"{s[1]:g}", f"{s[2]:g}", "-" if s[3] is None else f"{s[3]:g}",
              *(f"{chosen[(s, n)]['intervals']['vs_0'][0]:+.2f}" if (s, n) in chosen else ""
-               for n in counts)] for s in settings]
-    return tables.markdown(["SPATIAL", "SIGMA_L", "DECAY", *(f"+dB at {n}" for n in counts)],
-                           rows)
+               for n in counts),
+             f"{leaks[s]['value']:.1f}" if s in leaks else ""] for s in settings]
+    return tables.markdown(["SPATIAL", "SIGMA_L", "DECAY", "REACH",
+                            *(f"+dB at {n}" for n in counts), f"one hint: ab change beyond "
+                            f"{FAR} px"], rows)
 
 
 ZHANG_2017 = {0: 24.43, 1: 25.37, 10: 28.42, 100: 31.13}
@@ -318,7 +382,23 @@ def plot(path: str):
     return im
 
 
-TABLES = {"validation": validation_sweep, "test": test_sweep, "grid": grid}
+def locality_table(path: str) -> str:
+    """One red hint per photo: the mean |ab| change near it and far from it, with 95 %
+    intervals: the newest line per (model, split)."""
+    lines = [r for r in tables.read(path) if r["figure"] == "hints_locality"]
+    if not lines:
+        return ""
+    chosen = tables.newest(lines, lambda r: (r["config"]["checkpoint"], r["split"]))
+    rows = [[f"{model} ({split}, {r['photos']} photos)",
+             *(f"{iv[0]:.1f} [{iv[1]:.1f}, {iv[2]:.1f}]" for iv in (
+                 r["intervals"]["near"], r["intervals"]["far"]))]
+            for (model, split), r in chosen.items()]
+    return tables.markdown(["model", f"ab change within {NEAR} px (95% CI)",
+                            f"beyond {FAR} px (95% CI)"], rows)
+
+
+TABLES = {"validation": validation_sweep, "test": test_sweep, "grid": grid,
+          "locality": locality_table}
 
 
 if __name__ == "__main__":

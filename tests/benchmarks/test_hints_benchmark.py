@@ -47,7 +47,7 @@ def test_the_sweep_measures_each_count_and_the_table_prints_it(tmp_path, capsys)
                               "5.0 [4.0, 6.0] |")
     assert rows[3].startswith("| 10 | 32.00") and len(rows) == 4 + 4  # then the grid table
     bench.main(["--table", str(path), "--only", "grid"])
-    assert capsys.readouterr().out.splitlines()[2] == "| 1.5 | 6 | 0.4 | +10.00 |"
+    assert capsys.readouterr().out.splitlines()[2] == "| 1.5 | 6 | 0.4 | - | +10.00 | |"
     bench.main(["--table", str(path), "--only", "validation"])
     assert capsys.readouterr().out == "\n"  # no validation lines: no table
     for r in lines:

@@ -1,5 +1,6 @@
 """Hints spread over what they sit on (`jaxcolor.inference.spread`): the hinted region takes
-the hinted colour, regions that do not resemble it keep G's, and no hints change nothing."""
+the hinted colour, regions that do not resemble it (another lightness, or far away) keep
+G's, and no hints change nothing."""
 
 from __future__ import annotations
 
@@ -36,10 +37,22 @@ def test_a_hint_colours_its_region_and_not_the_rest(xp):
     L, ab = scene()
     hint = xp.asarray(hint_at(30, 30, RED))
     out = np.asarray(spread_lib.spread(xp.asarray(L), xp.asarray(ab), hint, xp=xp))
-    square, background = out[0, 18:46, 18:46], out[0, :, 52:]
+    around, background = out[0, 24:40, 24:40], out[0, :, 52:]
     np.testing.assert_allclose(out[0, 31, 31], RED, atol=3.0)  # the hinted pixel
-    assert np.abs(square - RED).max() < 8.0  # the whole square, from one hint at its middle
+    assert np.abs(around - RED).max() < 8.0  # the square around it
     assert np.abs(background - ab[0, 0, 0]).max() < 0.5  # another lightness: G's colour
+
+
+def test_one_hint_leaves_far_pixels_of_its_lightness_as_they_were():
+    # The reach: a red hint in one corner of a flat photo does not redden the other corner.
+    side = 128
+    L = np.full((1, side, side), 50.0, np.float32)
+    ab = np.broadcast_to(np.float32([8.0, 12.0]), (1, side, side, 2)).copy()
+    hint = np.zeros((1, side, side, 3), np.float32)
+    hint[:, 8:11, 8:11] = [*color.normalize_ab(np.float32(RED)), 1.0]
+    out = spread_lib.spread(L, ab, hint, xp=np)
+    assert np.abs(out[0, 9, 9] - RED).max() < 3.0
+    assert np.abs(out[0, side // 2:, side // 2:] - ab[0, 0, 0]).max() < 0.5
 
 
 def test_no_hints_change_nothing_and_both_backends_agree():
@@ -55,13 +68,13 @@ def test_no_hints_change_nothing_and_both_backends_agree():
 def test_two_hints_on_one_region_each_win_near_themselves_and_blend_between():
     L, ab = scene()
     green = (-40.0, 40.0)
-    hint = hint_at(18, 18, RED) + hint_at(43, 43, green)
+    hint = hint_at(22, 22, RED) + hint_at(39, 39, green)
     out = spread_lib.spread(L, ab, hint, xp=np)
 
     def nearer_to(pixel, colour, other):
         return np.linalg.norm(pixel - colour) < np.linalg.norm(pixel - other)
 
-    assert nearer_to(out[0, 19, 19], RED, green) and nearer_to(out[0, 44, 44], green, RED)
+    assert nearer_to(out[0, 23, 23], RED, green) and nearer_to(out[0, 40, 40], green, RED)
     middle = out[0, 31, 31]
     assert green[0] < middle[0] < RED[0] and 35.0 < middle[1] < 45.0  # a blend, not G's brown
 
