@@ -299,8 +299,10 @@ def grid(path: str) -> str:
 
     chosen = tables.newest([r for r in lines if r["figure"].startswith("hints_grid/")],
                            lambda r: (setting(r), int(r["figure"].split("/")[1])))
+    models = {r["config"]["checkpoint"] for r in lines if r["figure"].startswith("hints_grid/")}
     leaks = tables.newest([r for r in lines if r["figure"] == "hints_locality"
-                           and "spread" in r["config"]], setting)
+                           and "spread" in r["config"] and r["config"]["checkpoint"] in models],
+                          setting)
     settings = list(dict.fromkeys(k[0] for k in chosen))
     counts = sorted({k[1] for k in chosen if k[1]})
     rows = [[f"{s[0]:g}", f"{s[1]:g}", f"{s[2]:g}", "-" if s[3] is None else f"{s[3]:g}",

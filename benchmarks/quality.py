@@ -271,7 +271,7 @@ def run_variant(variant: str, args) -> dict:
         f"quality/{config.quality.variant}", main["delta_cf"], "delta-CF", split=split,
         batch=int(config.batch_size), resolution=int(config.data.crop_size),
         chosen_by=config.best_metric, **{k: main[k] for k in METRICS}, gray=main["gray"],
-        intervals=main["intervals"], step=chosen, **extra,
+        intervals=main["intervals"], step=chosen, chroma=main["chroma"], **extra,
         photos={k: main[k] for k in ("photos", "skipped_gray", "unreadable", "eval_s",
                                      "render_size", "report")},
         data=data["summary"],

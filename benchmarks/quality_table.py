@@ -47,7 +47,8 @@ def table(path: str, split: str = "validation") -> str:
                         f"{r['gray']['ssim']:.3f} | {r['gray']['ab_mae']:.2f} | "
                         f"{r['gray']['ab_auc']:.3f} | 0.0 ({r['gray']['cf_true']:.1f}) | "
                         f"{r['gray']['delta_cf']:.1f} |")
-        row(name, f"picked by {r['chosen_by']} (step {r['step']})", r)
+        at = f", chroma x{r['chroma']:g}" if r.get("chroma") else ""
+        row(name, f"picked by {r['chosen_by']} (step {r['step']}{at})", r)
         if "final" in r and r["final"]["step"] != r["step"]:
             row(name, f"final (step {r['final']['step']})", r["final"])
         for rule, pick in r.get("picks", {}).items():
