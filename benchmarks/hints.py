@@ -253,15 +253,22 @@ def _line(args, count: int, per_image: dict, none: dict | None, photos: int, set
                 "spread": _constants()})
 
 
-def _sweep_table(path: str, split: str) -> str:
-    """The sweep of `split`'s photos: the newest line per N of the model measured last."""
+def _sweep_lines(path: str, split: str) -> tuple[str | None, dict[int, dict]]:
+    """The model measured last on `split`'s photos and its newest sweep line per N."""
     lines = [r for r in tables.read(path)
              if r["figure"].startswith("hints/") and r["split"] == split]
     if not lines:
-        return ""
+        return None, {}
     model = lines[-1]["config"]["checkpoint"]
-    chosen = tables.newest(lines, lambda r: int(r["figure"].split("/")[1]) if (
+    return model, tables.newest(lines, lambda r: int(r["figure"].split("/")[1]) if (
         r["config"]["checkpoint"] == model) else None)
+
+
+def _sweep_table(path: str, split: str) -> str:
+    """The sweep of `split`'s photos: the newest line per N of the model measured last."""
+    model, chosen = _sweep_lines(path, split)
+    if not chosen:
+        return ""
     rows = []
     for count in sorted(chosen):
         r = chosen[count]
@@ -326,15 +333,12 @@ def plot(path: str):
 
     series = []
     for split, colour in (("validation", (120, 160, 220)), ("test", (200, 60, 40))):
-        lines = [r for r in tables.read(path)
-                 if r["figure"].startswith("hints/") and r["split"] == split]
-        if lines:
-            model = lines[-1]["config"]["checkpoint"]
-            chosen = tables.newest(lines, lambda r: int(r["figure"].split("/")[1]) if (
-                r["config"]["checkpoint"] == model) else None)
-            series.append((f"{model}, {split} ({lines[-1]['photos']} photos)", colour,
+        model, chosen = _sweep_lines(path, split)
+        if chosen:
+            last = chosen[max(chosen)]
+            series.append((f"{model}, {split} ({last['photos']} photos)", colour,
                            {n: r["intervals"]["psnr"] for n, r in sorted(chosen.items())},
-                           lines[-1]["psnr_gray"]))
+                           last["psnr_gray"]))
     counts = sorted({n for _, _, points, _ in series for n in points} | set(ZHANG_2017))
     width, height, left, right, top, bottom = 760, 460, 64, 24, 24, 120
     values = [v for _, _, points, gray in series for iv in points.values() for v in iv]

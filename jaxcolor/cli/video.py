@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     source = sources.open_source(path, settings.fps, args.max_pixels)
     film.output_kind(output)
     film.check_hints(source, settings.hints, args.hints or "")
-    colorizer = _load(args)
+    colorizer = common.load_colorizer(args)
     info = source.info
     print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, backend "
           f"{colorizer.backend}; {info.path}: {info.frames} frames {info.width}x{info.height}"
@@ -135,16 +135,12 @@ def run(args: argparse.Namespace) -> int:
     return errors.EXIT_OK
 
 
-def _load(args):
-    return common.load_colorizer(args)
-
-
 def _run_archive(args, directory: Path, output: Path, settings, shard, given: dict) -> int:
     """A folder of films: each coloured as one film is, this machine's shard of them."""
     from jaxcolor.inference.video import archive
 
     archive.check_hint_names(directory, given, args.hints or "")
-    colorizer = _load(args)
+    colorizer = common.load_colorizer(args)
     bars = []
 
     def progress(path):
