@@ -7,6 +7,9 @@ r"""Colour quality on photos a model has never seen, per config variant, at equa
     # every decision on the validation table; then the chosen variant's test figures, once:
     python -m benchmarks.quality ... --variants CHOSEN --read_test --against /runs/old
     python -m benchmarks.quality --table benchmarks/results/quality.jsonl [--split test]
+    # the pool with photos drawn like the test's, judged on those alone, beside the old run:
+    python -m benchmarks.quality --photos /data/photos,/data/more,/data/imagen_src \
+        --pool_name imagen --val_sources imagen --against /data/quality/runs/l1_effl0 ...
 
 The photos (`benchmarks.quality_data`): the pool under --photos is split by photo into
 train and validation; --test_photos are the test split, read only with --read_test. For each
@@ -18,8 +21,9 @@ variant of `experiments/configs/quality.py`:
   3. the checkpoint the run's rule picks (`jaxcolor evaluate --best`), the final one and the
      picks of the other rules are measured as `jaxcolor evaluate --protocol=paper` measures
      (short side 256, centre crop 256, grayscale references skipped) on the validation
-     photos, or with --read_test only the pick on the test photos; each with paired
-     bootstrap 95 % intervals over photos against the gray image (and against --against).
+     photos (or those of --val_sources), or with --read_test only the pick on the test
+     photos; each with paired bootstrap 95 % intervals over photos against the gray image
+     (and against the runs of --against, on the same photos).
 One JSON line per variant and split (`figure` quality/VARIANT, `split`, `value` delta-CF).
 Contact sheets: WORKDIR/runs/VARIANT/eval-SPLIT-STEP/contact_sheet.png.
 """
@@ -45,12 +49,18 @@ def _parse(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--table", metavar="JSONL", help="print the Markdown table of a results "
                    "file's quality lines (the newest per variant and split) and exit")
-    p.add_argument("--split", choices=("validation", "test"), default="validation",
-                   help="with --table: which split's table")
+    p.add_argument("--split", default="validation", help="with --table: which split's "
+                   "table (validation, test, or validation:SOURCES of --val_sources)")
     p.add_argument("--sheets", metavar="DIR", help="with --table: copy each variant's "
                    "contact sheet (of its pick, from WORKDIR/runs) to DIR/VARIANT.jpg")
     p.add_argument("--photos", help="comma-separated folders of colour photos: the pool "
                    "split into train and validation")
+    p.add_argument("--pool_name", default="", help="a name for this --photos pool when it "
+                   "is not the benchmark's usual one: runs, records and figures carry it "
+                   "(runs/VARIANT+NAME, quality/VARIANT+NAME), so pools never share them")
+    p.add_argument("--val_sources", default="", help="comma list: measure validation on these "
+                   "sources' validation photos only (split `validation:SOURCES`), e.g. imagen, "
+                   "the photos drawn like the test's")
     p.add_argument("--test_photos", help="the test photos (read only with --read_test)")
     p.add_argument("--weights", help="folder of `jaxcolor port` encoder checkpoints, one per "
                    "backbone name (mobilenet_v2, efficientnet_lite0)")
@@ -63,8 +73,8 @@ def _parse(argv):
     p.add_argument("--read_test", action="store_true", help="measure each variant's pick on "
                    "the test photos (once, for the final table) instead of validation")
     p.add_argument("--against", metavar="RUN[:STEP][@CHROMA],...", default="",
-                   help="with --read_test: runs to compare with on the same photos (paired "
-                   "intervals), e.g. the old model, each at its own chroma unless @CHROMA")
+                   help="runs to compare with on the same photos (paired intervals), e.g. "
+                   "the old model, each at its own chroma unless @CHROMA")
     p.add_argument("--chroma", default="", help="validation: comma list of chroma scales to "
                    "measure the pick at (the calibration of `config.model.chroma`); with "
                    "--read_test: the one scale to measure at")
@@ -94,13 +104,19 @@ def prepare_data(args, config) -> dict:
     train = quality_data.capped(train, int(config.quality.cap))
     size = int(config.quality.record_size)
     workdir = Path(args.workdir)
+    pool = f"+{args.pool_name}" if args.pool_name else ""
     mixture = f"-cap{int(config.quality.cap)}" if config.quality.cap else ""
+    sources = {s for s in args.val_sources.split(",") if s}
+    measured = [p for p in val if not sources or p.source in sources]
+    if not measured:
+        raise SystemExit(f"--val_sources {args.val_sources}: no validation photo comes from "
+                         f"these sources (validation has {sorted(quality_data.describe(val))})")
     return {
-        "train_records": quality_data.ingest(train, workdir / f"train-{size}{mixture}",
+        "train_records": quality_data.ingest(train, workdir / f"train-{size}{pool}{mixture}",
                                              size=size, val_every=0),
-        "val_records": quality_data.ingest(val, workdir / f"val-{size}", size=size,
+        "val_records": quality_data.ingest(val, workdir / f"val-{size}{pool}", size=size,
                                            val_every=0),
-        "val_photos": sorted(p.path for p in val), "test_photos": test,
+        "val_photos": sorted(p.path for p in measured), "test_photos": test,
         "summary": {"train": quality_data.describe(train), "validation":
                     quality_data.describe(val), "test": len(test),
                     "dropped_as_test_copies": [p.key for p in dropped]},
@@ -193,7 +209,7 @@ def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
     report = evaluation.evaluate(colorizer, jobs, max_images=None, sheet=12)
     seconds = time.perf_counter() - start
     tag = "" if chroma is None else f"-chroma{chroma:g}"
-    out = Path(run_dir) / f"eval-{split}-{colorizer.step}{tag}"
+    out = Path(run_dir) / f"eval-{split.replace(':', '-')}-{colorizer.step}{tag}"
     summary = evaluation.write_report(out, colorizer, report,
                                       {"kind": "images", "protocol": "paper", "split": split})
     model, gray = evaluator.model_and_gray(summary)
@@ -243,18 +259,19 @@ def run_variant(variant: str, args) -> dict:
     budget = quality_budget.plan(config)
     budget.apply(config)
     print(f"{variant}: {budget}", flush=True)
-    run_dir = Path(args.workdir) / "runs" / config.quality.variant
+    name = config.quality.variant + (f"+{args.pool_name}" if args.pool_name else "")
+    run_dir = Path(args.workdir) / "runs" / name
     timing = train(config, run_dir)
     final, picks = validation_picks(run_dir)
     chosen = picks.get(config.best_metric, final)
     split = "test" if args.read_test else "validation"
+    if args.val_sources and not args.read_test:
+        split += f":{args.val_sources}"
     chromas = [float(c) for c in args.chroma.split(",") if c]
+    photos = data["test_photos"] if args.read_test else data["val_photos"]
     if args.read_test:  # the test photos are read for the pick alone
-        main = measure(run_dir, chosen, data["test_photos"], split,
-                       chromas[0] if chromas else None)
+        main = measure(run_dir, chosen, photos, split, chromas[0] if chromas else None)
         extra = {"test_photos": str(args.test_photos)}
-        extra["against"] = [_against(spec, main, data["test_photos"], split)
-                            for spec in args.against.split(",") if spec]
     else:
         results = {s: measure(run_dir, s, data["val_photos"], split)
                    for s in sorted({final, chosen, *picks.values()})}
@@ -265,10 +282,12 @@ def run_variant(variant: str, args) -> dict:
         if chromas:
             extra["chroma_sweep"] = [measure(run_dir, chosen, data["val_photos"], split, c)
                                      for c in chromas]
+    extra["against"] = [_against(spec, main, photos, split)
+                        for spec in args.against.split(",") if spec]
     images = (budget.pretrain_steps + budget.d_pretrain_steps + budget.gan_steps) \
         * int(config.batch_size)
     return common.make_result(
-        f"quality/{config.quality.variant}", main["delta_cf"], "delta-CF", split=split,
+        f"quality/{name}", main["delta_cf"], "delta-CF", split=split,
         batch=int(config.batch_size), resolution=int(config.data.crop_size),
         chosen_by=config.best_metric, **{k: main[k] for k in METRICS}, gray=main["gray"],
         intervals=main["intervals"], step=chosen, chroma=main["chroma"], **extra,

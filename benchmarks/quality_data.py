@@ -6,14 +6,17 @@
   test        read once, for the final table (`--read_test`): never ingested, never decided on
 
 The test photos are a folder of their own (the ImageNet sample: 1,000 classes, one photo
-each: people, animals, objects, unlike any training source). Validation is drawn from the
-training pool by a hash of each photo's *group* (a CamVid sequence: its frames are near
-copies of each other, so a frame may not train while its neighbour validates), at most
-`per_source` photos of a source, so that one large source (3,781 photos of clothes) does not
-make the validation set its own. Training photos that are near copies of a test photo (the
-pool's own ImageNet samples) are dropped. The split does not depend on which other files are
-present or in what order they are listed; nothing here changes with the mixture, so every
-mixture is judged on the same validation photos.
+each: people, animals, objects). The pool may hold another ImageNet sample (`imagen`: 200
+classes, five photos each, other photos than the test's) so that validation, and training,
+see photos drawn like the test's; its validation figures can be read on their own
+(`benchmarks.quality --val_sources imagen`). Validation is drawn from the training pool by a
+hash of each photo's *group* (a CamVid sequence: its frames are near copies of each other,
+so a frame may not train while its neighbour validates), at most `per_source` photos of a
+source, so that one large source (3,781 photos of clothes) does not make the validation set
+its own. Training photos that are near copies of a test photo (the pool's own ImageNet
+samples) are dropped. The split does not depend on which other files are present or in what
+order they are listed; nothing here changes with the mixture, so every mixture is judged on
+the same validation photos.
 """
 
 from __future__ import annotations
@@ -27,8 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-GROUPS = {"camvid": lambda stem: stem.split("_")[2]}  # CamVid_<split>_<sequence>_<frame>
-"""Source -> the group of a photo (its file stem); by default every photo is its own."""
+GROUPS = {
+    "camvid": lambda stem: stem.split("_")[2],  # CamVid_<split>_<sequence>_<frame>
+    "imagen": lambda stem: stem.split("_")[0],  # <WordNet id>_<image id>_<label>: a class
+}
+"""Source -> the group of a photo (its file stem); by default every photo is its own. The
+ImageNet-like pool (`imagen`, five photos of each of 200 classes) validates by class, so its
+validation photos show classes the model never trained on, as most test photos do."""
 
 
 @dataclasses.dataclass(frozen=True)

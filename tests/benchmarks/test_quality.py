@@ -150,6 +150,48 @@ def test_the_split_is_by_photo_and_group_and_independent_of_the_listing(tmp_path
     assert keys(train) <= keys(train2) and keys(val) <= keys(val2) | {"pool/bsds/new.png"}
 
 
+def test_the_imagenet_like_pool_validates_whole_classes(tmp_path):
+    from benchmarks import quality_data
+
+    _photos(tmp_path, [f"pool/imagen/n{c:08d}_{i}_thing.jpg" for c in range(40)
+                       for i in range(5)])
+    train, val = quality_data.split(quality_data.pool([tmp_path / "pool"]), fraction=0.3,
+                                    per_source=1000)
+    classes = lambda ps: {p.path.name.split("_")[0] for p in ps}  # noqa: E731
+    assert val and not classes(train) & classes(val)
+    assert all(sum(p.path.name.startswith(c) for p in val) == 5 for c in classes(val))
+
+
+def test_a_named_pool_has_its_own_records_and_val_sources_choose_what_is_measured(
+        bench, tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from benchmarks import quality_data
+
+    quality, _ = bench
+    _photos(tmp_path, [f"pool/bsds/{i}.png" for i in range(40)]
+            + [f"pool/imagen/n{c:08d}_{i}_thing.jpg" for c in range(20) for i in range(5)])
+    (tmp_path / "test").mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), np.uint8)).save(
+        tmp_path / "test" / "t.png")
+    monkeypatch.setattr(quality_data, "ingest", lambda photos, out, **kw: out)
+    base = ["--photos", str(tmp_path / "pool"), "--test_photos", str(tmp_path / "test"),
+            "--workdir", str(tmp_path / "work"), "--val_fraction", "0.3"]
+    config = _config("l1")
+    data = quality.prepare_data(quality._parse(base), config)
+    assert (data["train_records"].name, data["val_records"].name) == ("train-144", "val-144")
+    sources = {p.parent.name for p in data["val_photos"]}
+    assert sources == {"bsds", "imagen"}
+    data = quality.prepare_data(
+        quality._parse(base + ["--pool_name", "im", "--val_sources", "imagen"]), config)
+    assert (data["train_records"].name, data["val_records"].name) == ("train-144+im",
+                                                                     "val-144+im")
+    assert data["val_photos"] and {p.parent.name for p in data["val_photos"]} == {"imagen"}
+    with pytest.raises(SystemExit, match="--val_sources clothing: no validation photo"):
+        quality.prepare_data(quality._parse(base + ["--val_sources", "clothing"]), config)
+
+
 def test_the_mixture_caps_each_source_and_drops_copies_of_test_photos(tmp_path):
     import numpy as np
     from PIL import Image
