@@ -74,7 +74,8 @@ def _parse(argv):
                    "the test photos (once, for the final table) instead of validation")
     p.add_argument("--against", metavar="RUN[:STEP][@CHROMA],...", default="",
                    help="runs to compare with on the same photos (paired intervals), e.g. "
-                   "the old model, each at its own chroma unless @CHROMA")
+                   "the old model (a run dir, or a starter-format .npz such as the shipped "
+                   "starter), each at its own chroma unless @CHROMA")
     p.add_argument("--chroma", default="", help="validation: comma list of chroma scales to "
                    "measure the pick at (the calibration of `config.model.chroma`); with "
                    "--read_test: the one scale to measure at")
@@ -198,12 +199,17 @@ def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
             chroma: float | None = None) -> dict:
     """A checkpoint on photos as `jaxcolor evaluate --protocol=paper` measures it (at a
     chroma scale: `--chroma`): the summary, bootstrap intervals against the gray image, and
-    where the report is."""
+    where the report is. `run_dir` may also be a starter-format `.npz` (the shipped starter
+    model, `jaxcolor.inference.starter`); its reports go beside it."""
     from jaxcolor import evaluator
-    from jaxcolor.inference import evaluation
+    from jaxcolor.inference import evaluation, starter
     from jaxcolor.inference.colorizer import Colorizer
 
-    colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma)
+    if Path(run_dir).suffix == ".npz":
+        colorizer = Colorizer.from_restored(starter.load(run_dir), chroma=chroma)
+        run_dir = Path(run_dir).with_suffix("")
+    else:
+        colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma)
     jobs = evaluation.photo_jobs(paths, evaluation.Protocol("paper"))
     start = time.perf_counter()
     report = evaluation.evaluate(colorizer, jobs, max_images=None, sheet=12)
