@@ -192,6 +192,31 @@ def test_a_named_pool_has_its_own_records_and_val_sources_choose_what_is_measure
         quality.prepare_data(quality._parse(base + ["--val_sources", "clothing"]), config)
 
 
+def test_a_starter_file_is_measured_as_its_run_and_reported_beside_it(bench, tmp_path,
+                                                                      tmp_path_factory):
+    """`--against` takes the shipped starter's format (the baseline whose run directory is
+    gone): a float32 starter file measures exactly as the run it was written from."""
+    from PIL import Image
+
+    from jaxcolor.inference import restore, starter
+    from tests.support import photo_rgb, trained_workdir
+
+    quality, _ = bench
+    workdir = trained_workdir(tmp_path_factory)
+    path = starter.save(restore.restore(workdir), tmp_path / "s.npz", dtype="float32")
+    photos = []
+    for i in range(2):
+        photos.append(tmp_path / "photos" / f"{i}.png")
+        photos[-1].parent.mkdir(exist_ok=True)
+        Image.fromarray(photo_rgb(48, 64, seed=i)).save(photos[-1])
+    theirs = quality.measure(path, None, photos, "validation:x", 1.5)
+    run = quality.measure(workdir, None, photos, "validation:x", 1.5)
+    assert theirs["chroma"] == 1.5 and theirs["photos"] == 2
+    assert theirs["report"] == str(tmp_path / "s" / f"eval-validation-x-{run['step']}-chroma1.5"
+                                   / "metrics.json")
+    assert {k: theirs[k] for k in quality.METRICS} == {k: run[k] for k in quality.METRICS}
+
+
 def test_the_mixture_caps_each_source_and_drops_copies_of_test_photos(tmp_path):
     import numpy as np
     from PIL import Image
