@@ -23,7 +23,8 @@ variant of `experiments/configs/quality.py`:
      (short side 256, centre crop 256, grayscale references skipped) on the validation
      photos (or those of --val_sources), or with --read_test only the pick on the test
      photos; each with paired bootstrap 95 % intervals over photos against the gray image
-     (and against the runs of --against, on the same photos).
+     (and against the runs of --against, on the same photos: on validation, the pick at
+     the chroma scale the calibration rule chooses among --chroma's, `calibrated`).
 One JSON line per variant and split (`figure` quality/VARIANT, `split`, `value` delta-CF).
 Contact sheets: WORKDIR/runs/VARIANT/eval-SPLIT-STEP/contact_sheet.png.
 """
@@ -246,9 +247,18 @@ def paired(report_a: str, report_b: str) -> dict:
     return {"photos": len(names), **_rounded(evaluator.bootstrap(*per_image))}
 
 
+def calibrated(measurements: list[dict]) -> dict:
+    """The chroma calibration's rule (BENCHMARKS.md): of one checkpoint measured at several
+    chroma scales, the one with the smallest delta-CF whose PSNR gain over gray is still
+    >= 0; where no scale keeps the gain, the one with the largest gain."""
+    gain = lambda m: m["psnr"] - m["gray"]["psnr"]  # noqa: E731
+    keeping = [m for m in measurements if gain(m) >= 0]
+    return min(keeping, key=lambda m: m["delta_cf"]) if keeping else max(measurements, key=gain)
+
+
 def _against(spec: str, main: dict, photos, split: str) -> dict:
     """`--against` RUN[:STEP][@CHROMA] measured on `photos`, with the paired intervals of
-    `main` (the variant's measurement) minus it."""
+    `main` (the variant's measurement at its calibrated chroma) minus it."""
     spec_run, _, chroma = spec.partition("@")
     run, _, step = spec_run.partition(":")
     theirs = measure(Path(run), int(step) if step else None, photos, split,
@@ -275,6 +285,7 @@ def run_variant(variant: str, args) -> dict:
         split += f":{args.val_sources}"
     chromas = [float(c) for c in args.chroma.split(",") if c]
     photos = data["test_photos"] if args.read_test else data["val_photos"]
+    paired_with = None
     if args.read_test:  # the test photos are read for the pick alone
         main = measure(run_dir, chosen, photos, split, chromas[0] if chromas else None)
         extra = {"test_photos": str(args.test_photos)}
@@ -288,7 +299,9 @@ def run_variant(variant: str, args) -> dict:
         if chromas:
             extra["chroma_sweep"] = [measure(run_dir, chosen, data["val_photos"], split, c)
                                      for c in chromas]
-    extra["against"] = [_against(spec, main, photos, split)
+            paired_with = calibrated([main, *extra["chroma_sweep"]])
+            extra["calibrated_chroma"] = paired_with["chroma"]
+    extra["against"] = [_against(spec, paired_with or main, photos, split)
                         for spec in args.against.split(",") if spec]
     images = (budget.pretrain_steps + budget.d_pretrain_steps + budget.gan_steps) \
         * int(config.batch_size)

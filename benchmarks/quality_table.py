@@ -25,8 +25,9 @@ def _interval(r: dict, name: str, fmt: str) -> str:
 
 def table(path: str, split: str = "validation") -> str:
     """Per variant, the checkpoint its rule picks (and on validation the final one and the
-    other rules' picks and the chroma calibration's scales), beside the gray image, with 95 %
-    bootstrap intervals of the PSNR gain over gray and of delta-CF."""
+    other rules' picks and the chroma calibration's scales, the calibrated one marked),
+    beside the gray image, with 95 % bootstrap intervals of the PSNR gain over gray and of
+    delta-CF, and the paired differences from the runs it was compared with."""
     rows = ["| variant | checkpoint | PSNR | vs gray (95% CI) | SSIM | ab MAE | AuC | "
             "CF (truth) | delta-CF (95% CI) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -54,14 +55,17 @@ def table(path: str, split: str = "validation") -> str:
         for rule, pick in r.get("picks", {}).items():
             if pick["step"] not in (r["step"], r.get("final", {}).get("step")):
                 row(name, f"picked by {rule} (step {pick['step']})", pick)
+        calibrated = r.get("calibrated_chroma")
         for m in r.get("chroma_sweep", []):
-            row(name, f"step {m['step']}, chroma x{m['chroma']:g}", m)
+            mark = " (calibrated)" if m["chroma"] == calibrated else ""
+            row(name, f"step {m['step']}, chroma x{m['chroma']:g}{mark}", m)
+        ours = f"{name} at chroma x{calibrated:g}" if calibrated else name
         against = r.get("against", [])
         for other in [against] if isinstance(against, dict) else against:
             if "psnr" in other:
                 row(other["run"], "compared on the same photos", other)
             d = other["difference"]
-            rows.append(f"| {name} minus {other['run']} | paired, "
+            rows.append(f"| {ours} minus {other['run']} | paired, "
                         f"{d['photos']} photos | {d['psnr_diff'][0]:+.2f} "
                         f"[{d['psnr_diff'][1]:+.2f}, {d['psnr_diff'][2]:+.2f}] | | | | | | "
                         f"{d['delta_cf_diff'][0]:+.1f} [{d['delta_cf_diff'][1]:+.1f}, "

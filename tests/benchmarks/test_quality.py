@@ -217,6 +217,20 @@ def test_a_starter_file_is_measured_as_its_run_and_reported_beside_it(bench, tmp
     assert {k: theirs[k] for k in quality.METRICS} == {k: run[k] for k in quality.METRICS}
 
 
+def test_the_calibrated_chroma_is_the_most_colour_that_keeps_the_gain_over_gray(bench):
+    quality, _ = bench
+
+    def at(chroma, psnr, delta_cf):
+        return {"chroma": chroma, "psnr": psnr, "delta_cf": delta_cf, "gray": {"psnr": 22.0}}
+
+    sweep = [at(1.0, 23.0, 20.0), at(1.5, 22.4, 14.0), at(1.75, 22.0, 11.0),
+             at(2.0, 21.9, 8.0)]
+    assert quality.calibrated(sweep)["chroma"] == 1.75  # a gain of exactly 0 still keeps it
+    assert quality.calibrated(sweep[::-1])["chroma"] == 1.75
+    losing = [at(1.0, 21.5, 20.0), at(1.5, 21.8, 14.0), at(2.0, 21.0, 8.0)]
+    assert quality.calibrated(losing)["chroma"] == 1.5  # none keeps it: the largest gain
+
+
 def test_the_mixture_caps_each_source_and_drops_copies_of_test_photos(tmp_path):
     import numpy as np
     from PIL import Image
@@ -292,14 +306,21 @@ def test_tables_per_split_with_intervals_and_contact_sheets(bench, tmp_path, cap
                  "split": "test", "step": 50, "against": {
         "run": "/runs/old", "difference": {"photos": 900, "psnr_diff": [0.3, 0.1, 0.5],
                                            "delta_cf_diff": [-4.0, -5.0, -3.0]}}}
+    swept = {**line, "figure": "quality/l1", "calibrated_chroma": 1.5,
+             "chroma_sweep": [{**m, "step": 50, "chroma": c} for c in (1.25, 1.5)],
+             "against": [{"run": "S@2", **m, "difference": {
+                 "photos": 90, "psnr_diff": [0.2, -0.1, 0.4],
+                 "delta_cf_diff": [-0.7, -2.0, 0.7]}}]}
     results = tmp_path / "results.jsonl"
     results.write_text("\n".join(json.dumps(x) for x in ({**line, "step": 10}, line,
-                                                          test_line)) + "\n")
+                                                          test_line, swept)) + "\n")
     quality.main(["--table", str(results), "--sheets", str(tmp_path / "docs")])
     rows = capsys.readouterr().out.splitlines()
-    assert rows[2].startswith("| gray image |") and len(rows) == 6  # the newest line only
+    assert rows[2].startswith("| gray image |") and len(rows) == 13  # the newest line only
     assert "picked by l1 (step 50) | 22.50 | +0.50 [+0.20, +0.80] |" in rows[3]
     assert rows[3].endswith("| 15.0 [13.1, 16.9] |") and "(step 40)" in rows[5]
+    assert "step 50, chroma x1.25 |" in rows[9] and "chroma x1.5 (calibrated) |" in rows[10]
+    assert rows[12].startswith("| l1 at chroma x1.5 minus S@2 | paired, 90 photos | +0.20 ")
     with Image.open(tmp_path / "docs" / "gan-validation.jpg") as im:
         assert im.size == (20, 30)
     quality.main(["--table", str(results), "--split", "test"])
