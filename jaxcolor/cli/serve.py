@@ -77,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
     server.run(sockets=[listener])  # until Ctrl-C, which it raises again once stopped
     if not server.started:
         raise errors.RunError("the server did not start (see the messages above)")
-    return errors.EXIT_OK
+    # Stopped by a signal: uvicorn re-raises it after shutting down, but asyncio's teardown
+    # can swallow the KeyboardInterrupt; the exit status must say "interrupted" either way.
+    return errors.EXIT_INTERRUPTED if server.should_exit else errors.EXIT_OK
 
 
 def listen(host: str, port: int) -> socket.socket:
