@@ -67,3 +67,31 @@ def test_beyond_loopback_the_printed_url_carries_a_token_the_api_checks(tmp_path
         process.kill()
         process.stdout.close()
         process.stderr.close()
+
+
+def test_a_signal_stop_exits_130_even_when_the_reraised_interrupt_is_lost(monkeypatch):
+    """uvicorn re-raises Ctrl-C once it has shut down, but asyncio's teardown can swallow
+    that KeyboardInterrupt (CI saw exit 0): the status comes from the server's own state."""
+    import uvicorn
+
+    from jaxcolor.cli import common
+    from jaxcolor.serve import app
+
+    class Colorizer:
+        step, render_size, backend = 3, 64, "jax"
+
+        def colorize(self, image):
+            return image
+
+    class Server:
+        def __init__(self, config):
+            self.started = self.should_exit = False
+
+        def run(self, sockets):  # serves, then a signal arrives and the re-raise is lost
+            self.started = self.should_exit = True
+            self.sockets = sockets
+
+    monkeypatch.setattr(common, "load_colorizer", lambda args: Colorizer())
+    monkeypatch.setattr(app, "create_app", lambda colorizer, settings: None)
+    monkeypatch.setattr(uvicorn, "Server", Server)
+    assert cli.main(["serve", "--checkpoint=run", "--port=0"]) == 130
