@@ -40,7 +40,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     import jax
 
-    from jaxcolor import errors
+    from jaxcolor import checkpoints, errors
     from jaxcolor.train import distributed, loop
 
     logging.get_absl_handler().addFilter(_QuietLibraries())
@@ -57,7 +57,15 @@ def main(argv):
                      jax.device_count(), jax.devices()[0].platform, jax.process_count())
         loop.train_and_evaluate(config, workdir)
     except errors.JaxcolorError as e:  # one line; 2 for a usage error, 1 for a failed run
-        sys.exit(errors.report(e))
+        code = errors.report(e)
+        if isinstance(e, checkpoints.CheckpointError):
+            # A save that timed out leaves Orbax's writer thread (not a daemon) blocked for
+            # good, and the interpreter's exit would wait for it: everything of the run is
+            # closed and flushed by now, so leave without waiting.
+            logging.flush()
+            sys.stdout.flush()
+            os._exit(code)
+        sys.exit(code)
 
 
 def _parse_flags(argv):

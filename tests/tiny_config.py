@@ -71,6 +71,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         config.checkpoint_every = 2
         config.keep_checkpoints = 1_000
         config.keep_best = 0
+        config.checkpoint_timeout_s = 20  # a hung save fails the run within the test's wait
         config.distributed.enabled = "false"
     elif variant:
         raise ValueError(f"tests/tiny_config.py: unknown variant {variant!r}")

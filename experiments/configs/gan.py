@@ -112,6 +112,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.checkpoint_every = 2_000  # asynchronous Orbax save (always also at the end)
     config.keep_checkpoints = 3  # latest checkpoints kept
     config.keep_best = 1  # best checkpoints kept by config.best_metric
+    # A save not committed this many seconds after it started stops the run with an error
+    # (earlier checkpoints intact) instead of blocking it forever: Orbax's default, 20 min.
+    config.checkpoint_timeout_s = 1_200
     config.best_metric = "combined"  # l1 | delta_cf | psnr | combined: what "best" means
     config.compilation_cache = "~/.cache/jaxcolor/xla"  # persistent XLA cache; "" disables
 

@@ -1,8 +1,8 @@
 """Orbax checkpoints of a run: the writer, and the resume of training.
 
 The format (items, the best-checkpoint score, the errors) is `jaxcolor.checkpoints`', which
-colourising reads without anything of training; this writer follows it. Saves are asynchronous; Orbax writes into a temporary directory and
-renames it when complete (and commits a marker on file systems without atomic rename), so
+colourising reads without anything of training; this writer follows it. Saves are
+asynchronous; Orbax writes into a temporary directory and renames it when complete (and commits a marker on file systems without atomic rename), so
 a run killed mid-save never leaves a checkpoint that restores half-written: `latest_step()`
 only sees finished ones. Retention: the latest `keep` checkpoints plus the best `keep_best`
 by the validation score (lower is better).
@@ -29,8 +29,14 @@ class Checkpointer:
     """Thin wiring of `ocp.CheckpointManager` for one run's `checkpoints/` directory."""
 
     def __init__(self, directory: str | os.PathLike, *, keep: int = 3, keep_best: int = 1,
-                 async_save: bool = True):
+                 async_save: bool = True, timeout_s: int = 1_200):
+        """`timeout_s`: how long an asynchronous save may take before it counts as failed.
+        A write can stall for good, not only fail: TensorStore's completion of an array
+        write posted to Orbax's event loop after that loop was closed by a sibling item's
+        ENOSPC never arrives, and a stuck network mount never answers. Bounded, the run
+        stops with the checkpoint error (earlier checkpoints intact) instead of hanging."""
         self.directory = Path(directory).absolute()
+        self.timeout_s = int(timeout_s)
         policies = [ocp.checkpoint_managers.LatestN(n=max(int(keep), 1))]
         if keep_best > 0:
             policies.append(ocp.checkpoint_managers.BestN(
@@ -38,6 +44,7 @@ class Checkpointer:
                 keep_checkpoints_without_metrics=False))
         options = ocp.CheckpointManagerOptions(
             enable_async_checkpointing=async_save,
+            async_options=ocp.AsyncOptions(timeout_secs=self.timeout_s),
             preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
             best_fn=best_score, best_mode="min",
             create=True,
@@ -111,12 +118,17 @@ class Checkpointer:
         """Block until the last asynchronous save is committed; surface its error if any.
 
         Background writes fail with OSError (JSON items), ValueError (TensorStore's arrays:
-        "RESOURCE_EXHAUSTED: ... No space left on device") or RuntimeError (Orbax's futures);
-        whichever it is, the checkpoint is incomplete and is reported as such.
+        "RESOURCE_EXHAUSTED: ... No space left on device") or RuntimeError (Orbax's futures),
+        or never finish (TimeoutError after `timeout_s`); whichever it is, the checkpoint is
+        incomplete and is reported as such.
         """
         step, self._writing = self._writing, None
         try:
             self._manager.wait_until_finished()
+        except TimeoutError as e:  # an OSError: caught first, for its own message
+            raise CheckpointError(f"{self.directory}: could not write checkpoint {step} "
+                                  f"(not finished within config.checkpoint_timeout_s = "
+                                  f"{self.timeout_s} s); earlier checkpoints are intact") from e
         except (OSError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{self.directory}: could not write checkpoint {step} "
                                   f"({_first_line(e)}); earlier checkpoints are intact") from e

@@ -126,7 +126,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     # ---- checkpoints: resume from the newest complete one, else initialise ---------------
     workdir.mkdir(parents=True, exist_ok=True)
     checkpointer = checkpoint_lib.Checkpointer(
-        workdir / "checkpoints", keep=config.keep_checkpoints, keep_best=config.keep_best)
+        workdir / "checkpoints", keep=config.keep_checkpoints, keep_best=config.keep_best,
+        timeout_s=config.checkpoint_timeout_s)
     latest = checkpointer.latest_step()
     if latest is not None:  # restored straight onto the shardings: no initialisation to run
         state, meta = checkpointer.restore(latest, run.abstract_state, data_iter=data.train_iter)

@@ -2,6 +2,9 @@
 directory, the checkpoint it could not write and why, exit 1; the checkpoints written
 before stay complete and restore to exactly what they held.
 
+A save that never finishes (a completion that is lost) stops the run the same way once
+`config.checkpoint_timeout_s` has passed.
+
 Two ways to fill the disk:
 * in-process (always runs): tests/faults/trainer.py `--fault_enospc_at_save=K` makes
   Orbax's background writer raise OSError(ENOSPC) at the first JSON item of the K-th save,
@@ -49,6 +52,25 @@ def test_enospc_during_an_async_save_stops_the_run_and_keeps_older_checkpoints(
     assert complete == [2]
     assert_trees_equal(faultkit.restore_state(workdir, 2),
                                 faultkit.restore_state(baseline.workdir, 2))
+
+
+def test_a_save_that_never_finishes_stops_the_run_after_the_timeout(
+        records, xla_cache, baseline, tmp_path):
+    """A write whose completion is lost (TensorStore's, posted to an event loop Orbax had
+    closed after a sibling item's ENOSPC, hung CI for 600 s) ends the run with the
+    checkpoint error once `config.checkpoint_timeout_s` (20 s here) has passed."""
+    workdir = tmp_path / "run"
+    rc, output = faultkit.run_trainer(workdir, records, xla_cache, "--fault_hang_at_save=2",
+                                      timeout=300)
+
+    assert rc == 1, output[-5000:]
+    error = _checkpoint_error(output)
+    assert error.group(2) == "4"
+    assert "not finished within config.checkpoint_timeout_s = 20 s" in error.group(3)
+    complete, _ = faultkit.checkpoint_dirs(workdir)
+    assert complete == [2]
+    assert_trees_equal(faultkit.restore_state(workdir, 2),
+                       faultkit.restore_state(baseline.workdir, 2))
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 r"""Test-only entry point: experiments/run.py's `main`, with faults patched in-process.
 
   python tests/faults/trainer.py --config=tests/tiny_config.py:faults --workdir=DIR \
-      [--fault_nan_at_step=N] [--fault_enospc_at_save=K] [--fault_record_indices=FILE] \
+      [--fault_nan_at_step=N] [--fault_enospc_at_save=K] [--fault_hang_at_save=K] \
+      [--fault_record_indices=FILE] \
       [--fault_emulate_processes=P] [--fault_step_delay=S] [--config.*=...]
 
 Every fault is off by default, so without fault flags this is exactly `run.py`. The library
@@ -13,6 +14,9 @@ training starts, and nothing else changes.
                               NaN: the loss of step N is NaN for real, through G and Adam.
   --fault_enospc_at_save=K    the K-th checkpoint save of this process fails in Orbax's
                               background writer with OSError(ENOSPC), as a full disk would.
+  --fault_hang_at_save=K      the K-th checkpoint save of this process never finishes in
+                              Orbax's background writer, as a write whose completion is
+                              lost (or a stuck mount) would.
   --fault_record_indices=F    append one JSON line {"shard", "step", "index"} per training
                               batch this process reads (read-ahead included).
   --fault_emulate_processes=P this single process reads the P per-process shards and
@@ -49,6 +53,7 @@ run = _load_run_module()
 
 _NAN_AT = flags.DEFINE_integer("fault_nan_at_step", 0, "1-based step whose batch gives NaN.")
 _ENOSPC_AT = flags.DEFINE_integer("fault_enospc_at_save", 0, "K-th save fails with ENOSPC.")
+_HANG_AT = flags.DEFINE_integer("fault_hang_at_save", 0, "K-th save never finishes.")
 _RECORD = flags.DEFINE_string("fault_record_indices", None, "JSON-lines file of read indices.")
 _EMULATE = flags.DEFINE_integer("fault_emulate_processes", 0, "Emulate P processes' batches.")
 _DELAY = flags.DEFINE_float("fault_step_delay", 0.0, "Extra seconds per training batch read.")
@@ -77,10 +82,10 @@ def _inject_nan(step_1based: int) -> None:
     batches.prepare_batch = prepare_poisoned
 
 
-def _inject_enospc(save_number: int) -> None:
-    """On the K-th checkpoint save, the first JSON item write (`config` or `meta`) raises
-    OSError(ENOSPC) where a full disk would: in `JsonCheckpointHandler`'s write, which runs
-    in Orbax's background commit thread while the array items are being written."""
+def _break_json_write(save_number: int, broken) -> None:
+    """On the K-th checkpoint save, the first JSON item write (`config` or `meta`) runs the
+    coroutine `broken(directory)` instead: in `JsonCheckpointHandler`'s write, which runs in
+    Orbax's background commit thread while the array items are being written."""
     import orbax.checkpoint as ocp
 
     from jaxcolor.train import checkpoint
@@ -95,14 +100,26 @@ def _inject_enospc(save_number: int) -> None:
             armed[0] = True
         return save(self, state, **kwargs)
 
-    async def write_or_fail(self, x, directory):
+    async def write_or_break(self, x, directory):
         if armed[0]:
             armed[0] = False
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory))
+            return await broken(directory)
         return await write(self, x, directory)
 
     checkpoint.Checkpointer.save = save_counting
-    handler._save_fn = write_or_fail
+    handler._save_fn = write_or_break
+
+
+async def _enospc(directory) -> None:
+    """What `write_text` raises on a full file system."""
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory))
+
+
+async def _never(directory) -> None:
+    """A write whose completion never arrives."""
+    import asyncio
+
+    await asyncio.Event().wait()
 
 
 def _record_indices(path: str) -> None:
@@ -175,7 +192,9 @@ def main(argv):
     if _NAN_AT.value:
         _inject_nan(_NAN_AT.value)
     if _ENOSPC_AT.value:
-        _inject_enospc(_ENOSPC_AT.value)
+        _break_json_write(_ENOSPC_AT.value, _enospc)
+    if _HANG_AT.value:
+        _break_json_write(_HANG_AT.value, _never)
     if _RECORD.value:
         _record_indices(_RECORD.value)
     if _EMULATE.value:
