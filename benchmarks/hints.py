@@ -187,12 +187,8 @@ def main(argv=None) -> list[dict] | None:
     from jaxcolor.data import images
     from jaxcolor.inference.colorizer import Colorizer
 
-    if args.checkpoint is None or args.checkpoint.endswith(".npz"):
-        from jaxcolor.inference import starter
-
-        colorizer = Colorizer.from_restored(starter.load(args.checkpoint or starter.PATH))
-    else:
-        colorizer = Colorizer.from_checkpoint(args.checkpoint)
+    colorizer = (Colorizer.from_starter() if args.checkpoint is None
+                 else Colorizer.from_checkpoint(args.checkpoint))
     photos = references(images.find_images(args.photos), args.max_images)
     counts = [int(c) for c in args.counts.split(",")]
     if args.sheet:

@@ -203,14 +203,12 @@ def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
     where the report is. `run_dir` may also be a starter-format `.npz` (the shipped starter
     model, `jaxcolor.inference.starter`); its reports go beside it."""
     from jaxcolor import evaluator
-    from jaxcolor.inference import evaluation, starter
+    from jaxcolor.inference import evaluation
     from jaxcolor.inference.colorizer import Colorizer
 
-    if Path(run_dir).suffix == ".npz":
-        colorizer = Colorizer.from_restored(starter.load(run_dir), chroma=chroma)
+    colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma)
+    if Path(run_dir).suffix == ".npz":  # a model file: its reports beside it
         run_dir = Path(run_dir).with_suffix("")
-    else:
-        colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma)
     jobs = evaluation.photo_jobs(paths, evaluation.Protocol("paper"))
     start = time.perf_counter()
     report = evaluation.evaluate(colorizer, jobs, max_images=None, sheet=12)

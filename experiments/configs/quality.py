@@ -17,7 +17,8 @@ Variants after a colon: tokens joined by "_", a base and any modifiers, in any o
   rebal     class-rebalanced L1 (config.loss.rebalance), Zhang et al.'s mix lambda = 0.5;
             `rebal0.8` sets another mix (a flatter weighting)
   cf        the colourfulness loss, config.loss.lambda_cf = 1; `cf0.3` sets another weight
-  prog      progressive pretraining: half the pretraining FLOPs at 96 px crops, half at 128
+  prog      progressive pretraining: half the pretraining FLOPs on the 128 px crop
+            downscaled to 96 px, half at 128 (the starter's recipe: `l1_prog_effl0`)
   pick      the best checkpoint by the combined validation score (config.best_metric)
   ema       evaluate and ship an exponential moving average of G's weights (decay 0.99,
             a ~100-step window: it smooths the GAN phase's swings between dull and garish);

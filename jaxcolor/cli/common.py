@@ -23,12 +23,13 @@ def examples(*lines: str) -> str:
 
 
 def add_checkpoint_flags(parser: argparse.ArgumentParser) -> None:
-    """--checkpoint (a run workdir or its checkpoints/ directory; default: the starter model
-    shipped with jaxcolor) and --step | --best."""
+    """--checkpoint (a run workdir, its checkpoints/ directory, or a model file in the
+    starter's format; default: the starter model shipped with jaxcolor) and --step | --best."""
     parser.add_argument("--checkpoint",
-                        help="a training run directory (holding checkpoints/) or a "
-                             "checkpoints directory (default: the starter model that ships "
-                             "with jaxcolor)")
+                        help="a training run directory (holding checkpoints/), a checkpoints "
+                             "directory, or a model file (.npz, written by `python -m "
+                             "jaxcolor.inference.starter RUN OUT`) (default: the starter model "
+                             "that ships with jaxcolor)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
     which.add_argument("--best", action="store_true",

@@ -159,8 +159,11 @@ class Colorizer:
     def from_checkpoint(cls, path: str | os.PathLike, *, step: int | None = None,
                         best: bool = False, **kwargs) -> "Colorizer":
         """Restore G (latest step, `step`, or the best by validation score) from a run
-        workdir or its checkpoints directory (`jaxcolor.inference.restore`)."""
-        return cls.from_restored(restore_lib.restore(path, step=step, best=best), **kwargs)
+        workdir or its checkpoints directory, or load a model file in the starter's format
+        (`.npz`; `jaxcolor.inference.starter.restore_model`)."""
+        from jaxcolor.inference import starter
+
+        return cls.from_restored(starter.restore_model(path, step=step, best=best), **kwargs)
 
     @classmethod
     def from_starter(cls, **kwargs) -> "Colorizer":

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from flax import nnx, traverse_util
 
-from jaxcolor.errors import RunError
+from jaxcolor.errors import RunError, UsageError
 from jaxcolor.inference import restore as restore_lib
 from jaxcolor.models import factory
 
@@ -57,14 +57,18 @@ def save(restored: restore_lib.Restored, out: str | os.PathLike, *, dtype: str =
 
 
 def load(path: str | os.PathLike = PATH) -> restore_lib.Restored:
-    """The starter model as a `Restored` (what `Colorizer` is built from), in float32."""
+    """The starter model, or any model file `save` wrote, as a `Restored` (what `Colorizer`
+    is built from), in float32."""
     path = Path(path)
+    remedy = "reinstall jaxcolor, or pass --checkpoint" if path == PATH else \
+        "write it with `python -m jaxcolor.inference.starter RUN OUT`"
     try:
         with np.load(path, allow_pickle=False) as data:
             stored = {k: data[k] for k in data.files}
     except (OSError, ValueError) as e:
-        raise StarterError(f"{path}: the starter model cannot be read ({e}); reinstall "
-                           "jaxcolor, or pass --checkpoint") from None
+        raise StarterError(f"{path}: the model file cannot be read ({e}); {remedy}") from None
+    if _CONFIG not in stored or _ABOUT not in stored:
+        raise StarterError(f"{path}: not a jaxcolor model file (no {_CONFIG} entry); {remedy}")
     config = ml_collections.ConfigDict(json.loads(str(stored.pop(_CONFIG))))
     about = json.loads(str(stored.pop(_ABOUT)))
     graphdef, target = restore_lib.eval_split(factory.abstract_generator(config.model))
@@ -75,12 +79,30 @@ def load(path: str | os.PathLike = PATH) -> restore_lib.Restored:
         for key, spec in pure.items():
             flat = "/".join(map(str, (name, *key)))
             if flat not in stored or stored[flat].shape != tuple(spec.shape):
-                raise StarterError(f"{path}: {flat} is missing or misshapen; reinstall jaxcolor")
+                raise StarterError(f"{path}: {flat} is missing or misshapen; {remedy}")
             filled[key] = np.asarray(stored[flat], spec.dtype)
         nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(filled))
         values[name] = state
     return restore_lib.Restored(config=config, graphdef=graphdef, variables=values,
                                 step=int(about.get("step", 0)), directory=path)
+
+
+def restore_model(path: str | os.PathLike | None, *, step: int | None = None,
+                  best: bool = False) -> restore_lib.Restored:
+    """What `--checkpoint` names: a run (its workdir or checkpoints directory: the latest
+    step, `step`, or the best by validation score), a model file `save` wrote (`.npz`, the
+    format the starter ships in), or, for None, the starter model itself."""
+    if path is not None and Path(path).suffix != ".npz":
+        return restore_lib.restore(path, step=step, best=best)
+    if step is not None or best:
+        raise UsageError("--step and --best choose among a run's checkpoints; a model file "
+                         "(.npz) holds one")
+    if path is None:
+        return load(PATH)
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UsageError(f"{path}: no such model file")
+    return load(path)
 
 
 def main(argv=None) -> None:

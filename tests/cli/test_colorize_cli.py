@@ -139,6 +139,20 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
                                                      "checkpoint directory"
 
 
+def test_a_model_file_as_checkpoint_colours_as_its_run_does(workdir, tmp_path, capsys):
+    from jaxcolor.inference import restore, starter
+
+    model = starter.save(restore.restore(workdir), tmp_path / "model.npz", dtype="float32")
+    src = tmp_path / "a.png"
+    Image.fromarray(photo_rgb(40, 56)).save(src)
+    for name, checkpoint in (("run", workdir), ("file", model)):
+        assert jaxcolor_cli.main(["colorize", f"--checkpoint={checkpoint}", "--backend=jax",
+                                  f"--input={src}", f"--output={tmp_path / name}"]) == 0
+    assert f"model: {model} step " in capsys.readouterr().err
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "run" / "a.png")),
+                                  np.asarray(Image.open(tmp_path / "file" / "a.png")))
+
+
 def test_shards_colour_the_whole_archive_once(workdir, tmp_path, capsys):
     """Three machines with --shard I/3 write exactly the unsharded run's files, each once."""
     photos = tmp_path / "in"

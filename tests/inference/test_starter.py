@@ -4,6 +4,7 @@ the one that ships in the package."""
 import numpy as np
 import pytest
 
+from jaxcolor.errors import UsageError
 from jaxcolor.inference import restore, starter
 from jaxcolor.inference.colorizer import Colorizer
 from tests.support import photo_rgb, trained_workdir
@@ -30,8 +31,22 @@ def test_a_run_written_as_a_starter_file_colours_as_the_run_does(workdir, tmp_pa
 
 def test_a_damaged_starter_file_is_one_clear_error(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(starter.StarterError, match="bad.npz: the starter model cannot be read"):
+    with pytest.raises(starter.StarterError, match="bad.npz: the model file cannot be read"):
         starter.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))  # an .npz, but not one of ours
+    with pytest.raises(starter.StarterError, match="other.npz: not a jaxcolor model file"):
+        starter.load(tmp_path / "other.npz")
+
+
+def test_checkpoint_names_a_run_a_model_file_or_by_default_the_starter(workdir, tmp_path):
+    path = starter.save(restore.restore(workdir), tmp_path / "m.npz", dtype="float32")
+    assert starter.restore_model(path).directory == path
+    assert starter.restore_model(workdir).directory == workdir.absolute() / "checkpoints"
+    assert starter.restore_model(None).directory == starter.PATH
+    with pytest.raises(UsageError, match="a model file \\(.npz\\) holds one"):
+        starter.restore_model(path, step=2)
+    with pytest.raises(UsageError, match="missing.npz: no such model file"):
+        starter.restore_model(tmp_path / "missing.npz")
 
 
 def test_the_shipped_starter_model_loads_and_colours():

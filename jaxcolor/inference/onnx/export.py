@@ -24,7 +24,7 @@ from pathlib import Path
 
 from jaxcolor import errors
 from jaxcolor.errors import UsageError
-from jaxcolor.inference import restore as restore_lib
+from jaxcolor.inference import starter
 from jaxcolor.inference.photo import render_size as resolve_render_size
 
 
@@ -39,12 +39,7 @@ def export(checkpoint: str | os.PathLike | None, out: str | os.PathLike, *,
     out = Path(out).expanduser()
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; name the .onnx file")
-    if checkpoint is None:  # the starter model that ships with jaxcolor
-        from jaxcolor.inference import starter
-
-        restored = starter.load()
-    else:
-        restored = restore_lib.restore(checkpoint, step=step, best=best)
+    restored = starter.restore_model(checkpoint, step=step, best=best)  # None: the starter
     size = resolve_render_size(restored.config, render_size)
     model = graph.generator_to_onnx(
         restored.generator(), height=size, width=size, batch=None if dynamic_batch else 1,
