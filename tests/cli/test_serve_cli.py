@@ -44,16 +44,20 @@ def test_a_port_in_use_fails_before_the_model_loads(capsys, tmp_path):
 @pytest.mark.slow
 def test_beyond_loopback_the_printed_url_carries_a_token_the_api_checks(tmp_path_factory):
     workdir = trained_workdir(tmp_path_factory)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "jaxcolor", "serve", f"--checkpoint={workdir}", "--backend=jax",
-         "--host=0.0.0.0", "--port=0"], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    # stderr goes to a file, not a pipe nobody reads while the server runs: a full pipe
+    # would block the server's logging, and with it the server.
+    log = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jaxcolor", "serve", f"--checkpoint={workdir}",
+             "--backend=jax", "--host=0.0.0.0", "--port=0"], cwd=REPO, stdout=subprocess.PIPE,
+            stderr=stderr, text=True, env={**os.environ, "JAX_PLATFORMS": "cpu"})
     try:
         lines = []
         while not (found := re.search(r"jaxcolor studio: http://\S+:(\d+)/#token=(\S+)",
                                       "".join(lines))):
             line = process.stdout.readline()
-            assert line, process.stderr.read()
+            assert line, log.read_text()
             lines.append(line)
         port, token = found.groups()
         health = f"http://127.0.0.1:{port}/api/health"
@@ -61,12 +65,11 @@ def test_beyond_loopback_the_printed_url_carries_a_token_the_api_checks(tmp_path
         answer = httpx2.get(health, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         assert answer.status_code == 200 and answer.json()["model"] == "infer_tiny_run step 3"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 130
-        assert process.stderr.read().strip().splitlines()[-1] == "interrupted"
+        assert process.wait(timeout=60) == 130, log.read_text()[-3000:]
+        assert log.read_text().strip().splitlines()[-1] == "interrupted"
     finally:
         process.kill()
         process.stdout.close()
-        process.stderr.close()
 
 
 def test_a_signal_stop_exits_130_even_when_the_reraised_interrupt_is_lost(monkeypatch):
