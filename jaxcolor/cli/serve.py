@@ -78,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
     if not server.started:
         raise errors.RunError("the server did not start (see the messages above)")
     # Stopped by a signal: uvicorn re-raises it after shutting down, but asyncio's teardown
-    # can swallow the KeyboardInterrupt; the exit status must say "interrupted" either way.
-    return errors.EXIT_INTERRUPTED if server.should_exit else errors.EXIT_OK
+    # can swallow the KeyboardInterrupt; raised again here, the stop is reported as every
+    # command reports Ctrl-C ("interrupted", exit 130).
+    if server.should_exit:
+        raise KeyboardInterrupt
+    return errors.EXIT_OK
 
 
 def listen(host: str, port: int) -> socket.socket:
