@@ -2,10 +2,11 @@
 
 The format (items, the best-checkpoint score, the errors) is `jaxcolor.checkpoints`', which
 colourising reads without anything of training; this writer follows it. Saves are
-asynchronous; Orbax writes into a temporary directory and renames it when complete (and commits a marker on file systems without atomic rename), so
-a run killed mid-save never leaves a checkpoint that restores half-written: `latest_step()`
-only sees finished ones. Retention: the latest `keep` checkpoints plus the best `keep_best`
-by the validation score (lower is better).
+asynchronous; Orbax writes into a temporary directory and renames it when complete (and
+commits a marker on file systems without atomic rename), so a run killed mid-save never
+leaves a checkpoint that restores half-written: `latest_step()` only sees finished ones.
+Retention: the latest `keep` checkpoints plus the best `keep_best` by the validation score
+(lower is better).
 """
 
 from __future__ import annotations
