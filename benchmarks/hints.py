@@ -11,7 +11,8 @@ al.'s sweep) whose colour is the true mean colour over the 6 x 6 patch at that p
 `--draws` independent draws per photo and N (the same draws for every model: they depend on
 the photo and the seed only). Per N: the evaluator's PSNR, delta-CF and |ab| error with
 paired bootstrap 95 % intervals over photos, beside the gray image's and (paired, per photo)
-against the same model with no hints (`vs_0`: the issue's "+3 dB at 10 hints"). One JSON
+against the same model with no hints (`vs_0`: the issue's "+3 dB at 10 hints"), and with
+`--against MODEL` against another model given the same hints (`vs_against`). One JSON
 line per N (`figure` hints/N, `value` PSNR). `--sheet OUT.jpg`: gray | automatic | with
 `--sheet_hints` hints (marked) | true for the first `--sheet_rows` photos, to look at.
 Their reference curve on ImageNet (their model): 24.43 dB at 0 hints, 25.37 at 1, 28.42 at
@@ -38,6 +39,8 @@ def _parse(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None, help="run, or a starter .npz file (default: "
                    "the starter model that ships)")
+    p.add_argument("--against", default=None, help="another run or .npz (`starter`: the one "
+                   "that ships) given the same hints: paired PSNR and delta-CF per N")
     p.add_argument("--photos", help="folder of colour photos")
     p.add_argument("--split", default="validation", help="what the photos are (recorded)")
     p.add_argument("--counts", default="0,1,2,5,10,20,50,100")
@@ -185,10 +188,9 @@ def main(argv=None) -> list[dict] | None:
         plot(args.out).save(args.plot)
         return None
     from jaxcolor.data import images
-    from jaxcolor.inference.colorizer import Colorizer
 
-    colorizer = (Colorizer.from_starter() if args.checkpoint is None
-                 else Colorizer.from_checkpoint(args.checkpoint))
+    colorizer = _colorizer(args.checkpoint)
+    other = None if args.against is None else _colorizer(args.against)
     photos = references(images.find_images(args.photos), args.max_images)
     counts = [int(c) for c in args.counts.split(",")]
     if args.sheet:
@@ -205,10 +207,21 @@ def main(argv=None) -> list[dict] | None:
             common.emit(out[-1], args.out)
             continue
         measured = sweep(colorizer, photos, counts, args.draws, args.seed)
+        theirs = None if other is None else sweep(other, photos, counts, args.draws, args.seed)
         for count, per_image in measured.items():
-            out.append(_line(args, count, per_image, measured.get(0), len(photos), setting))
+            out.append(_line(args, count, per_image, measured.get(0), len(photos), setting,
+                             None if theirs is None else theirs[count]))
             common.emit(out[-1], args.out)
     return out
+
+
+def _colorizer(checkpoint: str | None):
+    """The model measured: a run, a model file, or (None, "starter") the shipped starter."""
+    from jaxcolor.inference.colorizer import Colorizer
+
+    if checkpoint in (None, "starter"):
+        return Colorizer.from_starter()
+    return Colorizer.from_checkpoint(checkpoint)
 
 
 def _constants() -> dict:
@@ -227,8 +240,10 @@ def _set_spread(spatial: float, sigma_l: float, decay: float,
     colorizer.forward.clear_cache()
 
 
-def _line(args, count: int, per_image: dict, none: dict | None, photos: int, setting) -> dict:
-    """The JSON line of one count: summary, intervals (and against 0 hints when measured)."""
+def _line(args, count: int, per_image: dict, none: dict | None, photos: int, setting,
+          theirs: dict | None = None) -> dict:
+    """The JSON line of one count: summary, intervals (and, paired, against 0 hints when
+    measured and against `--against`'s model given the same hints)."""
     from jaxcolor import evaluator
 
     summary = evaluator.summarize(dict(per_image))
@@ -237,6 +252,10 @@ def _line(args, count: int, per_image: dict, none: dict | None, photos: int, set
         paired = evaluator.bootstrap(per_image, none)
         intervals["vs_0"] = paired["psnr_diff"]
         intervals["delta_cf_vs_0"] = paired["delta_cf_diff"]
+    if theirs is not None:
+        paired = evaluator.bootstrap(per_image, theirs)
+        intervals["vs_against"] = paired["psnr_diff"]
+        intervals["delta_cf_vs_against"] = paired["delta_cf_diff"]
     return common.make_result(
         f"{'hints' if setting is None else 'hints_grid'}/{count}", round(summary["psnr"], 4),
         "dB", resolution=256, split=args.split, psnr_gray=round(summary["psnr_gray"], 4),
@@ -245,7 +264,7 @@ def _line(args, count: int, per_image: dict, none: dict | None, photos: int, set
         intervals={k: [round(x, 4) for x in v] for k, v in intervals.items()},
         photos=photos, draws=args.draws if count else 1,
         config={"checkpoint": args.checkpoint or "starter", "photos": args.photos,
-                "seed": args.seed, "patch": PATCH,
+                "seed": args.seed, "patch": PATCH, "against": args.against,
                 "spread": _constants()})
 
 

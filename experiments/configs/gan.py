@@ -68,8 +68,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.model.decoder_widths = (256, 128, 64, 32, 16)  # U-Net decoder, 1/16 -> full scale
     config.model.self_attention = False  # SAGAN block at 1/16 scale
     config.model.hints = False  # colour-hint inputs (models/hint_branch.py); see config.hints
+    config.model.hint_scales = (32, 16, 8, 4, 2, 1)  # decoder scales the hint map joins
+    config.model.hint_encoder = True  # the encoder sees the hinted pixels in colour
     # Inference: the predicted a/b times this (hue kept), calibrated on validation photos
-    # for a shipped model (benchmarks/quality.py --chroma); `--chroma` overrides it.
+    # for a shipped model (benchmarks/quality.py --chroma); `--chroma` overrides it. Training
+    # takes G's loss on the same delivered colours (1 until a model is calibrated).
     config.model.chroma = 1.0
     config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)  # port.py output
     # G from another run's checkpoint ("RUN" or "RUN:STEP"), e.g. a hint-free model to learn
@@ -87,6 +90,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.g = optimizer_config(5e-4)
     config.g.schedule = "cosine"
     config.g.encoder_freeze_steps = 0  # no encoder updates before this global step
+    # "all" | "hints": only the hint branch learns, on G in eval mode, so a hint-free
+    # model's automatic colours stay exactly as they were (init_from it).
+    config.g.trainable = "all"
     config.g.ema_decay = 0.99  # EMA of G's weights for eval/inference; 0 disables
     config.d = optimizer_config(2e-4)
 

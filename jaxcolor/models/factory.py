@@ -13,7 +13,7 @@ import numpy as np
 from flax import nnx
 
 from jaxcolor.errors import UsageError
-from jaxcolor.models import encoders
+from jaxcolor.models import encoders, hint_branch
 from jaxcolor.models.discriminator import PatchDiscriminator
 from jaxcolor.models.generator import UNetGenerator
 
@@ -59,7 +59,17 @@ def make_generator(model_cfg, *, seed: int) -> UNetGenerator:
                          decoder_widths=tuple(model_cfg.decoder_widths),
                          self_attention=bool(model_cfg.self_attention),
                          hints=takes_hints(model_cfg),
+                         hint_scales=hint_scales(model_cfg),
+                         hint_encoder=bool(model_cfg.get("hint_encoder", True)),
                          dtype=compute_dtype(model_cfg.compute_dtype), rngs=init_rngs(seed))
+
+
+def hint_scales(model_cfg) -> tuple[int, ...]:
+    """`model_cfg.hint_scales`, validated (configs saved before it joined every scale)."""
+    try:
+        return hint_branch.check_scales(model_cfg.get("hint_scales", hint_branch.SCALES))
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"config.model.hint_scales: {e}") from None
 
 
 def takes_hints(model_cfg) -> bool:

@@ -43,16 +43,24 @@ ENCODER_STRIDE = 32
 """H and W of the input must be multiples of this (5 stride-2 stages)."""
 
 
+def _top(path: Sequence):
+    """The first entry of an nnx path or a jax key path (DictKey / GetAttrKey entries)."""
+    first = path[0] if path else None
+    return getattr(first, "key", getattr(first, "name", first))
+
+
 def is_encoder_path(path: Sequence) -> bool:
     """True for a variable of the generator's encoder.
 
     `path` is an nnx path (("encoder", "layer1", 0, "conv1", "kernel")) or a jax key path
     (DictKey / GetAttrKey entries), so it serves both nnx filters and optax label trees.
     """
-    if not path:
-        return False
-    first = path[0]
-    return getattr(first, "key", getattr(first, "name", first)) == "encoder"
+    return _top(path) == "encoder"
+
+
+def is_hint_path(path: Sequence) -> bool:
+    """True for a variable of the generator's hint branch (paths as `is_encoder_path`'s)."""
+    return _top(path) == "hints"
 
 
 ENCODER_PARAMS = nnx.All(nnx.Param, lambda path, _: is_encoder_path(path))
@@ -185,6 +193,8 @@ class UNetGenerator(nnx.Module):
       self_attention: add a `SelfAttention` block after the /16 decoder block.
       hints: take colour hints (`hint_branch.HintBranch`): `g(l_norm, hint)` with hint
         [B, H, W, 3] = (a/110, b/110 where hinted, mask); none given means no hints.
+      hint_scales: the decoder scales the hint map joins (of `hint_branch.SCALES`).
+      hint_encoder: the encoder sees the hinted pixels in colour (`hint_branch.colour_input`).
       dtype: compute dtype (e.g. jnp.bfloat16); parameters are always float32.
       rngs: parameter initialisation keys.
     """
@@ -195,6 +205,8 @@ class UNetGenerator(nnx.Module):
         decoder_widths: Sequence[int] = (256, 128, 64, 32, 16),
         self_attention: bool = False,
         hints: bool = False,
+        hint_scales: Sequence[int] = hint_branch.SCALES,
+        hint_encoder: bool = True,
         *,
         dtype=jnp.float32,
         rngs: nnx.Rngs,
@@ -221,9 +233,11 @@ class UNetGenerator(nnx.Module):
             SelfAttention(decoder_widths[0], dtype=dtype, rngs=rngs) if self_attention else None
         )
         self.hints = (
-            hint_branch.HintBranch((decoder_widths[0],) + decoder_widths, dtype=dtype, rngs=rngs)
+            hint_branch.HintBranch((decoder_widths[0],) + decoder_widths, tuple(hint_scales),
+                                   dtype=dtype, rngs=rngs)
             if hints else None
         )
+        self.hint_encoder = hints and hint_encoder
         self.head = nnx.Conv(
             decoder_widths[-1],
             2,
@@ -245,19 +259,21 @@ class UNetGenerator(nnx.Module):
             )
         if hint is not None and self.hints is None:
             raise ValueError("UNetGenerator: a hint map for a generator without hint inputs")
-        if hint is None:
+        if hint is None or not self.hint_encoder:
             image = encoders.input_from_l(self.encoder, l_norm)
         else:
             image = hint_branch.colour_input(l_norm, hint, type(self.encoder).input_mean,
                                              type(self.encoder).input_std)
         s2, s4, s8, s16, s32 = self.encoder(image, return_features=True)
         x = self.bridge(s32)
-        extras = [None] * 5
+        extras = {}
         if self.hints is not None:
-            at_bridge, *extras = self.hints(hint_branch.empty(l_norm) if hint is None else hint)
+            extras = self.hints(hint_branch.empty(l_norm) if hint is None else hint)
+        at_bridge, *at_blocks = (extras.get(scale) for scale in hint_branch.SCALES)
+        if at_bridge is not None:
             x = x + at_bridge.astype(x.dtype)
         skips = (s16, s8, s4, s2, l_norm)
-        for i, (block, skip, extra) in enumerate(zip(self.decoder, skips, extras)):
+        for i, (block, skip, extra) in enumerate(zip(self.decoder, skips, at_blocks)):
             x = block(x, skip, extra)
             if i == 0 and self.attention is not None:
                 x = self.attention(x)

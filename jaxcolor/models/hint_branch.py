@@ -1,11 +1,11 @@
-"""The generator's colour hints: joined to the encoder's input and to the decoder at every
-scale.
+"""The generator's colour hints: joined to the encoder's input and to the decoder's scales.
 
 Input (Zhang et al. 2017's `(ab_hint, mask)`): `hint` [B, H, W, 3] = the hinted a/110, b/110
 where the mask is 1 (0 elsewhere), and the mask; zeros everywhere mean "no hints", so one
 generator serves automatic and guided colourisation.
 
-Two paths, neither disturbing the ported ImageNet weights:
+Two paths, neither disturbing the ported ImageNet weights (each optional:
+`config.model.hint_encoder`, `config.model.hint_scales`):
 
   * The encoder's input (`colour_input`): the encoder sees L as the gray photo it stands for
     (`resnet.gray_input_from_l`); with hints it sees that photo with the hinted pixels in
@@ -14,12 +14,20 @@ Two paths, neither disturbing the ported ImageNet weights:
     deep layers carry it as far as the object it sits on: the semantic spread Zhang et al.
     get by feeding hints to their network's first layer, here with no new weight in the
     encoder at all. Without hints the input is exactly the gray photo.
-  * The decoder (`HintBranch`): the hint map reduced to every decoder scale (/32 .. /1) by
-    a mask-weighted average (the mean hinted colour of a cell, and the share of the cell
-    that is hinted), added to that block's features by a 1x1 convolution: the exact colour
-    and where it was given, which the encoder's features lose. The projections start at
-    zero, so a hint-free checkpoint loaded into a generator with hints (`config.model.
-    init_from`) computes what it computed before until training moves them.
+  * The decoder (`HintBranch`): the hint map reduced to the chosen decoder scales (/32 ..
+    /1) by a mask-weighted average (the mean hinted colour of a cell, and the share of the
+    cell that is hinted), added to that block's features by a 1x1 convolution: the exact
+    colour and where it was given, which the encoder's features lose. The projections start
+    at zero, so a hint-free checkpoint loaded into a generator with hints (`config.model.
+    init_from`) computes what it computed before until training moves them; they have no
+    bias, so a map of no hints adds exactly nothing however they are trained.
+
+Why the choice of paths: through the encoder and the coarse scales a hint reaches the whole
+photo, and training on hints drawn from the truth rewards that (a photo's true colours are
+alike), so a user's red dot recoloured a gray wall far from it (BENCHMARKS.md, "Colour
+hints"). Joined only to the fine scales, a hint's reach is bounded by the receptive field
+of the decoder layers after the join (`reach`): the long-range spread is then the
+Colorizer's (`inference/spread.py`), which knows where the user's object ends.
 """
 
 from __future__ import annotations
@@ -46,19 +54,31 @@ def pooled(hint: jax.Array, factor: int) -> jax.Array:
     return jnp.concatenate([ab_sum / jnp.maximum(share, 1e-6), share], axis=-1)
 
 
+def check_scales(scales) -> tuple[int, ...]:
+    """`scales` as a tuple of distinct members of `SCALES` (config.model.hint_scales)."""
+    scales = tuple(int(s) for s in scales)
+    if not scales or len(set(scales)) != len(scales) or not set(scales) <= set(SCALES):
+        raise ValueError(f"hint scales must be distinct members of {SCALES}, got {scales}")
+    return scales
+
+
 class HintBranch(nnx.Module):
-    """(hint map) -> one additive map per decoder scale (`SCALES`), each `widths[i]` wide."""
+    """(hint map) -> {scale: additive map} for each of `scales` (members of `SCALES`), the
+    map at `SCALES[i]` being `widths[i]` wide."""
 
-    def __init__(self, widths: tuple[int, ...], *, dtype, rngs: nnx.Rngs):
+    def __init__(self, widths: tuple[int, ...], scales: tuple[int, ...] = SCALES, *, dtype,
+                 rngs: nnx.Rngs):
         zeros = nnx.initializers.zeros_init()
+        self.scales = check_scales(scales)
+        width_at = dict(zip(SCALES, widths))
         self.proj = nnx.List([
-            nnx.Conv(CHANNELS, width, kernel_size=(1, 1), kernel_init=zeros, bias_init=zeros,
-                     dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
-            for width in widths])
+            nnx.Conv(CHANNELS, width_at[scale], kernel_size=(1, 1), kernel_init=zeros,
+                     use_bias=False, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+            for scale in self.scales])
 
-    def __call__(self, hint: jax.Array) -> list[jax.Array]:
-        return [proj(pooled(hint, factor).astype(proj.dtype or hint.dtype))
-                for proj, factor in zip(self.proj, SCALES)]
+    def __call__(self, hint: jax.Array) -> dict[int, jax.Array]:
+        return {scale: proj(pooled(hint, scale).astype(proj.dtype or hint.dtype))
+                for proj, scale in zip(self.proj, self.scales)}
 
 
 def colour_input(l_norm: jax.Array, hint: jax.Array, mean, std) -> jax.Array:

@@ -97,7 +97,7 @@ def setup(config, mesh: Mesh | None = None, *, schedule: Schedule | None = None,
         jax.eval_shape(functools.partial(initial_state, config, g_tx, d_tx)))
     steps = steps_lib.build_steps(
         defs, steps_lib.StepConfig.from_config(config), g_tx, d_tx,
-        g_encoder_mask=steps_lib.encoder_mask(abstract.g_params), state_sharding=replicated,
+        g_params=abstract.g_params, state_sharding=replicated,
         ab_weights=ab_weights)
     return Setup(config=config, mesh=mesh, schedule=schedule, g_tx=g_tx, d_tx=d_tx, defs=defs,
                  abstract_state=abstract, steps=steps, best_metric=best_metric)

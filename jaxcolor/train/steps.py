@@ -10,6 +10,13 @@ never waits for step n.
 G's reconstruction loss (`reconstruction_loss`) is L1 on ab, or Zhang et al.'s class-
 rebalanced L1 (`config.loss.rebalance`), plus `config.loss.lambda_cf` times the batch's
 colourfulness gap (DDColor); every term it has is also returned as a metric.
+G is measured on the colours it delivers: its output times `config.model.chroma` (1 unless
+a shipped model's calibrated scale is being trained further), in the loss and in `evaluate`.
+
+`config.g.trainable = "hints"` trains the hint branch alone (`models/hint_branch.py`) on
+a G in eval mode: every other weight and BatchNorm statistic stays as loaded, and a branch
+without bias adds nothing to a map of no hints, so the automatic colours of the model it
+started from (`config.model.init_from`) are kept exactly while it learns to read hints.
 
 Steps, by phase:
   pretrain       phase 1: G alone with the reconstruction loss (given hints simulated from
@@ -40,12 +47,14 @@ from flax import nnx
 from jaxcolor import color, evaluator
 from jaxcolor.data import batches, simulated_hints
 from jaxcolor.models import factory
-from jaxcolor.models.generator import is_encoder_path
+from jaxcolor.errors import UsageError
+from jaxcolor.models.generator import is_encoder_path, is_hint_path
 from jaxcolor.train import losses
 from jaxcolor.train.optim import current_learning_rate
 from jaxcolor.train.state import ModelDefs, TrainState, generator_variables
 
 StepFn = Callable[[TrainState, dict], tuple[TrainState, dict]]
+TRAINABLE = ("all", "hints")  # config.g.trainable
 _NOT_PARAM = nnx.Not(nnx.Param)
 
 
@@ -61,18 +70,32 @@ class StepConfig:
     lambda_cf: float = 0.0  # weight of the colourfulness gap beside the L1 term
     hints: simulated_hints.HintConfig | None = None  # G takes hints: simulate them (how)
     seed: int = 0  # of the simulated hints (with the step)
+    trainable: str = "all"  # "all" | "hints": only the hint branch learns (module docstring)
+    chroma: float = 1.0  # G's output times this is what it delivers, and what is measured
 
     @classmethod
     def from_config(cls, config) -> "StepConfig":
         loss = config.get("loss", {})
         hints = (simulated_hints.HintConfig.from_config(config.hints)
                  if factory.takes_hints(config.model) else None)
+        trainable = str(config.g.get("trainable", "all"))
+        if trainable not in TRAINABLE:
+            raise UsageError(f"config.g.trainable: {trainable!r}; choose one of {TRAINABLE}")
+        if trainable == "hints" and hints is None:
+            raise UsageError("config.g.trainable = 'hints' needs a G with hint inputs "
+                             "(config.model.hints = True)")
         return cls(gan_loss=config.gan.loss, lambda_l1=float(config.gan.lambda_l1),
                    encoder_freeze_steps=int(config.g.encoder_freeze_steps),
                    ema_decay=float(config.g.ema_decay),
                    rebalance=bool(loss.get("rebalance", False)),
                    lambda_cf=float(loss.get("lambda_cf", 0.0)), hints=hints,
-                   seed=int(config.seed))
+                   seed=int(config.seed), trainable=trainable,
+                   chroma=float(config.model.get("chroma", 1.0)))
+
+    @property
+    def g_train_mode(self) -> bool:
+        """G runs in train mode (batch statistics) unless only its hint branch learns."""
+        return self.trainable == "all"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +107,7 @@ class StepContext:
     g_tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
     g_encoder_mask: nnx.State  # True on the encoder's leaves of G's params
+    g_hint_mask: nnx.State  # True on the hint branch's leaves of G's params
     ab_weights: jax.Array | None = None  # float32 [prior.BINS] rebalancing weights, or None
 
 
@@ -105,6 +129,11 @@ class Steps:
 def encoder_mask(g_params: nnx.State) -> nnx.State:
     """A tree of bools shaped like G's params: True for the encoder's (ResNet) leaves."""
     return jax.tree_util.tree_map_with_path(lambda path, _: is_encoder_path(path), g_params)
+
+
+def hint_mask(g_params: nnx.State) -> nnx.State:
+    """A tree of bools shaped like G's params: True for the hint branch's leaves."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: is_hint_path(path), g_params)
 
 
 # NNX note: each model is merged once per step and differentiated as a module
@@ -134,18 +163,23 @@ def ema_update(ema: nnx.State, params: nnx.State, decay: float, *, updates: jax.
 
 def update_generator(ctx: StepContext, state: TrainState, grads,
                      g: nnx.Module) -> tuple[TrainState, dict]:
-    """Apply G's gradients: encoder freeze, optimiser, EMA; BatchNorm statistics from `g`."""
-    frozen = state.step < ctx.cfg.encoder_freeze_steps
+    """Apply G's gradients: frozen leaves (the encoder before `encoder_freeze_steps`,
+    everything but the hint branch when only it trains), optimiser, EMA; BatchNorm
+    statistics from `g`."""
+    encoder_frozen = state.step < ctx.cfg.encoder_freeze_steps
+    hints_only = ctx.cfg.trainable == "hints"
 
-    def freeze_encoder(tree):
-        return jax.tree.map(lambda x, is_enc: jnp.where(is_enc & frozen, 0.0, x),
-                            tree, ctx.g_encoder_mask)
+    def freeze(tree):
+        return jax.tree.map(
+            lambda x, is_enc, is_hint: jnp.where((is_enc & encoder_frozen)
+                                                 | (hints_only & ~is_hint), 0.0, x),
+            tree, ctx.g_encoder_mask, ctx.g_hint_mask)
 
-    # Zero the encoder's gradients (its Adam moments stay clean) and its updates (AdamW's
-    # weight decay would otherwise still move a frozen encoder).
-    grads = freeze_encoder(grads)
+    # Zero the frozen gradients (their Adam moments stay clean) and updates (AdamW's weight
+    # decay would otherwise still move a frozen weight).
+    grads = freeze(grads)
     updates, opt_state = ctx.g_tx.update(grads, state.g_opt_state, state.g_params)
-    params = optax.apply_updates(state.g_params, freeze_encoder(updates))
+    params = optax.apply_updates(state.g_params, freeze(updates))
     batch_stats = nnx.state(g, _NOT_PARAM)
     new = state.replace(g_params=params, g_batch_stats=batch_stats, g_opt_state=opt_state)
     if state.g_ema_params is not None:
@@ -189,6 +223,12 @@ def reconstruction_loss(ctx: StepContext, l_norm, ab, ab_real) -> tuple[jax.Arra
     return loss, terms
 
 
+def delivered(ctx: StepContext, ab_norm: jax.Array) -> jax.Array:
+    """G's output as the colours it delivers (float32, times `config.model.chroma`)."""
+    ab = ab_norm.astype(jnp.float32)
+    return ab if ctx.cfg.chroma == 1.0 else ab * ctx.cfg.chroma
+
+
 def simulated_hint(ctx: StepContext, state: TrainState, ab_real) -> tuple[jax.Array | None, dict]:
     """The step's hint map drawn from the truth (`data.simulated_hints`; None when G takes
     no hints), keyed by the run's seed and the step, and its metrics."""
@@ -201,11 +241,11 @@ def simulated_hint(ctx: StepContext, state: TrainState, ab_real) -> tuple[jax.Ar
 
 def pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
     l_norm, ab_real = batches.prepare_batch(batch)
-    g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=True)
+    g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=ctx.cfg.g_train_mode)
     hint, hint_metrics = simulated_hint(ctx, state, ab_real)
 
     def loss_fn(g):
-        ab = g(l_norm, hint).astype(jnp.float32)
+        ab = delivered(ctx, g(l_norm, hint))
         loss, terms = reconstruction_loss(ctx, l_norm, ab, ab_real)
         return loss, terms
 
@@ -218,7 +258,7 @@ def pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
 def d_pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
     l_norm, ab_real = batches.prepare_batch(batch)
     g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=False)
-    ab_fake = jax.lax.stop_gradient(g(l_norm).astype(jnp.float32))
+    ab_fake = jax.lax.stop_gradient(delivered(ctx, g(l_norm)))
     state, m = update_discriminator(ctx, state, l_norm, ab_real, ab_fake)
     return state.replace(step=state.step + 1), m
 
@@ -227,14 +267,14 @@ def gan_generator_update(ctx: StepContext, state: TrainState, l_norm,
                          ab_real) -> tuple[TrainState, dict, jax.Array]:
     """G's half of the GAN step: adversarial + lambda_L1 * reconstruction against the
     current D. Returns the new state, G's metrics and G's output (for D's half)."""
-    g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=True)
+    g = ctx.defs.generator(state.g_params, state.g_batch_stats, train=ctx.cfg.g_train_mode)
     # D judges in train mode (batch statistics), as in pix2pix; its running-stat updates
     # from this pass are dropped: only D's own update moves them.
     d = ctx.defs.discriminator(state.d_params, state.d_batch_stats, train=True)
     hint, hint_metrics = simulated_hint(ctx, state, ab_real)
 
     def loss_fn(g, d):
-        ab = g(l_norm, hint).astype(jnp.float32)
+        ab = delivered(ctx, g(l_norm, hint))
         adv = losses.generator_adversarial_loss(d(l_norm, ab), ctx.cfg.gan_loss)
         rec, terms = reconstruction_loss(ctx, l_norm, ab, ab_real)
         return adv + ctx.cfg.lambda_l1 * rec, (ab, adv, terms)
@@ -261,7 +301,7 @@ def eval_step(ctx: StepContext, state: TrainState, batch: dict) -> dict:
     l_norm, ab_true = batches.prepare_batch(batch)
     variables = generator_variables(state)
     g = ctx.defs.generator(variables["params"], variables["batch_stats"], train=False)
-    ab_pred = g(l_norm).astype(jnp.float32)
+    ab_pred = delivered(ctx, g(l_norm))
     rgb8 = [evaluator.to_rgb8(color.lab_to_rgb(color.model_to_lab(l_norm, ab)))
             for ab in (ab_pred, ab_true)]
     return {**evaluator.image_metrics(*rgb8, xp=jnp), "ab_pred": ab_pred}
@@ -281,15 +321,17 @@ def compile_step(ctx: StepContext, step, state_sharding=None) -> StepFn:
 
 
 def build_steps(defs: ModelDefs, cfg: StepConfig, g_tx: optax.GradientTransformation,
-                d_tx: optax.GradientTransformation, *, g_encoder_mask: nnx.State,
+                d_tx: optax.GradientTransformation, *, g_params: nnx.State,
                 state_sharding=None, ab_weights=None) -> Steps:
     """The jitted steps of a run, closed over its static models, optimisers and settings
-    (and, for the rebalanced L1, the colour prior's per-bin weights)."""
+    (and, for the rebalanced L1, the colour prior's per-bin weights); `g_params` (abstract
+    is enough) says which leaves are the encoder's and the hint branch's."""
     if cfg.rebalance and ab_weights is None:
         raise ValueError("config.loss.rebalance is on but no rebalancing weights were given "
                          "(train.inputs computes them from the training records' prior)")
     weights = None if ab_weights is None else jnp.asarray(ab_weights, jnp.float32)
-    ctx = StepContext(defs=defs, cfg=cfg, g_tx=g_tx, d_tx=d_tx, g_encoder_mask=g_encoder_mask,
+    ctx = StepContext(defs=defs, cfg=cfg, g_tx=g_tx, d_tx=d_tx,
+                      g_encoder_mask=encoder_mask(g_params), g_hint_mask=hint_mask(g_params),
                       ab_weights=weights)
     return Steps(pretrain=compile_step(ctx, pretrain_step, state_sharding),
                  d_pretrain=compile_step(ctx, d_pretrain_step, state_sharding),

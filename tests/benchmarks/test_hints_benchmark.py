@@ -56,3 +56,19 @@ def test_the_sweep_measures_each_count_and_the_table_prints_it(tmp_path, capsys)
     bench.main(["--plot", str(tmp_path / "plot.png"), "--out", str(path)])
     plotted = np.asarray(Image.open(tmp_path / "plot.png").convert("RGB"))
     assert (plotted == (200, 60, 40)).all(-1).sum() > 100  # the test split's curve is drawn
+
+
+def test_against_another_model_the_line_carries_the_paired_difference():
+    import argparse
+
+    colorizer = hinted_colorizer(backend="jax", batch_size=4)
+    photos = [(f"p{i}", photo_rgb(256, 256, seed=i)) for i in range(3)]
+    measured = bench.sweep(colorizer, photos, [0, 20], draws=1, seed=0)
+    args = argparse.Namespace(split="validation", draws=1, checkpoint="A", photos="P", seed=0,
+                              against="B")
+    same = bench._line(args, 20, measured[20], measured[0], 3, None, measured[20])
+    assert same["intervals"]["vs_against"] == [0.0, 0.0, 0.0]
+    # against the same model given no hints: the hints' own gain, as vs_0
+    line = bench._line(args, 20, measured[20], measured[0], 3, None, measured[0])
+    assert line["intervals"]["vs_against"] == line["intervals"]["vs_0"]
+    assert line["intervals"]["vs_against"][1] > 0 and line["config"]["against"] == "B"

@@ -73,3 +73,62 @@ def test_pooling_keeps_the_hinted_colour_and_measures_its_share():
         cell = cells[0, 5 // factor, 7 // factor]
         np.testing.assert_allclose(cell, (0.25, -0.5, 1 / factor**2), rtol=1e-5)
         assert np.count_nonzero(cells[..., 2]) == 1
+
+
+def _trained(hinted):
+    """`hinted` with non-zero projections, as if trained."""
+    for i, proj in enumerate(hinted.hints.proj):
+        proj.kernel[...] = jax.random.normal(jax.random.key(i), proj.kernel.shape)
+    return hinted
+
+
+def _moved_beyond(g, radius, size=256, at=128):
+    """Where a one-pixel hint at (at, at) changes G's output: (anything within `radius` px,
+    anything beyond it), Chebyshev distance."""
+    l_norm = jax.random.uniform(jax.random.key(0), (1, size, size, 1)) * 2 - 1
+    hint = np.zeros((1, size, size, 3), np.float32)
+    hint[0, at, at] = (0.5, 0.5, 1.0)
+    moved = np.abs(np.asarray(g(l_norm, jnp.asarray(hint)) - g(l_norm))).max(-1)[0] > 0
+    yy, xx = np.mgrid[:size, :size]
+    far = np.maximum(np.abs(yy - at), np.abs(xx - at)) > radius
+    return bool(moved[~far].any()), bool(moved[far].any())
+
+
+def test_a_hint_at_the_fine_scales_reaches_a_bounded_neighbourhood_only():
+    """config.model.hint_scales = (8, 4, 2, 1) without the encoder path: the decoder layers
+    after the /8 join see 37 px around the hinted /8 cell, so one hint cannot recolour the
+    far side of the photo (the leak of the every-scale branch); with every scale and the
+    encoder path, the same hint moves pixels everywhere."""
+    local = UNetGenerator("resnet18", WIDTHS, hints=True, hint_scales=(8, 4, 2, 1),
+                          hint_encoder=False, rngs=nnx.Rngs(1))
+    local = _trained(local)
+    local.eval()
+    assert _moved_beyond(local, 40) == (True, False)
+    _, every = _pair()
+    assert _moved_beyond(_trained(every), 100) == (True, True)
+
+
+def test_a_trained_bias_free_branch_adds_nothing_without_hints():
+    """However trained, the branch adds exactly zero for a map of no hints: G without hints
+    is the hint-free model it started from, bit for bit."""
+    plain, _ = _pair()
+    local = UNetGenerator("resnet18", WIDTHS, hints=True, hint_scales=(4, 2, 1),
+                          hint_encoder=False, rngs=nnx.Rngs(1))
+    nnx.update(local, nnx.state(plain))
+    local = _trained(local)
+    local.eval()
+    l_norm = jax.random.uniform(jax.random.key(0), (2, 64, 64, 1)) * 2 - 1
+    np.testing.assert_array_equal(local(l_norm, jnp.zeros((2, 64, 64, 3))), plain(l_norm))
+    assert float(jnp.abs(local(l_norm, _hint()) - plain(l_norm)).max()) > 1e-4
+
+
+def test_hint_scales_are_checked():
+    from jaxcolor.errors import UsageError
+    from jaxcolor.models import factory
+
+    with np.testing.assert_raises(ValueError):
+        hint_branch.check_scales((8, 3))
+    model = {"hints": True, "hint_scales": (4, 4)}
+    with np.testing.assert_raises_regex(UsageError, r"config.model.hint_scales: .*distinct"):
+        factory.hint_scales(model)
+    assert factory.hint_scales({}) == hint_branch.SCALES  # configs saved before the field

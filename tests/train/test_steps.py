@@ -168,3 +168,50 @@ def test_a_generator_with_hints_learns_from_hints_simulated_in_the_step(records_
     assert any(np.any(x) for x in jax.tree.leaves(to_host(state.g_params)["hints"]))
     out = setup.steps.evaluate(state, batch)
     assert np.all(np.isfinite(np.asarray(out["psnr"])))
+
+
+def test_training_the_hint_branch_alone_keeps_the_automatic_model_exactly(records_dir,
+                                                                          compile_cache):
+    """config.g.trainable = "hints": only the branch's weights move (on G in eval mode: no
+    BatchNorm statistic moves either), and the branch has no bias, so the model without
+    hints computes exactly what it did. config.model.chroma: G is trained and measured on
+    its output times the scale, the colours it delivers."""
+    from jaxcolor.data import batches
+
+    config = tiny_config(records_dir)
+    config.model.hints, config.g.trainable, config.model.chroma = True, "hints", 2.0
+    config.model.hint_scales, config.model.hint_encoder = (4, 2, 1), False
+    config.hints.none_share = 0.0
+    setup, state = build_run(config)
+    batch = pipeline.make_global_batch(fixed_batch(records_dir), setup.mesh)
+    before = to_host(state)
+    for _ in range(ENCODER_FREEZE_STEPS + 1):  # past the encoder's freeze: still frozen
+        state, _ = setup.steps.pretrain(state, batch)
+    after = to_host(state)
+    assert sorted(after.g_params["hints"]["proj"]) == [0, 1, 2]
+    assert all(_changed(before.g_params["hints"], after.g_params["hints"]))
+    rest = [k for k in before.g_params if k != "hints"]
+    assert not any(_changed([before.g_params[k] for k in rest],
+                            [after.g_params[k] for k in rest]))
+    assert not any(_changed(before.g_batch_stats, after.g_batch_stats))
+
+    l_norm, _ = batches.prepare_batch(batch)
+    g = setup.defs.generator(state.g_params, state.g_batch_stats, train=False)
+    evaluated = setup.steps.evaluate(state, batch)["ab_pred"]
+    np.testing.assert_allclose(evaluated, 2.0 * np.asarray(g(l_norm)), rtol=1e-5, atol=1e-6)
+    untrained = setup.defs.generator(setup.place(before).g_params, state.g_batch_stats,
+                                     train=False)
+    np.testing.assert_array_equal(np.asarray(g(l_norm)), np.asarray(untrained(l_norm)))
+
+
+def test_the_trainable_choice_is_checked(records_dir):
+    from jaxcolor.errors import UsageError
+    from jaxcolor.train.steps import StepConfig
+
+    config = tiny_config(records_dir)
+    config.g.trainable = "decoder"
+    with pytest.raises(UsageError, match=r"config.g.trainable: 'decoder'"):
+        StepConfig.from_config(config)
+    config.g.trainable = "hints"  # a G without hint inputs has no branch to train
+    with pytest.raises(UsageError, match=r"needs a G with hint inputs"):
+        StepConfig.from_config(config)
