@@ -98,7 +98,8 @@ def describe_model(colorizer) -> str:
     from jaxcolor.models import factory
 
     backbone = factory.backbone(colorizer.config.model)
-    hints = "reads colour hints itself" if colorizer.reads_hints else "hints spread after it"
+    hints = ("reads colour hints, then spreads them" if colorizer.reads_hints
+             else "hints spread after it")
     if colorizer.directory == starter.PATH:
         return f"the starter model shipped with jaxcolor ({backbone} U-Net, {hints})"
     return f"{colorizer.directory} step {colorizer.step} ({backbone} U-Net, {hints})"
