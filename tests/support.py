@@ -131,14 +131,16 @@ def trained_workdir(tmp_path_factory) -> Path:
     return workdir
 
 
-def hinted_colorizer(crop_size: int = 64, **kwargs):
+def hinted_colorizer(crop_size: int = 64, model: dict | None = None, **kwargs):
     """A hint-taking `Colorizer` of the tiny config: random weights, with the hint branch's
     zero-initialised projections switched on by hand (as training moves them), so hints
-    change the colours. `kwargs` go to `Colorizer.from_config` (backend, batch_size...)."""
+    change the colours. `model` updates config.model (e.g. hint_scales); `kwargs` go to
+    `Colorizer.from_config` (backend, batch_size...)."""
     from jaxcolor.inference.colorizer import Colorizer
 
     config = tiny_config(None)
     config.model.hints = True
+    config.model.update(model or {})
     config.data.crop_size = crop_size
     colorizer = Colorizer.from_config(config, **kwargs)
     for i, proj in colorizer.variables["params"]["hints"]["proj"].items():

@@ -89,6 +89,22 @@ def test_hints_change_the_colour_and_both_backends_agree(hinted_colorizers):
     assert np.abs(via_onnx.astype(int) - hinted.astype(int)).max() <= 1
 
 
+def test_a_branch_at_the_fine_scales_only_exports_and_both_backends_agree():
+    """The starter's kind of branch (config.model.hint_scales = 8,4,2,1, no encoder path):
+    ONNX Runtime colours as JAX does with and without hints."""
+    jax_c = hinted_colorizer(backend="jax", batch_size=2,
+                             model={"hint_scales": (8, 4, 2, 1), "hint_encoder": False})
+    onnx_c = Colorizer(jax_c.graphdef, jax_c.variables, jax_c.config, step=0, backend="onnx",
+                       batch_size=2)
+    photo = photo_rgb(90, 120)
+    given = hints.parse([{"x": 60, "y": 45, "color": RED, "radius": 8}], "h")
+    plain, hinted = jax_c.colorize([photo, photo], hints=[None, given])
+    assert np.abs(plain.astype(int) - hinted.astype(int)).max() > 2
+    for ours, theirs in zip((plain, hinted), onnx_c.colorize([photo, photo],
+                                                             hints=[None, given])):
+        assert np.abs(ours.astype(int) - theirs.astype(int)).max() <= 1
+
+
 def test_a_model_without_hint_inputs_follows_hints_by_spreading_them():
     config = tiny_config(None)
     config.data.crop_size = 64

@@ -267,14 +267,15 @@ def _attention(g: _Graph, x: str, att: generator_lib.SelfAttention, name: str) -
     return g.op("Add", [x, g.op("Mul", [attended, gamma], f"{name}.scaled")], f"{name}.out")
 
 
-def _hint_branch(g: _Graph, hint_nchw: str, branch: hint_branch.HintBranch) -> list[str]:
-    """`hint_branch.HintBranch`: per scale, the mask-weighted mean colour and the hinted
-    share of each cell (AveragePool), through that scale's 1x1 projection."""
+def _hint_branch(g: _Graph, hint_nchw: str,
+                 branch: hint_branch.HintBranch) -> dict[int, str]:
+    """`hint_branch.HintBranch`: per scale it joins, the mask-weighted mean colour and the
+    hinted share of each cell (AveragePool), through that scale's 1x1 projection."""
     starts = [g.const(f"hint.slice{i}", np.array([i], np.int64)) for i in (0, 2, 3)]
     channel = g.const("hint.channel_axis", np.array([1], np.int64))
     eps = g.scalar("hint.eps", 1e-6)
-    out = []
-    for factor, proj in zip(hint_branch.SCALES, branch.proj):
+    out = {}
+    for factor, proj in zip(branch.scales, branch.proj):
         name = f"hints.proj.{len(out)}"
         cells = hint_nchw
         if factor > 1:
@@ -284,7 +285,7 @@ def _hint_branch(g: _Graph, hint_nchw: str, branch: hint_branch.HintBranch) -> l
             share = g.op("Slice", [pooled, starts[1], starts[2], channel], f"{name}.share")
             mean = g.op("Div", [ab, g.op("Max", [share, eps], f"{name}.floor")], f"{name}.mean")
             cells = g.op("Concat", [mean, share], f"{name}.cells", axis=1)
-        out.append(g.conv(cells, proj, None, name))
+        out[factor] = g.conv(cells, proj, None, name)
     return out
 
 
@@ -317,11 +318,12 @@ def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None 
     hint_nchw = None
     if model.hints is not None:
         hint_nchw = g.op("Transpose", [HINT_NAME], "hint_nchw", perm=[0, 3, 1, 2])
-    s2, s4, s8, s16, s32 = _encoder(g, l_nchw, model.encoder, hint_nchw)
+    s2, s4, s8, s16, s32 = _encoder(g, l_nchw, model.encoder,
+                                    hint_nchw if model.hint_encoder else None)
     x = g.conv_bn_relu(s32, model.bridge, "bridge")
-    extras = [None] * 5
-    if model.hints is not None:
-        at_bridge, *extras = _hint_branch(g, hint_nchw, model.hints)
+    joined = {} if model.hints is None else _hint_branch(g, hint_nchw, model.hints)
+    at_bridge, *extras = (joined.get(scale) for scale in hint_branch.SCALES)
+    if at_bridge is not None:
         x = g.op("Add", [x, at_bridge], "bridge.hint")
     skips = (s16, s8, s4, s2, l_nchw)
     for i, (block, skip, extra) in enumerate(zip(model.decoder, skips, extras)):
