@@ -25,9 +25,11 @@ Two paths, neither disturbing the ported ImageNet weights (each optional:
 Why the choice of paths: through the encoder and the coarse scales a hint reaches the whole
 photo, and training on hints drawn from the truth rewards that (a photo's true colours are
 alike), so a user's red dot recoloured a gray wall far from it (BENCHMARKS.md, "Colour
-hints"). Joined only to the fine scales, a hint's reach is bounded by the receptive field
-of the decoder layers after the join (`reach`): the long-range spread is then the
-Colorizer's (`inference/spread.py`), which knows where the user's object ends.
+hints"). Joined only to the fine scales and not to the encoder (the starter's choice), a
+hint's reach is bounded by the receptive field of the decoder layers after the join: 37 px
+from /8 (tests/models/test_hint_branch.py pins it). The longer-range spread is then the
+Colorizer's (`inference/spread.py`), which stops at another lightness and within a set
+distance.
 """
 
 from __future__ import annotations

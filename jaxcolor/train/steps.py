@@ -46,8 +46,8 @@ from flax import nnx
 
 from jaxcolor import color, evaluator
 from jaxcolor.data import batches, simulated_hints
-from jaxcolor.models import factory
 from jaxcolor.errors import UsageError
+from jaxcolor.models import factory
 from jaxcolor.models.generator import is_encoder_path, is_hint_path
 from jaxcolor.train import losses
 from jaxcolor.train.optim import current_learning_rate
