@@ -74,7 +74,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # for a shipped model (benchmarks/quality.py --chroma); `--chroma` overrides it. Training
     # takes G's loss on the same delivered colours (1 until a model is calibrated).
     config.model.chroma = 1.0
-    config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)  # port.py output
+    # The encoder's ImageNet weights: a `jaxcolor port` output (models/port.py).
+    config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)
     # G from another run's checkpoint ("RUN" or "RUN:STEP"), e.g. a hint-free model to learn
     # hints from: the variables both share are copied, a new hint branch starts at zero.
     config.model.init_from = ml_collections.FieldReference(None, field_type=str)
