@@ -219,9 +219,7 @@ def _colorizer(checkpoint: str | None):
     """The model measured: a run, a model file, or (None, "starter") the shipped starter."""
     from jaxcolor.inference.colorizer import Colorizer
 
-    if checkpoint in (None, "starter"):
-        return Colorizer.from_starter()
-    return Colorizer.from_checkpoint(checkpoint)
+    return Colorizer.from_checkpoint(None if checkpoint == "starter" else checkpoint)
 
 
 def _constants() -> dict:

@@ -31,7 +31,8 @@ Variants after a colon: tokens joined by "_", a base and any modifiers, in any o
   cap<N>    the training mixture: at most N photos of each source (the clothing set is two
             thirds of the pool)
   hints     G takes colour hints, simulated from the truth while it learns (config.hints;
-            with --set model.init_from=RUN it starts from a hint-free run's G)
+            with --set model.init_from=RUN it starts from a hint-free run's G, and with
+            --set g.trainable=hints only its hint branch learns: BENCHMARKS.md, "Colour hints")
   t<N>      a budget of N TFLOP instead of the CPU size's
   ""        the recipe gan.py ships, CPU-sized (see BENCHMARKS.md, "Quality")
 

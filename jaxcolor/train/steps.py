@@ -172,7 +172,7 @@ def update_generator(ctx: StepContext, state: TrainState, grads,
     def freeze(tree):
         return jax.tree.map(
             lambda x, is_enc, is_hint: jnp.where((is_enc & encoder_frozen)
-                                                 | (hints_only & ~is_hint), 0.0, x),
+                                                 | (hints_only and not is_hint), 0.0, x),
             tree, ctx.g_encoder_mask, ctx.g_hint_mask)
 
     # Zero the frozen gradients (their Adam moments stay clean) and updates (AdamW's weight
