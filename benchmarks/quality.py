@@ -80,6 +80,10 @@ def _parse(argv):
     p.add_argument("--chroma", default="", help="validation: comma list of chroma scales to "
                    "measure the pick at (the calibration of `config.model.chroma`); with "
                    "--read_test: the one scale to measure at")
+    p.add_argument("--calibrate", choices=("gain", "match"), default="gain",
+                   help="which --chroma scale the --against runs are paired with: gain, the "
+                   "calibration rule (`calibrated`); match, the scale whose PSNR is nearest "
+                   "the first --against run's (colour compared at equal PSNR: the frontiers)")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="FIELD=VALUE", help="override a config field of every variant")
     p.add_argument("--out", default=str(OUT),
@@ -254,13 +258,25 @@ def calibrated(measurements: list[dict]) -> dict:
     return min(keeping, key=lambda m: m["delta_cf"]) if keeping else max(measurements, key=gain)
 
 
-def _against(spec: str, main: dict, photos, split: str) -> dict:
-    """`--against` RUN[:STEP][@CHROMA] measured on `photos`, with the paired intervals of
-    `main` (the variant's measurement at its calibrated chroma) minus it."""
+def matched(measurements: list[dict], psnr: float) -> dict:
+    """Of one checkpoint measured at several chroma scales, the one whose PSNR is nearest
+    `psnr` (another model's): their delta-CFs then compare colour at equal PSNR, a point
+    on each frontier, where the calibration rule compares wherever each run's gain over
+    gray happens to cross 0."""
+    return min(measurements, key=lambda m: abs(m["psnr"] - psnr))
+
+
+def _measure_spec(spec: str, photos, split: str) -> dict:
+    """`--against` RUN[:STEP][@CHROMA] measured on `photos`."""
     spec_run, _, chroma = spec.partition("@")
     run, _, step = spec_run.partition(":")
-    theirs = measure(Path(run), int(step) if step else None, photos, split,
-                     float(chroma) if chroma else None)
+    return measure(Path(run), int(step) if step else None, photos, split,
+                   float(chroma) if chroma else None)
+
+
+def _against(spec: str, theirs: dict, main: dict) -> dict:
+    """An `--against` run's measurement, with the paired intervals of `main` (the variant's
+    measurement at its calibrated chroma) minus it."""
     return {"run": spec, **{k: theirs[k] for k in (*METRICS, "step", "chroma")},
             "gray": theirs["gray"], "intervals": theirs["intervals"],
             "difference": paired(main["report"], theirs["report"])}
@@ -283,6 +299,8 @@ def run_variant(variant: str, args) -> dict:
         split += f":{args.val_sources}"
     chromas = [float(c) for c in args.chroma.split(",") if c]
     photos = data["test_photos"] if args.read_test else data["val_photos"]
+    specs = [spec for spec in args.against.split(",") if spec]
+    theirs = [_measure_spec(spec, photos, split) for spec in specs]
     paired_with = None
     if args.read_test:  # the test photos are read for the pick alone
         main = measure(run_dir, chosen, photos, split, chromas[0] if chromas else None)
@@ -297,10 +315,16 @@ def run_variant(variant: str, args) -> dict:
         if chromas:
             extra["chroma_sweep"] = [measure(run_dir, chosen, data["val_photos"], split, c)
                                      for c in chromas]
-            paired_with = calibrated([main, *extra["chroma_sweep"]])
+            sweep = [main, *extra["chroma_sweep"]]
+            if args.calibrate == "match":
+                if not theirs:
+                    raise SystemExit("--calibrate match: give the run to match in --against")
+                paired_with = matched(sweep, theirs[0]["psnr"])
+            else:
+                paired_with = calibrated(sweep)
             extra["calibrated_chroma"] = paired_with["chroma"]
-    extra["against"] = [_against(spec, paired_with or main, photos, split)
-                        for spec in args.against.split(",") if spec]
+            extra["calibrated_by"] = args.calibrate
+    extra["against"] = [_against(spec, m, paired_with or main) for spec, m in zip(specs, theirs)]
     images = (budget.pretrain_steps + budget.d_pretrain_steps + budget.gan_steps) \
         * int(config.batch_size)
     return common.make_result(

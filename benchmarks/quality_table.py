@@ -57,7 +57,8 @@ def table(path: str, split: str = "validation") -> str:
                 row(name, f"picked by {rule} (step {pick['step']})", pick)
         calibrated = r.get("calibrated_chroma")
         for m in r.get("chroma_sweep", []):
-            mark = " (calibrated)" if m["chroma"] == calibrated else ""
+            mark = "" if m["chroma"] != calibrated else (
+                " (PSNR matched)" if r.get("calibrated_by") == "match" else " (calibrated)")
             row(name, f"step {m['step']}, chroma x{m['chroma']:g}{mark}", m)
         ours = f"{name} at chroma x{calibrated:g}" if calibrated else name
         against = r.get("against", [])

@@ -231,6 +231,14 @@ def test_the_calibrated_chroma_is_the_most_colour_that_keeps_the_gain_over_gray(
     assert quality.calibrated(losing)["chroma"] == 1.5  # none keeps it: the largest gain
 
 
+def test_the_matched_chroma_is_the_scale_nearest_the_other_models_psnr(bench):
+    quality, _ = bench
+    sweep = [{"chroma": c, "psnr": p} for c, p in ((1.0, 23.0), (1.5, 22.4), (2.0, 21.9))]
+    assert quality.matched(sweep, 22.3)["chroma"] == 1.5
+    assert quality.matched(sweep, 21.0)["chroma"] == 2.0  # beyond the sweep: its end
+    assert quality.matched(sweep[::-1], 22.8)["chroma"] == 1.0
+
+
 def test_the_mixture_caps_each_source_and_drops_copies_of_test_photos(tmp_path):
     import numpy as np
     from PIL import Image
