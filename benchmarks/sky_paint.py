@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
     worst = sorted(range(len(photos)), key=lambda i: -scores[specs[0]][i])[:args.worst]
     _sheet([[truths[i], *(outputs[s][i] for s in specs)] for i in worst], Path(args.sheet))
     result = common.make_result(
-        "quality/sky_paint", float(np.mean(scores[specs[0]])), "share of pixels",
+        "sky_paint", float(np.mean(scores[specs[0]])), "share of pixels",
         photos=len(photos), models=specs, sheet=args.sheet,
         mean={s: round(float(np.mean(v)), 4) for s, v in scores.items()},
         worst=[{"photo": photos[i].key, "truth": round(paint(truths[i]), 4),
