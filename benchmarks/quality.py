@@ -266,12 +266,17 @@ def matched(measurements: list[dict], psnr: float) -> dict:
     return min(measurements, key=lambda m: abs(m["psnr"] - psnr))
 
 
-def _measure_spec(spec: str, photos, split: str) -> dict:
-    """`--against` RUN[:STEP][@CHROMA] measured on `photos`."""
+def model_spec(spec: str) -> tuple[Path, int | None, float | None]:
+    """RUN[:STEP][@CHROMA] (RUN: a run directory or a starter-format `.npz`) -> its parts."""
     spec_run, _, chroma = spec.partition("@")
     run, _, step = spec_run.partition(":")
-    return measure(Path(run), int(step) if step else None, photos, split,
-                   float(chroma) if chroma else None)
+    return Path(run), int(step) if step else None, float(chroma) if chroma else None
+
+
+def _measure_spec(spec: str, photos, split: str) -> dict:
+    """`--against` RUN[:STEP][@CHROMA] measured on `photos`."""
+    run, step, chroma = model_spec(spec)
+    return measure(run, step, photos, split, chroma)
 
 
 def _against(spec: str, theirs: dict, main: dict) -> dict:

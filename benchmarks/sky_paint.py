@@ -47,12 +47,11 @@ def _crop(path: Path) -> np.ndarray:
 
 
 def _colorizer(spec: str):
+    from benchmarks.quality import model_spec
     from jaxcolor.inference.colorizer import Colorizer
 
-    spec_run, _, chroma = spec.partition("@")
-    run, _, step = spec_run.partition(":")
-    return Colorizer.from_checkpoint(run, step=int(step) if step else None,
-                                     chroma=float(chroma) if chroma else None)
+    run, step, chroma = model_spec(spec)
+    return Colorizer.from_checkpoint(run, step=step, chroma=chroma)
 
 
 def _sheet(rows: list[list[np.ndarray]], out: Path) -> None:

@@ -231,6 +231,13 @@ def test_the_calibrated_chroma_is_the_most_colour_that_keeps_the_gain_over_gray(
     assert quality.calibrated(losing)["chroma"] == 1.5  # none keeps it: the largest gain
 
 
+def test_a_model_spec_names_a_run_its_step_and_its_chroma(bench):
+    quality, _ = bench
+    assert quality.model_spec("/r/run") == (Path("/r/run"), None, None)
+    assert quality.model_spec("/r/run:3650@1.95") == (Path("/r/run"), 3650, 1.95)
+    assert quality.model_spec("/r/s.npz@2") == (Path("/r/s.npz"), None, 2.0)
+
+
 def test_the_matched_chroma_is_the_scale_nearest_the_other_models_psnr(bench):
     quality, _ = bench
     sweep = [{"chroma": c, "psnr": p} for c, p in ((1.0, 23.0), (1.5, 22.4), (2.0, 21.9))]
