@@ -25,9 +25,9 @@ from tests.support import trained_workdir
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "jaxcolor"
 
-GROUND = {"jaxcolor", "jaxcolor.color", "jaxcolor.metrics", "jaxcolor.errors",
-          "jaxcolor.sharding", "jaxcolor.configs", "jaxcolor.progress", "jaxcolor.checkpoints",
-          "jaxcolor.evaluator"}
+GROUND = {"jaxcolor", "jaxcolor.color", "jaxcolor.ab_grid", "jaxcolor.metrics",
+          "jaxcolor.errors", "jaxcolor.sharding", "jaxcolor.configs", "jaxcolor.progress",
+          "jaxcolor.checkpoints", "jaxcolor.evaluator"}
 # What each layer may import from jaxcolor (module-name prefixes), besides itself.
 ALLOWED = {
     "ground": GROUND,

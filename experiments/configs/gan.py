@@ -70,6 +70,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.model.hints = False  # colour-hint inputs (models/hint_branch.py); see config.hints
     config.model.hint_scales = (32, 16, 8, 4, 2, 1)  # decoder scales the hint map joins
     config.model.hint_encoder = True  # the encoder sees the hinted pixels in colour
+    # regression (tanh (a, b), L1) | bins (Zhang et al.'s classification over the 265 ab
+    # bins, cross-entropy, decoded by the annealed mean at `temperature`): models/generator.py
+    config.model.colour_head = "regression"
+    config.model.temperature = 0.38
     # Inference: the predicted a/b times this (hue kept), calibrated on validation photos
     # for a shipped model (benchmarks/quality.py --chroma); `--chroma` overrides it. Training
     # takes G's loss on the same delivered colours (1 until a model is calibrated).

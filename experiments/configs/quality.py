@@ -16,6 +16,8 @@ Variants after a colon: tokens joined by "_", a base and any modifiers, in any o
             `gan0.1` sets another share of the FLOPs for the GAN phase
   rebal     class-rebalanced L1 (config.loss.rebalance), Zhang et al.'s mix lambda = 0.5;
             `rebal0.8` sets another mix (a flatter weighting)
+  bins      Zhang et al.'s classification head: cross-entropy over the 265 in-gamut ab
+            bins, decoded by the annealed mean at T = 0.38 (config.model.colour_head)
   cf        the colourfulness loss, config.loss.lambda_cf = 1; `cf0.3` sets another weight
   prog      progressive pretraining: half the pretraining FLOPs on the 128 px crop
             downscaled to 96 px, half at 128 (the starter's recipe: `l1_prog_effl0`)
@@ -51,8 +53,8 @@ from jaxcolor import configs
 gan = configs.sibling(__file__, "gan.py")
 
 BASES = ("l1", "gan")
-MODIFIERS = ("rebal", "cf", "prog", "pick", "ema", "gpu", "mnv2", "effl0", "scratch", "cap", "t",
-             "hints")
+MODIFIERS = ("rebal", "bins", "cf", "prog", "pick", "ema", "gpu", "mnv2", "effl0", "scratch",
+             "cap", "t", "hints")
 NUMBERED = ("gan", "rebal", "cf", "ema", "cap", "t")  # tokens a number may follow
 BACKBONES = {"mnv2": "mobilenet_v2", "effl0": "efficientnet_lite0"}
 SHIPPED = "gan0.1_cf0.1_ema_pick"  # the default variant: gan.py's recipe (BENCHMARKS.md, Quality)
@@ -122,6 +124,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     config.loss.rebalance = "rebal" in tokens
     config.loss.rebalance_mix = values.get("rebal", 0.5)
     config.loss.lambda_cf = values.get("cf", 1.0) if "cf" in tokens else 0.0
+    config.model.colour_head = "bins" if "bins" in tokens else "regression"
     config.best_metric = "combined" if "pick" in tokens else "l1"
     config.g.ema_decay = values.get("ema", 0.99) if "ema" in tokens else 0.0
     backbone = next((BACKBONES[t] for t in tokens if t in BACKBONES), None)

@@ -15,7 +15,7 @@ from flax import nnx
 from jaxcolor.errors import UsageError
 from jaxcolor.models import encoders, hint_branch
 from jaxcolor.models.discriminator import PatchDiscriminator
-from jaxcolor.models.generator import UNetGenerator
+from jaxcolor.models.generator import ANNEALED_T, COLOUR_HEADS, UNetGenerator
 
 COMPUTE_DTYPES = ("auto", "float32", "bfloat16")
 
@@ -61,7 +61,21 @@ def make_generator(model_cfg, *, seed: int) -> UNetGenerator:
                          hints=takes_hints(model_cfg),
                          hint_scales=hint_scales(model_cfg),
                          hint_encoder=bool(model_cfg.get("hint_encoder", True)),
+                         colour_head=colour_head(model_cfg),
+                         temperature=float(model_cfg.get("temperature", ANNEALED_T)),
                          dtype=compute_dtype(model_cfg.compute_dtype), rngs=init_rngs(seed))
+
+
+def colour_head(model_cfg) -> str:
+    """`model_cfg.colour_head`, validated (configs saved before the bins head: regression)."""
+    name = str(model_cfg.get("colour_head", "regression"))
+    if name not in COLOUR_HEADS:
+        raise UsageError(f"config.model.colour_head: unknown {name!r}; choose one of "
+                         f"{', '.join(COLOUR_HEADS)}")
+    temperature = model_cfg.get("temperature", ANNEALED_T)
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise UsageError(f"config.model.temperature: {temperature!r}; a number > 0")
+    return name
 
 
 def hint_scales(model_cfg) -> tuple[int, ...]:

@@ -2,7 +2,17 @@
 
 Input is lightness in model units, L / 50 - 1 in [-1, 1], NHWC [B, H, W, 1] with H and W
 multiples of 32 (the encoder's total stride). Output is float32 [B, H, W, 2]: a / 110 and
-b / 110, squashed into [-1, 1] by tanh.
+b / 110 in [-1, 1], from one of two heads (`COLOUR_HEADS`):
+  regression  a 3x3 conv to (a, b), squashed by tanh, trained with L1 (or its rebalanced
+              form): an uncertain pixel gets the median of its plausible colours, which on
+              varied photos is a dull brown-gray
+  bins        Zhang et al. 2016's classification: a 1x1 conv to logits over the 265
+              in-gamut 10-unit ab bins (`jaxcolor.ab_grid`), trained with cross-entropy
+              against the truth's Gaussian soft encoding, decoded by the annealed mean
+              (softmax(logits / T) times the bin centres; T = 1 the mean, T -> 0 the mode;
+              Zhang et al.'s T = 0.38): a confident pixel keeps its saturated mode, an
+              uncertain one falls back towards the mean. `predict` also returns the logits
+              for training's loss.
 
 Encoder: any of `encoders.BACKBONES` (torchvision ResNet 18..152, MobileNetV2,
 EfficientNet-Lite0; no classification head) that sees L as the gray RGB photo it stands for,
@@ -36,11 +46,27 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxcolor import ab_grid, color
 from jaxcolor.models import encoders
 from jaxcolor.models import hint_branch
 
 ENCODER_STRIDE = 32
 """H and W of the input must be multiples of this (5 stride-2 stages)."""
+
+COLOUR_HEADS = ("regression", "bins")
+ANNEALED_T = 0.38  # Zhang et al. 2016's temperature for the annealed mean
+
+
+def bin_centres() -> jax.Array:
+    """float32 [Q, 2]: the bins head's classes, as ab / 110 (model units)."""
+    return jnp.asarray(ab_grid.in_gamut_centres() / color.AB_SCALE, jnp.float32)
+
+
+def annealed_mean(logits: jax.Array, temperature: float) -> jax.Array:
+    """ab / 110 [..., 2] of logits over the bins [..., Q]: the mean of the distribution
+    sharpened by 1 / temperature (Zhang et al. 2016, eq. 5)."""
+    probs = jax.nn.softmax(logits.astype(jnp.float32) / temperature, axis=-1)
+    return probs @ bin_centres()
 
 
 def _top(path: Sequence):
@@ -195,6 +221,8 @@ class UNetGenerator(nnx.Module):
         [B, H, W, 3] = (a/110, b/110 where hinted, mask); none given means no hints.
       hint_scales: the decoder scales the hint map joins (of `hint_branch.SCALES`).
       hint_encoder: the encoder sees the hinted pixels in colour (`hint_branch.colour_input`).
+      colour_head: "regression" or "bins" (module docstring).
+      temperature: the bins head's annealed-mean temperature (ignored by regression).
       dtype: compute dtype (e.g. jnp.bfloat16); parameters are always float32.
       rngs: parameter initialisation keys.
     """
@@ -207,6 +235,8 @@ class UNetGenerator(nnx.Module):
         hints: bool = False,
         hint_scales: Sequence[int] = hint_branch.SCALES,
         hint_encoder: bool = True,
+        colour_head: str = "regression",
+        temperature: float = ANNEALED_T,
         *,
         dtype=jnp.float32,
         rngs: nnx.Rngs,
@@ -216,6 +246,13 @@ class UNetGenerator(nnx.Module):
             raise ValueError(
                 f"UNetGenerator: decoder_widths must be 5 positive ints, got {decoder_widths}"
             )
+        if colour_head not in COLOUR_HEADS:
+            raise ValueError(f"UNetGenerator: colour_head {colour_head!r}; choose one of "
+                             f"{COLOUR_HEADS}")
+        if not temperature > 0:
+            raise ValueError(f"UNetGenerator: temperature must be > 0, got {temperature}")
+        self.colour_head = colour_head
+        self.temperature = float(temperature)
         self.encoder = encoders.build(backbone, None, dtype=dtype, rngs=rngs)
         s2, s4, s8, s16, s32 = self.encoder.feature_channels
         # Narrow the /32 map, where a 1x1 conv is cheapest.
@@ -238,17 +275,32 @@ class UNetGenerator(nnx.Module):
             if hints else None
         )
         self.hint_encoder = hints and hint_encoder
+        # The bins head is 1x1: a 3x3 conv to 265 classes at full resolution would cost more
+        # than the rest of a mobile U-Net.
+        regression = colour_head == "regression"
         self.head = nnx.Conv(
             decoder_widths[-1],
-            2,
-            kernel_size=(3, 3),
-            padding=((1, 1), (1, 1)),
+            2 if regression else len(ab_grid.in_gamut_centres()),
+            kernel_size=(3, 3) if regression else (1, 1),
+            padding=((1, 1), (1, 1)) if regression else ((0, 0), (0, 0)),
             dtype=dtype,
             param_dtype=jnp.float32,
             rngs=rngs,
         )
 
     def __call__(self, l_norm: jax.Array, hint: jax.Array | None = None) -> jax.Array:
+        return self.predict(l_norm, hint)[0]
+
+    def predict(self, l_norm: jax.Array,
+                hint: jax.Array | None = None) -> tuple[jax.Array, jax.Array | None]:
+        """(ab / 110 [B, H, W, 2], the bins head's float32 logits [B, H, W, Q] or None)."""
+        out = self.head(self._decode(l_norm, hint)).astype(jnp.float32)
+        if self.colour_head == "regression":
+            return jnp.tanh(out), None
+        return annealed_mean(out, self.temperature), out
+
+    def _decode(self, l_norm: jax.Array, hint: jax.Array | None) -> jax.Array:
+        """The decoder's full-resolution features, before the head."""
         shape = tuple(l_norm.shape)
         if len(shape) != 4 or shape[-1] != 1:
             raise ValueError(f"UNetGenerator: expected L as [B, H, W, 1], got shape {shape}")
@@ -277,4 +329,4 @@ class UNetGenerator(nnx.Module):
             x = block(x, skip, extra)
             if i == 0 and self.attention is not None:
                 x = self.attention(x)
-        return jnp.tanh(self.head(x).astype(jnp.float32))
+        return x

@@ -12,6 +12,9 @@ G's reconstruction terms, on normalised ab (ab / 110):
   rebalanced_l1    each pixel's |pred - true| weighted by the rarity of its true colour
                    (Zhang et al. 2016; the per-bin weights come from `data.prior`, with
                    mean 1 under the training prior, so the loss keeps L1's scale)
+  soft_encoded_ce  the bins head's loss (`models.generator`, Zhang et al. 2016, eq. 2):
+                   cross-entropy of its logits against the truth's soft encoding, optionally
+                   weighted per pixel like rebalanced_l1 (their class rebalancing)
   colorfulness_gap |mean CF(pred) - mean CF(true)| over the batch, Hasler & Suesstrunk's
                    colourfulness of the sRGB images (in [0, 1]): DDColor's colourfulness
                    loss, aimed at the truth's colourfulness instead of "more"
@@ -46,6 +49,29 @@ def rebalanced_l1(pred: jax.Array, target: jax.Array, bin_weights: jax.Array) ->
     """Class-rebalanced L1: mean over pixels and channels of w(true ab) * |pred - true|."""
     weights = ab_bin_weights(target, bin_weights)[..., None]
     return jnp.mean(weights * jnp.abs(pred.astype(jnp.float32) - target.astype(jnp.float32)))
+
+
+def soft_encoding(ab_true: jax.Array, centres: jax.Array,
+                  sigma: float = prior.SIGMA) -> jax.Array:
+    """The truth's distribution over the bins [..., Q] of normalised ab [..., 2]: a Gaussian
+    of `sigma` Lab units around it, over the bin centres [Q, 2] (model units), normalised.
+
+    Zhang et al. keep the 5 nearest bins; the dense kernel at sigma = half a bin gives the
+    same weights to within 1 % (the next bins out are 2 bins away: weight e^-8) without a
+    top-k."""
+    x = ab_true.astype(jnp.float32) * color.AB_SCALE
+    c = centres.astype(jnp.float32) * color.AB_SCALE
+    dist2 = (jnp.sum(x * x, -1, keepdims=True) - 2.0 * x @ c.T + jnp.sum(c * c, -1))
+    return jax.nn.softmax(-dist2 / (2.0 * sigma**2), axis=-1)
+
+
+def soft_encoded_ce(logits: jax.Array, ab_true: jax.Array, centres: jax.Array,
+                    weights: jax.Array | None = None) -> jax.Array:
+    """Mean over pixels of w * H(soft_encoding(truth), softmax(logits)); logits [..., Q],
+    per-pixel `weights` [...] (None: 1)."""
+    target = soft_encoding(ab_true, centres)
+    ce = -jnp.sum(target * jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1), -1)
+    return jnp.mean(ce if weights is None else weights * ce)
 
 
 _CF_EPS = 1e-6  # keeps sqrt differentiable for a uniform (gray) prediction

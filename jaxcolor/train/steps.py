@@ -8,8 +8,12 @@ returned as device arrays: the loop fetches them one step late, so dispatching s
 never waits for step n.
 
 G's reconstruction loss (`reconstruction_loss`) is L1 on ab, or Zhang et al.'s class-
-rebalanced L1 (`config.loss.rebalance`), plus `config.loss.lambda_cf` times the batch's
-colourfulness gap (DDColor); every term it has is also returned as a metric.
+rebalanced L1 (`config.loss.rebalance`), or for the bins head (`config.model.colour_head`)
+the cross-entropy against the truth's soft encoding (rebalanced the same way), plus
+`config.loss.lambda_cf` times the batch's colourfulness gap (DDColor); every term it has is
+also returned as a metric, and L1 of the delivered colours always (the L1 pick reads it).
+The cross-entropy is a few nats where L1 is ~0.1: a GAN phase over the bins head needs its
+own `gan.lambda_l1`.
 G is measured on the colours it delivers: its output times `config.model.chroma` (1 unless
 a shipped model's calibrated scale is being trained further), in the loss and in `evaluate`.
 
@@ -48,7 +52,7 @@ from jaxcolor import color, evaluator
 from jaxcolor.data import batches, simulated_hints
 from jaxcolor.errors import UsageError
 from jaxcolor.models import factory
-from jaxcolor.models.generator import is_encoder_path, is_hint_path
+from jaxcolor.models.generator import bin_centres, is_encoder_path, is_hint_path
 from jaxcolor.train import losses
 from jaxcolor.train.optim import current_learning_rate
 from jaxcolor.train.state import ModelDefs, TrainState, generator_variables
@@ -209,13 +213,18 @@ def update_discriminator(ctx: StepContext, state: TrainState, l_norm, ab_real,
                  "d/grad_norm": optax.tree.norm(grads), "d/lr": current_learning_rate(opt_state)}
 
 
-def reconstruction_loss(ctx: StepContext, l_norm, ab, ab_real) -> tuple[jax.Array, dict]:
-    """G's loss against the truth, and each of its terms: plain L1 (always reported),
-    rebalanced L1 and the colourfulness gap when configured."""
+def reconstruction_loss(ctx: StepContext, l_norm, ab, ab_real,
+                        logits=None) -> tuple[jax.Array, dict]:
+    """G's loss against the truth, and each of its terms: plain L1 (always reported), the
+    bins head's cross-entropy (given its `logits`) or rebalanced L1, and the colourfulness
+    gap when configured."""
     l1 = losses.l1(ab, ab_real)
     terms = {"g/l1": l1}
     loss = l1
-    if ctx.cfg.rebalance:
+    if logits is not None:
+        weights = losses.ab_bin_weights(ab_real, ctx.ab_weights) if ctx.cfg.rebalance else None
+        loss = terms["g/ce"] = losses.soft_encoded_ce(logits, ab_real, bin_centres(), weights)
+    elif ctx.cfg.rebalance:
         loss = terms["g/l1_rebal"] = losses.rebalanced_l1(ab, ab_real, ctx.ab_weights)
     if ctx.cfg.lambda_cf > 0:
         terms["g/cf_gap"] = losses.colorfulness_gap(l_norm, ab, ab_real)
@@ -245,9 +254,8 @@ def pretrain_step(ctx: StepContext, state: TrainState, batch: dict):
     hint, hint_metrics = simulated_hint(ctx, state, ab_real)
 
     def loss_fn(g):
-        ab = delivered(ctx, g(l_norm, hint))
-        loss, terms = reconstruction_loss(ctx, l_norm, ab, ab_real)
-        return loss, terms
+        ab, logits = g.predict(l_norm, hint)
+        return reconstruction_loss(ctx, l_norm, delivered(ctx, ab), ab_real, logits)
 
     (loss, terms), grads = nnx.value_and_grad(loss_fn, has_aux=True)(g)
     state, m = update_generator(ctx, state, grads, g)
@@ -274,9 +282,10 @@ def gan_generator_update(ctx: StepContext, state: TrainState, l_norm,
     hint, hint_metrics = simulated_hint(ctx, state, ab_real)
 
     def loss_fn(g, d):
-        ab = delivered(ctx, g(l_norm, hint))
+        ab, logits = g.predict(l_norm, hint)
+        ab = delivered(ctx, ab)
         adv = losses.generator_adversarial_loss(d(l_norm, ab), ctx.cfg.gan_loss)
-        rec, terms = reconstruction_loss(ctx, l_norm, ab, ab_real)
+        rec, terms = reconstruction_loss(ctx, l_norm, ab, ab_real, logits)
         return adv + ctx.cfg.lambda_l1 * rec, (ab, adv, terms)
 
     (total, (ab_fake, adv, terms)), grads = nnx.value_and_grad(

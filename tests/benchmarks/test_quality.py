@@ -56,6 +56,8 @@ def test_variants_are_tokens_that_switch_one_thing_each():
     assert _config("l1_effl0_hints").model.hints and not _config("l1_effl0").model.hints
     scratch = _config("l1_effl0_scratch")
     assert scratch.model.backbone == "efficientnet_lite0" and not scratch.quality.imagenet
+    assert _config("l1_bins_effl0").model.colour_head == "bins"
+    assert _config("l1_effl0").model.colour_head == "regression"
 
 
 @pytest.mark.parametrize("variant", ["gan_l1", "gan_gan", "gan_fancy", "rebal", "gan_cfx",

@@ -36,7 +36,8 @@ WIDTHS = (32, 16, 16, 8, 8)  # decoder widths; the ResNet encoder keeps torchvis
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "experiments" / "configs").glob("*.py"))
 
 
-def random_generator(backbone: str, *, attention: bool, widths=WIDTHS, seed: int = 0):
+def random_generator(backbone: str, *, attention: bool, widths=WIDTHS, seed: int = 0,
+                     colour_head: str = "regression"):
     """An eval-mode UNetGenerator with random weights and random BatchNorm statistics.
 
     Filled from numpy (no compiled initialisation). Scaled so that nothing saturates, or a
@@ -45,7 +46,8 @@ def random_generator(backbone: str, *, attention: bool, widths=WIDTHS, seed: int
     head and the attention's query/key convs are 10x smaller than He initialisation.
     """
     abstract = nnx.eval_shape(lambda: generator_lib.UNetGenerator(
-        backbone, widths, self_attention=attention, rngs=nnx.Rngs(0)))
+        backbone, widths, self_attention=attention, colour_head=colour_head,
+        rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
     rng = np.random.default_rng(seed)
     last_bn = "bn3" if backbone in ("resnet50", "resnet101", "resnet152") else "bn2"
@@ -151,6 +153,12 @@ def test_onnx_graph_equals_every_shipped_generator_config(config_file, attention
     l_norm = np.random.default_rng(2).uniform(-1, 1, (1, 32, 64, 1)).astype(np.float32)
     assert_graph_equals_model(model, l_norm,
                               attention=attention or bool(model_cfg.self_attention))
+
+
+def test_onnx_graph_gives_the_bins_heads_annealed_mean():
+    model = random_generator("efficientnet_lite0", attention=False, colour_head="bins")
+    l_norm = np.random.default_rng(3).uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
+    assert_graph_equals_model(model, l_norm, attention=False)
 
 
 def test_a_layer_the_graph_does_not_know_stops_the_export():

@@ -49,3 +49,16 @@ def test_the_backbone_reaches_the_generator(backbone):
     assert count == {"mobilenet_v2": 3_504_872 - 1_281_000,
                      "efficientnet_lite0": 4_652_008 - 1_281_000 - 320 * 1280 - 2 * 1280,
                      "resnet18": 11_689_512 - 513_000}[backbone]
+
+
+def test_the_colour_head_reaches_the_generator_and_old_configs_regress():
+    old = model_config(backbone="resnet18")
+    del old["colour_head"], old["temperature"]  # saved before the bins head existed
+    assert factory.abstract_generator(old).colour_head == "regression"
+    g = factory.abstract_generator(model_config(backbone="resnet18", colour_head="bins",
+                                                temperature=0.5))
+    assert (g.colour_head, g.temperature, g.head.kernel.shape[-1]) == ("bins", 0.5, 265)
+    with pytest.raises(UsageError, match="config.model.colour_head: unknown 'ordinal'"):
+        factory.colour_head(model_config(colour_head="ordinal"))
+    with pytest.raises(UsageError, match="config.model.temperature: -1"):
+        factory.colour_head(model_config(colour_head="bins", temperature=-1))

@@ -13,11 +13,14 @@ import pytest
 from flax import nnx
 
 from jaxcolor.models import encoders, resnet
+from jaxcolor import ab_grid
 from jaxcolor.models.generator import (
     DECODER_PARAMS,
     ENCODER_PARAMS,
     SelfAttention,
     UNetGenerator,
+    annealed_mean,
+    bin_centres,
     is_encoder_path,
     upsample2x,
 )
@@ -226,3 +229,40 @@ def test_a_mobile_backbone_unet_runs_and_trains(backbone):
     model.eval()
     out = model(l_norm)
     assert out.shape == (2, 64, 64, 2) and float(jnp.std(out)) > 1e-4
+
+
+def test_the_annealed_mean_runs_from_the_mean_to_the_mode():
+    centres = np.asarray(bin_centres())
+    logits = jnp.zeros((265,)).at[100].set(2.0).at[7].set(1.0)
+    mean = np.asarray(annealed_mean(logits, 1.0))
+    probs = np.asarray(jax.nn.softmax(logits))
+    np.testing.assert_allclose(mean, probs @ centres, atol=1e-6)
+    np.testing.assert_allclose(annealed_mean(logits, 0.01), centres[100], atol=1e-6)
+    # Sharper at Zhang et al.'s 0.38: closer to the mode than the mean is.
+    sharp = np.asarray(annealed_mean(logits, 0.38))
+    assert np.linalg.norm(sharp - centres[100]) < np.linalg.norm(mean - centres[100])
+    uniform = np.asarray(annealed_mean(jnp.zeros((265,)), 0.38))
+    np.testing.assert_allclose(uniform, centres.mean(0), atol=1e-6)
+
+
+def test_the_bins_head_predicts_logits_over_the_gamut_and_their_annealed_mean():
+    model = UNetGenerator("resnet18", decoder_widths=(16, 16, 8, 8, 8), colour_head="bins",
+                          temperature=0.5, rngs=_rngs())
+    model.eval()
+    l_norm = _l_batch(2, 64, 64)
+    ab, logits = model.predict(l_norm)
+    assert logits.shape == (2, 64, 64, len(ab_grid.in_gamut_centres()))
+    assert ab.shape == (2, 64, 64, 2) and ab.dtype == jnp.float32
+    np.testing.assert_allclose(ab, annealed_mean(logits, 0.5), atol=1e-6)
+    np.testing.assert_array_equal(model(l_norm), ab)
+    assert float(jnp.abs(ab).max()) < 1.0
+    assert model.head.kernel.shape == (1, 1, 8, 265)  # 1x1: full-resolution classes are dear
+    regression = UNetGenerator("resnet18", decoder_widths=(16, 16, 8, 8, 8), rngs=_rngs())
+    assert regression.predict(l_norm)[1] is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"colour_head": "softmax"}, "colour_head 'softmax'"), ({"temperature": 0.0}, "temperature")])
+def test_a_bad_colour_head_setting_is_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        nnx.eval_shape(lambda: UNetGenerator("resnet18", rngs=_rngs(), **kwargs))

@@ -131,3 +131,36 @@ def test_colorfulness_gap_has_a_finite_gradient_for_a_gray_prediction():
     gray = jnp.zeros_like(true)
     grad = jax.grad(lambda ab: losses.colorfulness_gap(_l_norm(), ab, true))(gray)
     assert np.isfinite(np.asarray(grad)).all()
+
+
+def _centres():
+    from jaxcolor.models.generator import bin_centres
+
+    return bin_centres()
+
+
+def test_soft_encoding_is_a_distribution_peaked_on_the_truths_bin():
+    from jaxcolor import ab_grid
+
+    q = np.asarray(losses.soft_encoding(_ab_norm(25, -35, (1,)), _centres()))[0]
+    assert q.shape == (265,) and q.sum() == pytest.approx(1.0, abs=1e-5)
+    centres = ab_grid.in_gamut_centres()
+    assert tuple(centres[q.argmax()]) == (25.0, -35.0)
+    # Half a bin from four centres: (20, -30), (30, -30), (20, -40), (30, -40) share the mass.
+    q = np.asarray(losses.soft_encoding(_ab_norm(30, -40, (1,)), _centres()))[0]
+    top = sorted(map(tuple, centres[np.argsort(q)[-4:]].tolist()))
+    assert top == [(25.0, -45.0), (25.0, -35.0), (35.0, -45.0), (35.0, -35.0)]
+    np.testing.assert_allclose(np.sort(q)[-4:], np.sort(q)[-1], rtol=1e-4)
+
+
+def test_soft_encoded_ce_is_the_targets_entropy_at_its_minimum_and_weighs_pixels():
+    target = _ab_norm(25, -35, (1, 2))
+    q = losses.soft_encoding(target, _centres())
+    entropy = float(-jnp.sum(q * jnp.log(q + 1e-30), -1).mean())
+    best = float(losses.soft_encoded_ce(jnp.log(q + 1e-30), target, _centres()))
+    assert best == pytest.approx(entropy, abs=1e-4)
+    flat = float(losses.soft_encoded_ce(jnp.zeros((1, 2, 265)), target, _centres()))
+    assert flat == pytest.approx(math.log(265), rel=1e-5) and flat > best
+    weights = jnp.asarray([[1.0, 3.0]])
+    assert float(losses.soft_encoded_ce(jnp.zeros((1, 2, 265)), target, _centres(), weights)) \
+        == pytest.approx(2.0 * flat, rel=1e-5)

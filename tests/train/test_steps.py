@@ -132,6 +132,28 @@ def test_rebalanced_and_colourfulness_terms_make_gs_loss_and_are_reported(record
     assert m["g/l1_rebal"] != pytest.approx(m["g/l1"], rel=1e-3)  # the weights do weigh
 
 
+def test_the_bins_head_trains_on_its_cross_entropy_and_reports_l1(records_dir, compile_cache):
+    """config.model.colour_head = "bins": the pretraining loss is the soft-encoded
+    cross-entropy (falling on one batch), L1 of the annealed mean is still reported (the L1
+    pick reads it) and evaluation measures the annealed mean."""
+    config = tiny_config(records_dir)
+    config.model.colour_head = "bins"
+    setup, state = build_run(config)
+    batch = pipeline.make_global_batch(fixed_batch(records_dir), setup.mesh)
+    history = []
+    for _ in range(20):
+        state, metrics = setup.steps.pretrain(state, batch)
+        history.append({k: float(v) for k, v in metrics.items()})
+    assert {"g/l1", "g/ce", "g/loss"} <= set(history[0])
+    assert all(h["g/loss"] == h["g/ce"] for h in history)
+    assert history[0]["g/ce"] == pytest.approx(np.log(265), rel=0.2)  # near uniform at first
+    ce = [h["g/ce"] for h in history]
+    assert ce[-1] < ce[0] - 0.2 and max(ce[-5:]) < min(ce[:5]), ce  # a steady fall
+    out = setup.steps.evaluate(state, batch)
+    assert np.all(np.isfinite(np.asarray(out["psnr"])))
+    assert np.asarray(out["ab_pred"]).shape[-1] == 2
+
+
 def build_run_with_weights(config, weights):
     from jaxcolor.train.setup import setup as make_setup
 

@@ -4,7 +4,7 @@ Why by hand and not with jax2onnx: jax2onnx 0.17 requires orbax-checkpoint < 0.1
 this package needs 0.12.x; pip then falls back to jax2onnx 0.13, which fails on jax 0.10 at
 the first nnx.Conv with explicit padding (its conv primitive passes an unhashable list). The
 architecture is fixed and small in vocabulary (conv, depthwise conv, BatchNorm, ReLU, ReLU6,
-max-pool, add, concat, bilinear x2, tanh, optionally one attention block), so walking the NNX
+max-pool, add, concat, bilinear x2, tanh or a softmax, optionally one attention block), so walking the NNX
 modules and emitting standard ONNX operators needs only the `onnx` package and gives a graph
 ONNX Runtime optimises well:
 
@@ -300,6 +300,21 @@ def _check_every_variable_read(g: _Graph, model: nnx.Module) -> None:
                               "the module's change")
 
 
+def _head(g: _Graph, x: str, model: generator_lib.UNetGenerator) -> str:
+    """`UNetGenerator.predict`'s ab: tanh of the regression head, or the bins head's
+    annealed mean as softmax(logits / T) over the channels and a 1x1 conv whose kernel is
+    the bin centres."""
+    out = g.conv(x, model.head, None, "head")
+    if model.colour_head == "regression":
+        return g.op("Tanh", [out], "tanh")
+    scaled = g.op("Mul", [out, g.scalar("inverse_temperature", 1.0 / model.temperature)],
+                  "head.anneal")
+    probs = g.op("Softmax", [scaled], "head.softmax", axis=1)
+    centres = np.asarray(generator_lib.bin_centres(), np.float32).T[:, :, None, None]
+    return g.op("Conv", [probs, g.const("head.centres", centres)], "head.mean",
+                kernel_shape=[1, 1])
+
+
 def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None = None,
                       width: int | None = None, batch: int | None = None,
                       metadata: dict[str, str] | None = None) -> onnx.ModelProto:
@@ -338,7 +353,7 @@ def generator_to_onnx(model: generator_lib.UNetGenerator, *, height: int | None 
         x = g.conv_bn_relu(x, block.conv2, f"{name}.conv2")
         if i == 0 and model.attention is not None:
             x = _attention(g, x, model.attention, "attention")
-    ab = g.op("Tanh", [g.conv(x, model.head, None, "head")], "tanh")
+    ab = _head(g, x, model)
     _check_every_variable_read(g, model)
     g.nodes.append(helper.make_node("Transpose", [ab], [OUTPUT_NAME], name=OUTPUT_NAME,
                                     perm=[0, 2, 3, 1]))
