@@ -4,9 +4,9 @@ Why by hand and not with jax2onnx: jax2onnx 0.17 requires orbax-checkpoint < 0.1
 this package needs 0.12.x; pip then falls back to jax2onnx 0.13, which fails on jax 0.10 at
 the first nnx.Conv with explicit padding (its conv primitive passes an unhashable list). The
 architecture is fixed and small in vocabulary (conv, depthwise conv, BatchNorm, ReLU, ReLU6,
-max-pool, add, concat, bilinear x2, tanh or a softmax, optionally one attention block), so walking the NNX
-modules and emitting standard ONNX operators needs only the `onnx` package and gives a graph
-ONNX Runtime optimises well:
+max-pool, add, concat, bilinear x2, tanh or softmax, optionally one attention block), so
+walking the NNX modules and emitting standard ONNX operators needs only the `onnx` package
+and gives a graph ONNX Runtime optimises well:
 
   * BatchNorm is folded into the preceding convolution with its running statistics (eval
     mode), in float64 before the cast to float32: one Conv (+ Relu) per ConvBN(ReLU).
