@@ -114,11 +114,21 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", default="float16", choices=("float16", "float32"))
     parser.add_argument("--chroma", type=float, default=None,
                         help="the calibrated chroma scale to ship (config.model.chroma)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="a bins head's annealed-mean temperature to ship "
+                             "(config.model.temperature)")
     parser.add_argument("--about", default="{}", help="JSON provenance to store beside it")
     args = parser.parse_args(argv)
     restored = restore_lib.restore(args.run, step=args.step, best=args.best)
     if args.chroma is not None:
         restored.config.model.chroma = args.chroma
+    if args.temperature is not None:
+        if restored.config.model.get("colour_head", "regression") != "bins":
+            raise UsageError(f"--temperature: {args.run} has no bins head "
+                             "(config.model.colour_head); only its annealed mean has one")
+        if not args.temperature > 0:
+            raise UsageError(f"--temperature: {args.temperature:g}; a number > 0")
+        restored.config.model.temperature = args.temperature
     out = save(restored, args.out, dtype=args.dtype, about=json.loads(args.about))
     print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB) from step {restored.step}")
 

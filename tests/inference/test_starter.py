@@ -29,6 +29,16 @@ def test_a_run_written_as_a_starter_file_colours_as_the_run_does(workdir, tmp_pa
     assert np.abs(near.astype(int) - run.astype(int)).max() <= 2
 
 
+def test_the_writer_ships_a_chroma_and_refuses_a_temperature_without_a_bins_head(
+        workdir, tmp_path, capsys):
+    starter.main([str(workdir), str(tmp_path / "c.npz"), "--chroma", "1.5"])
+    assert "wrote" in capsys.readouterr().out
+    assert starter.load(tmp_path / "c.npz").config.model.chroma == 1.5
+    with pytest.raises(UsageError, match="--temperature: .* has no bins head"):
+        starter.main([str(workdir), str(tmp_path / "t.npz"), "--temperature", "0.2"])
+    assert not (tmp_path / "t.npz").exists()
+
+
 def test_a_damaged_starter_file_is_one_clear_error(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(starter.StarterError, match="bad.npz: the model file cannot be read"):
