@@ -201,24 +201,29 @@ def validation_picks(run_dir: Path) -> tuple[int, dict[str, int]]:
 
 
 def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
-            chroma: float | None = None) -> dict:
+            chroma: float | None = None, reports: Path | None = None) -> dict:
     """A checkpoint on photos as `jaxcolor evaluate --protocol=paper` measures it (at a
     chroma scale: `--chroma`): the summary, bootstrap intervals against the gray image, and
     where the report is. `run_dir` may also be a starter-format `.npz` (the shipped starter
-    model, `jaxcolor.inference.starter`); its reports go beside it."""
+    model, `jaxcolor.inference.starter`). Reports go under `reports`, by default the run
+    directory; a model file has none, so its caller names one (never the file's own folder:
+    the shipped starter's is inside the installed package)."""
     from jaxcolor import evaluator
     from jaxcolor.inference import evaluation
     from jaxcolor.inference.colorizer import Colorizer
 
+    if reports is None:
+        if Path(run_dir).suffix == ".npz":
+            raise ValueError(f"{run_dir}: a model file has no run directory for its reports; "
+                             "name one")
+        reports = run_dir
     colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma)
-    if Path(run_dir).suffix == ".npz":  # a model file: its reports beside it
-        run_dir = Path(run_dir).with_suffix("")
     jobs = evaluation.photo_jobs(paths, evaluation.Protocol("paper"))
     start = time.perf_counter()
     report = evaluation.evaluate(colorizer, jobs, max_images=None, sheet=12)
     seconds = time.perf_counter() - start
     tag = "" if chroma is None else f"-chroma{chroma:g}"
-    out = Path(run_dir) / f"eval-{split.replace(':', '-')}-{colorizer.step}{tag}"
+    out = Path(reports) / f"eval-{split.replace(':', '-')}-{colorizer.step}{tag}"
     summary = evaluation.write_report(out, colorizer, report,
                                       {"kind": "images", "protocol": "paper", "split": split})
     model, gray = evaluator.model_and_gray(summary)
@@ -273,10 +278,12 @@ def model_spec(spec: str) -> tuple[Path, int | None, float | None]:
     return Path(run), int(step) if step else None, float(chroma) if chroma else None
 
 
-def _measure_spec(spec: str, photos, split: str) -> dict:
-    """`--against` RUN[:STEP][@CHROMA] measured on `photos`."""
+def _measure_spec(spec: str, photos, split: str, workdir: Path) -> dict:
+    """`--against` RUN[:STEP][@CHROMA] measured on `photos`; a model file's reports go to
+    WORKDIR/models/STEM."""
     run, step, chroma = model_spec(spec)
-    return measure(run, step, photos, split, chroma)
+    reports = Path(workdir) / "models" / run.stem if run.suffix == ".npz" else None
+    return measure(run, step, photos, split, chroma, reports)
 
 
 def _against(spec: str, theirs: dict, main: dict) -> dict:
@@ -305,7 +312,7 @@ def run_variant(variant: str, args) -> dict:
     chromas = [float(c) for c in args.chroma.split(",") if c]
     photos = data["test_photos"] if args.read_test else data["val_photos"]
     specs = [spec for spec in args.against.split(",") if spec]
-    theirs = [_measure_spec(spec, photos, split) for spec in specs]
+    theirs = [_measure_spec(spec, photos, split, args.workdir) for spec in specs]
     paired_with = None
     if args.read_test:  # the test photos are read for the pick alone
         main = measure(run_dir, chosen, photos, split, chromas[0] if chromas else None)

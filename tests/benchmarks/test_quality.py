@@ -194,10 +194,12 @@ def test_a_named_pool_has_its_own_records_and_val_sources_choose_what_is_measure
         quality.prepare_data(quality._parse(base + ["--val_sources", "clothing"]), config)
 
 
-def test_a_starter_file_is_measured_as_its_run_and_reported_beside_it(bench, tmp_path,
-                                                                      tmp_path_factory):
+def test_a_starter_file_is_measured_as_its_run_and_reported_where_named(bench, tmp_path,
+                                                                        tmp_path_factory):
     """`--against` takes the shipped starter's format (the baseline whose run directory is
-    gone): a float32 starter file measures exactly as the run it was written from."""
+    gone): a float32 starter file measures exactly as the run it was written from, and its
+    report goes where the caller says, never beside the file (the shipped one is package
+    data)."""
     from PIL import Image
 
     from jaxcolor.inference import restore, starter
@@ -211,11 +213,14 @@ def test_a_starter_file_is_measured_as_its_run_and_reported_beside_it(bench, tmp
         photos.append(tmp_path / "photos" / f"{i}.png")
         photos[-1].parent.mkdir(exist_ok=True)
         Image.fromarray(photo_rgb(48, 64, seed=i)).save(photos[-1])
-    theirs = quality.measure(path, None, photos, "validation:x", 1.5)
+    with pytest.raises(ValueError, match="s.npz: a model file has no run directory"):
+        quality.measure(path, None, photos, "validation:x", 1.5)
+    theirs = quality.measure(path, None, photos, "validation:x", 1.5, tmp_path / "reports")
     run = quality.measure(workdir, None, photos, "validation:x", 1.5)
     assert theirs["chroma"] == 1.5 and theirs["photos"] == 2
-    assert theirs["report"] == str(tmp_path / "s" / f"eval-validation-x-{run['step']}-chroma1.5"
-                                   / "metrics.json")
+    assert theirs["report"] == str(tmp_path / "reports" / f"eval-validation-x-{run['step']}"
+                                   "-chroma1.5" / "metrics.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "reports", "s.npz"]
     assert {k: theirs[k] for k in quality.METRICS} == {k: run[k] for k in quality.METRICS}
 
 
