@@ -32,6 +32,7 @@ Contact sheets: WORKDIR/runs/VARIANT/eval-SPLIT-STEP/contact_sheet.png.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -278,11 +279,18 @@ def model_spec(spec: str) -> tuple[Path, int | None, float | None]:
     return Path(run), int(step) if step else None, float(chroma) if chroma else None
 
 
+def model_reports(workdir: Path, model: Path) -> Path:
+    """Where a model file's reports go: WORKDIR/models/STEM-HASH, the hash of its resolved
+    path, so two files of one name (two `starter.npz`) never share a report."""
+    digest = hashlib.sha1(str(Path(model).resolve()).encode()).hexdigest()[:8]
+    return Path(workdir) / "models" / f"{Path(model).stem}-{digest}"
+
+
 def _measure_spec(spec: str, photos, split: str, workdir: Path) -> dict:
-    """`--against` RUN[:STEP][@CHROMA] measured on `photos`; a model file's reports go to
-    WORKDIR/models/STEM."""
+    """`--against` RUN[:STEP][@CHROMA] measured on `photos` (a model file's reports:
+    `model_reports`)."""
     run, step, chroma = model_spec(spec)
-    reports = Path(workdir) / "models" / run.stem if run.suffix == ".npz" else None
+    reports = model_reports(workdir, run) if run.suffix == ".npz" else None
     return measure(run, step, photos, split, chroma, reports)
 
 

@@ -224,6 +224,15 @@ def test_a_starter_file_is_measured_as_its_run_and_reported_where_named(bench, t
     assert {k: theirs[k] for k in quality.METRICS} == {k: run[k] for k in quality.METRICS}
 
 
+def test_model_files_of_one_name_get_their_own_reports(bench, tmp_path):
+    quality, _ = bench
+    a = quality.model_reports(tmp_path / "w", tmp_path / "a" / "starter.npz")
+    b = quality.model_reports(tmp_path / "w", tmp_path / "b" / "starter.npz")
+    assert a.parent == b.parent == tmp_path / "w" / "models"
+    assert a.name.startswith("starter-") and b.name.startswith("starter-") and a != b
+    assert a == quality.model_reports(tmp_path / "w", tmp_path / "a" / "x" / ".." / "starter.npz")
+
+
 def test_the_calibrated_chroma_is_the_most_colour_that_keeps_the_gain_over_gray(bench):
     quality, _ = bench
 
