@@ -24,7 +24,8 @@ from selenium.webdriver.support.select import Select
 from jaxcolor import cli
 from jaxcolor.inference import hints as hints_lib
 from jaxcolor.serve.app import create_app
-from tests.serve.browser import chromium, console_errors, downloaded, open_with, wait_for
+from tests.serve.browser import (chromium, console_errors, downloaded, open_with, texts,
+                                 wait_for)
 from tests.serve.support import LiveServer, gray_photo
 from tests.serve.test_hints import HintRecording
 from tests.support import hinted_colorizer, photo_rgb, trained_workdir
@@ -159,11 +160,29 @@ def test_downloads_are_the_command_line_result_and_its_hints_file(
     assert console_errors(browser) == []
 
 
+# Holds back every preview request by 3 s (full-size requests pass): a photo whose hints
+# just changed then stays "colouring" long enough for a test to act meanwhile.
+SLOW_PREVIEWS = """
+const send = window.fetch;
+window.fetch = async (url, options = {}) => {
+  if (options.body instanceof FormData && options.body.has("preview")) {
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+  }
+  return send(url, options);
+};
+"""
+
+
 def test_download_all_zips_every_photo_and_the_hints(browser, studio, photos, tmp_path):
+    """The zip holds every coloured photo, also one still being re-coloured after a hint
+    edit (a quick click on "Download all" used to leave it out, and its hints with it)."""
     open_with(browser, studio, photos / "grandma.png", photos / "beach.jpg")
     assert browser.find_element(By.ID, "count").text == "2 of 2 coloured"
     choose(browser, "grandma.png")
+    browser.execute_script(SLOW_PREVIEWS)
     click(browser, "add-hint")
+    wait_for(lambda: "colouring" in texts(browser, "#list .status"),
+             what="grandma.png re-colouring")
     Select(browser.find_element(By.ID, "format")).select_by_value("jpg")
     click(browser, "download-all")
     archive = downloaded(tmp_path / "downloads", "jaxcolor-photos.zip")

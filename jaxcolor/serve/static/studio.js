@@ -86,7 +86,7 @@ function renderList() {
                            (failed ? `, ${failed} failed` : "");
   $("progress").max = state.photos.length || 1;
   $("progress").value = done + failed;
-  $("download-all").disabled = done === 0;
+  $("download-all").disabled = !state.photos.some((p) => p.preview);
 }
 
 // ---- previews ------------------------------------------------------------------------------
@@ -192,22 +192,24 @@ function downloadHints() {
 
 async function downloadAll() {
   const format = $("format").value;
-  const done = state.photos.filter((p) => p.status === "done");
+  // Every photo coloured once, also one whose preview is being redone after a hint edit:
+  // its full-size result is coloured afresh with its current hints, so it belongs in the zip.
+  const coloured = state.photos.filter((p) => p.preview);
   const entries = [];
   const used = new Set();
   const button = $("download-all");
   button.disabled = true;
   try {
-    for (const [i, photo] of done.entries()) {
-      $("count").textContent = `Preparing ${i + 1} of ${done.length} at full size…`;
-      $("progress").max = done.length;
+    for (const [i, photo] of coloured.entries()) {
+      $("count").textContent = `Preparing ${i + 1} of ${coloured.length} at full size…`;
+      $("progress").max = coloured.length;
       $("progress").value = i;
       let name = `${photo.stem}-colour.${format}`;
       for (let n = 2; used.has(name); n++) name = `${photo.stem}-colour-${n}.${format}`;
       used.add(name);
       entries.push({name, blob: await fullResult(photo, format)});
     }
-    const hints = hintsDocument(done);
+    const hints = hintsDocument(coloured);
     if (Object.keys(hints).length) {
       entries.push({name: "hints.json", blob: new Blob([JSON.stringify(hints, null, 2)])});
     }
