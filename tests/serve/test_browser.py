@@ -83,8 +83,42 @@ def choose(driver, name: str) -> None:
     wait_for(attempt, what=f"{name} on screen")
 
 
+# Holds back every preview request by 3 s (full-size requests pass): a photo whose hints
+# just changed then stays "colouring" long enough for a test to act meanwhile.
+SLOW_PREVIEWS = """
+const send = window.fetch;
+window.fetch = async (url, options = {}) => {
+  if (options.body instanceof FormData && options.body.has("preview")) {
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+  }
+  return send(url, options);
+};
+"""
+
+
 def click(driver, element_id: str) -> None:
     driver.find_element(By.ID, element_id).click()
+
+
+def drag_marker(driver, dx: int) -> None:
+    """Drag the first hint marker `dx` pixels to the right (again if a preview arriving
+    redrew the markers between finding it and dragging it)."""
+    def attempt():
+        try:
+            marker = driver.find_element(By.CSS_SELECTOR, "#markers .marker")
+            ActionChains(driver).drag_and_drop_by_offset(marker, dx, 0).perform()
+            return True
+        except StaleElementReferenceException:
+            return False
+    wait_for(attempt, what="a hint marker to drag")
+
+
+def press_on_marker(driver, key: str) -> None:
+    """Focus the first hint marker and press `key` on whatever has the focus: a preview
+    arriving redraws the markers and the page keeps the focus on the redrawn one, as a
+    keyboard user needs (a held element reference would go stale instead)."""
+    driver.execute_script("document.querySelector('#markers .marker').focus()")
+    ActionChains(driver).send_keys(key).perform()
 
 
 def test_the_page_colours_a_photo_with_no_console_errors(browser, studio, photos):
@@ -121,18 +155,22 @@ def test_hints_are_preset_to_the_prediction_and_can_be_moved_removed_and_undone(
     click(browser, "undo")
     assert markers(browser) == [(color, x, y)]
 
-    marker = browser.find_element(By.CSS_SELECTOR, "#markers .marker")
-    ActionChains(browser).drag_and_drop_by_offset(marker, 50, 0).perform()
+    drag_marker(browser, 50)
     ((_, moved_x, moved_y),) = markers(browser)
     assert moved_x > x + 30 and abs(moved_y - y) <= 2
-    marker = browser.find_element(By.CSS_SELECTOR, "#markers .marker")
-    marker.send_keys(Keys.ARROW_LEFT)
+    browser.execute_script(SLOW_PREVIEWS)
+    press_on_marker(browser, Keys.ARROW_LEFT)
     assert markers(browser)[0][1] == moved_x - 1
+    spinner = browser.find_element(By.ID, "spinner")
+    wait_for(spinner.is_displayed, what="the recolouring to start")
+    wait_for(lambda: not spinner.is_displayed(), what="the recoloured preview")
+    focused = browser.execute_script("return document.activeElement.dataset.index")
+    assert focused == "0"  # the redrawn marker kept the keyboard focus
     click(browser, "reset")
     assert markers(browser) == []
     click(browser, "undo")
     assert markers(browser)[0][1] == moved_x - 1
-    browser.find_element(By.CSS_SELECTOR, "#markers .marker").send_keys(Keys.DELETE)
+    press_on_marker(browser, Keys.DELETE)
     assert markers(browser) == []
     assert console_errors(browser) == []
 
@@ -158,19 +196,6 @@ def test_downloads_are_the_command_line_result_and_its_hints_file(
     np.testing.assert_array_equal(np.asarray(Image.open(result)),
                                   np.asarray(Image.open(tmp_path / "cli" / "grandma.png")))
     assert console_errors(browser) == []
-
-
-# Holds back every preview request by 3 s (full-size requests pass): a photo whose hints
-# just changed then stays "colouring" long enough for a test to act meanwhile.
-SLOW_PREVIEWS = """
-const send = window.fetch;
-window.fetch = async (url, options = {}) => {
-  if (options.body instanceof FormData && options.body.has("preview")) {
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-  }
-  return send(url, options);
-};
-"""
 
 
 def test_download_all_zips_every_photo_and_the_hints(browser, studio, photos, tmp_path):

@@ -147,13 +147,17 @@ export class Editor {
     this.render();
   }
 
-  // The markers, from the photo's hints.
+  // The markers, from the photo's hints. A marker that had the keyboard focus keeps it (a
+  // preview arriving redraws them while someone moves one with the arrow keys).
   render() {
     const {markers} = this.el;
     const photo = this.photo;
     if (!photo) return;
     if (this.selected !== null && this.selected >= photo.hints.length) this.select(null);
+    const focused = markers.contains(document.activeElement) ?
+      document.activeElement.dataset.index : undefined;
     markers.replaceChildren(...photo.hints.map((hint, index) => this.marker(hint, index)));
+    if (focused !== undefined) markers.querySelector(`[data-index="${focused}"]`)?.focus();
   }
 
   marker(hint, index) {
@@ -213,7 +217,6 @@ export class Editor {
     const hint = photo.hints[index];
     photo.remember();
     photo.update(index, {x: hint.x + dx * unit, y: hint.y + dy * unit});
-    this.changed();
-    this.el.markers.querySelector(`[data-index="${index}"]`)?.focus();
+    this.changed();  // its redraw keeps this marker focused
   }
 }
