@@ -1,0 +1,130 @@
+r"""A chroma gain that grows with the predicted chroma, against one scale for every pixel.
+
+    python -m benchmarks.chroma_gain --photos /data/noes/photos,/data/more,/data/imagen_src \
+        --sources imagen --model jaxcolor/inference/weights/starter.npz \
+        --gammas 0.75,1.5,2 --workdir /data/q
+
+The shipped chroma scale multiplies every pixel's predicted a/b by one factor k
+(`model.chroma`). This measures the family ab * k * (|ab| / 20)^(gamma - 1) (gamma = 1:
+today's scale) on the quality benchmark's validation photos of `--sources` (its split, the
+paper protocol): for each gamma, k is bisected (geometrically, within [0.2, 6]) until
+delta-CF is within `--tolerance` of the reference's (gamma 1 at the model's own chroma),
+so the settings compare PSNR at equal colourfulness; then paired bootstrap intervals
+against the reference. One JSON line per gamma (every bisection step in it). No training:
+a prototype that decides whether the gain is worth building into the product
+(BENCHMARKS.md, "A chroma gain that grows with the predicted chroma").
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import common, quality, quality_data, tables
+
+AREA = "chroma_gain"
+R0 = 20.0  # Lab units: where the gain equals k whatever gamma
+
+
+def gain(ab, gamma: float, k: float):
+    """ab [..., 2] * k * (|ab| / R0)^(gamma - 1), in numpy or JAX (whichever `ab` is)."""
+    if gamma == 1.0:
+        return ab * np.float32(k)
+    xp = np if isinstance(ab, np.ndarray) else jnp
+    r = xp.sqrt(xp.sum(ab * ab, axis=-1, keepdims=True) + np.float32(1e-6))
+    return ab * np.float32(k) * (r / np.float32(R0)) ** np.float32(gamma - 1.0)
+
+
+def _measure(model: Path, gamma: float, k: float, photos: list[Path], reports: Path) -> dict:
+    from jaxcolor import evaluator
+    from jaxcolor.inference import evaluation
+    from jaxcolor.inference.colorizer import Colorizer
+
+    class Gained(Colorizer):
+        def predict(self, prepared):
+            return gain(super().predict(prepared), gamma, k)
+
+    colorizer = Gained.from_checkpoint(model, chroma=1.0)
+    report = evaluation.evaluate(colorizer, evaluation.photo_jobs(
+        photos, evaluation.Protocol("paper")), max_images=None, sheet=12)
+    out = reports / f"gain-gamma{gamma:g}-k{k:.4g}"
+    summary = evaluation.write_report(out, colorizer, report, {
+        "kind": "images", "protocol": "paper", "split": "validation", "gamma": gamma, "k": k})
+    model_m, gray = evaluator.model_and_gray(summary)
+    return {"gamma": gamma, "k": round(k, 4), "psnr": round(model_m["psnr"], 4),
+            "gain_over_gray": round(model_m["psnr"] - gray["psnr"], 4),
+            "delta_cf": round(model_m["delta_cf"], 3), "cf": round(model_m["cf"], 3),
+            "photos": len(report.per_image), "report": str(out / "metrics.json")}
+
+
+def gain_table(path: str) -> str:
+    """The newest line per model and gamma: the matched setting against the reference."""
+    newest = tables.newest(tables.read(path), lambda r: (r["config"]["model"], r["gamma"]))
+    interval = lambda v, d: f"{v[0]:+.{d}f} [{v[1]:+.{d}f}, {v[2]:+.{d}f}]"  # noqa: E731
+    rows = [[f"{r['gamma']:g}", f"{r['matched']['k']:.2f}", f"{r['matched']['psnr']:.2f}",
+             f"{r['matched']['delta_cf']:.1f}", interval(r["paired"]["psnr_diff"], 2),
+             interval(r["paired"]["delta_cf_diff"], 1)]
+            for (_, _), r in sorted(newest.items())]
+    return tables.markdown(["gamma", "k", "PSNR", "delta-CF", "PSNR minus reference (95% CI)",
+                            "delta-CF minus reference (95% CI)"], rows)
+
+
+TABLES = {"gain": gain_table}
+
+
+def main(argv=None) -> list[dict]:
+    if tables.requested(argv, AREA, TABLES):
+        return []
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--photos", required=True, help="the quality benchmark's pool folders")
+    p.add_argument("--sources", required=True, help="comma list of the pool's sources")
+    p.add_argument("--model", required=True, help="RUN directory or starter-format .npz")
+    p.add_argument("--gammas", required=True, help="comma list of exponents to compare")
+    p.add_argument("--workdir", required=True, help="reports go to WORKDIR/models/...")
+    p.add_argument("--tolerance", type=float, default=0.3, help="delta-CF match")
+    p.add_argument("--val_fraction", type=float, default=0.15)
+    p.add_argument("--val_per_source", type=int, default=120)
+    common.add_out_arg(p, AREA)
+    tables.add_args(p, AREA, TABLES)
+    args = p.parse_args(argv)
+
+    sources = set(args.sources.split(","))
+    _, val = quality_data.split(quality_data.pool([Path(r) for r in args.photos.split(",")]),
+                                fraction=args.val_fraction, per_source=args.val_per_source)
+    photos = sorted(ph.path for ph in val if ph.source in sources)
+    if not photos:
+        raise SystemExit(f"--sources: no validation photos of {sorted(sources)}")
+    model = Path(args.model)
+    reports = quality.model_reports(Path(args.workdir), model)
+    from jaxcolor.inference import starter
+
+    k_ref = float(starter.restore_model(model).config.model.get("chroma", 1.0))
+    reference = _measure(model, 1.0, k_ref, photos, reports)
+    results = []
+    for gamma in (float(g) for g in args.gammas.split(",")):
+        lo, hi, steps = 0.2, 6.0, []
+        for _ in range(10):
+            k = (lo * hi) ** 0.5
+            steps.append(_measure(model, gamma, k, photos, reports))
+            miss = steps[-1]["delta_cf"] - reference["delta_cf"]
+            if abs(miss) <= args.tolerance:
+                break
+            lo, hi = (k, hi) if miss > 0 else (lo, k)  # too little colour: a larger k
+        matched = steps[-1]
+        paired = quality.paired(matched["report"], reference["report"])
+        result = common.make_result(
+            "chroma_gain_minus_scale", paired["psnr_diff"][0], "dB", gamma=gamma,
+            matched=matched, reference=reference, bisection=steps, paired=paired,
+            config={"photos": args.photos, "sources": sorted(sources), "model": str(model),
+                    "r0": R0, "tolerance": args.tolerance})
+        common.emit(result, args.out)
+        results.append(result)
+    return results
+
+
+if __name__ == "__main__":
+    main()
