@@ -5,13 +5,13 @@ r"""A chroma gain that grows with the predicted chroma, against one scale for ev
         --gammas 0.75,1.5,2 --workdir /data/q
 
 The shipped chroma scale multiplies every pixel's predicted a/b by one factor k
-(`model.chroma`). This measures the family ab * k * (|ab| / 20)^(gamma - 1) (gamma = 1:
-today's scale) on the quality benchmark's validation photos of `--sources` (its split, the
-paper protocol): for each gamma, k is bisected (geometrically, within [0.2, 6]) until
-delta-CF is within `--tolerance` of the reference's (gamma 1 at the model's own chroma),
-so the settings compare PSNR at equal colourfulness; then paired bootstrap intervals
-against the reference. One JSON line per gamma (every bisection step in it). No training:
-a prototype that decides whether the gain is worth building into the product
+(`model.chroma`). This measures the family ab * k * (|ab| / 20)^(gamma - 1)
+(`color.scale_chroma`, `model.chroma_gamma`; gamma = 1: one scale) on the quality
+benchmark's validation photos of `--sources` (its split, the paper protocol): for each
+gamma, k is bisected (geometrically, within [0.2, 6]) until delta-CF is within
+`--tolerance` of the reference's (the model at its own chroma and exponent), so the
+settings compare PSNR at equal colourfulness; then paired bootstrap intervals against the
+reference. One JSON line per gamma (every bisection step in it). No training
 (BENCHMARKS.md, "A chroma gain that grows with the predicted chroma").
 """
 
@@ -20,22 +20,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import jax.numpy as jnp
-import numpy as np
-
 from benchmarks import common, quality, quality_data, tables
 
 AREA = "chroma_gain"
-R0 = 20.0  # Lab units: where the gain equals k whatever gamma
-
-
-def gain(ab, gamma: float, k: float):
-    """ab [..., 2] * k * (|ab| / R0)^(gamma - 1), in numpy or JAX (whichever `ab` is)."""
-    if gamma == 1.0:
-        return ab * np.float32(k)
-    xp = np if isinstance(ab, np.ndarray) else jnp
-    r = xp.sqrt(xp.sum(ab * ab, axis=-1, keepdims=True) + np.float32(1e-6))
-    return ab * np.float32(k) * (r / np.float32(R0)) ** np.float32(gamma - 1.0)
 
 
 def _measure(model: Path, gamma: float, k: float, photos: list[Path], reports: Path) -> dict:
@@ -43,11 +30,7 @@ def _measure(model: Path, gamma: float, k: float, photos: list[Path], reports: P
     from jaxcolor.inference import evaluation
     from jaxcolor.inference.colorizer import Colorizer
 
-    class Gained(Colorizer):
-        def predict(self, prepared):
-            return gain(super().predict(prepared), gamma, k)
-
-    colorizer = Gained.from_checkpoint(model, chroma=1.0)
+    colorizer = Colorizer.from_checkpoint(model, chroma=k, chroma_gamma=gamma)
     report = evaluation.evaluate(colorizer, evaluation.photo_jobs(
         photos, evaluation.Protocol("paper")), max_images=None, sheet=12)
     out = reports / f"gain-gamma{gamma:g}-k{k:.4g}"
@@ -100,10 +83,12 @@ def main(argv=None) -> list[dict]:
         raise SystemExit(f"--sources: no validation photos of {sorted(sources)}")
     model = Path(args.model)
     reports = quality.model_reports(Path(args.workdir), model)
+    from jaxcolor import color
     from jaxcolor.inference import starter
 
-    k_ref = float(starter.restore_model(model).config.model.get("chroma", 1.0))
-    reference = _measure(model, 1.0, k_ref, photos, reports)
+    own = starter.restore_model(model).config.model
+    reference = _measure(model, float(own.get("chroma_gamma", 1.0)),
+                         float(own.get("chroma", 1.0)), photos, reports)
     results = []
     for gamma in (float(g) for g in args.gammas.split(",")):
         lo, hi, steps = 0.2, 6.0, []
@@ -120,7 +105,7 @@ def main(argv=None) -> list[dict]:
             "chroma_gain_minus_scale", paired["psnr_diff"][0], "dB", gamma=gamma,
             matched=matched, reference=reference, bisection=steps, paired=paired,
             config={"photos": args.photos, "sources": sorted(sources), "model": str(model),
-                    "r0": R0, "tolerance": args.tolerance})
+                    "pivot": color.CHROMA_GAIN_PIVOT, "tolerance": args.tolerance})
         common.emit(result, args.out)
         results.append(result)
     return results

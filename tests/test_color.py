@@ -131,3 +131,26 @@ def test_srgb8_lightness_is_the_lab_conversions_l(xp):
     gray = rgb[..., 0]
     np.testing.assert_allclose(np.asarray(color.srgb8_lightness(xp, xp.asarray(gray))),
                                color.rgb_to_lab_np(np.stack([gray] * 3, -1))[..., 0], atol=1e-3)
+
+
+def test_scale_chroma_keeps_hue_and_scales_chroma_by_a_power_law():
+    rng = np.random.default_rng(0)
+    ab = rng.normal(0, 30, (64, 2)).astype(np.float32)
+    ab[0] = 0.0  # gray stays gray
+    ab[1] = (color.CHROMA_GAIN_PIVOT, 0.0)  # the pivot's gain is the scale, whatever gamma
+    np.testing.assert_allclose(color.scale_chroma(ab, 1.7, xp=np), 1.7 * ab)  # gamma 1
+    out = color.scale_chroma(ab, 1.7, 1.5, xp=np)
+    np.testing.assert_allclose(np.asarray(color.scale_chroma(jnp.asarray(ab), 1.7, 1.5)),
+                               out, rtol=1e-5, atol=1e-5)
+    chroma, scaled = np.hypot(*ab.T), np.hypot(*out.T)
+    strong = chroma > 1
+    np.testing.assert_allclose(  # hue kept: the same direction in the ab plane
+        out[strong] / scaled[strong, None], ab[strong] / chroma[strong, None], atol=1e-5)
+    np.testing.assert_allclose(scaled[strong], 1.7 * chroma[strong] ** 1.5
+                               / color.CHROMA_GAIN_PIVOT ** 0.5, rtol=1e-4)
+    np.testing.assert_allclose(out[:2], [[0, 0], [1.7 * color.CHROMA_GAIN_PIVOT, 0]],
+                               atol=1e-3)
+    # A traced exponent (no recompiling per gamma), and a finite gradient at gray.
+    grad = jax.grad(lambda x, g: color.scale_chroma(x, 2.0, g).sum())(
+        jnp.zeros((1, 2)), jnp.float32(1.5))
+    assert np.all(np.isfinite(np.asarray(grad)))

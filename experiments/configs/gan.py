@@ -78,6 +78,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # for a shipped model (benchmarks/quality.py --chroma); `--chroma` overrides it. Training
     # takes G's loss on the same delivered colours (1 until a model is calibrated).
     config.model.chroma = 1.0
+    # ...with this exponent on the predicted chroma (jaxcolor/color.py, `scale_chroma`): 1 is
+    # one scale for every pixel; above 1, strongly coloured pixels are scaled more.
+    config.model.chroma_gamma = 1.0
     # The encoder's ImageNet weights: a `jaxcolor port` output (models/port.py).
     config.model.backbone_weights = ml_collections.FieldReference(None, field_type=str)
     # G from another run's checkpoint ("RUN" or "RUN:STEP"), e.g. a hint-free model to learn

@@ -60,15 +60,17 @@ COMPOSES = ("auto", "device", "host")
 @functools.partial(jax.jit, static_argnums=(0, 6))
 def forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array,
             hint: jax.Array | None = None, chroma: jax.Array | float = 1.0,
-            reads_hints: bool = False) -> jax.Array:
-    """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100), times
-    `chroma`, drawn towards the hint map [B, R, R, 3] where one is given (`spread`); a G
-    with hint inputs (`reads_hints`) reads the map itself first. The graph definition is
+            reads_hints: bool = False, chroma_gamma: jax.Array | float = 1.0) -> jax.Array:
+    """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100), scaled by
+    `chroma` with exponent `chroma_gamma` (`color.scale_chroma`), drawn towards the hint map
+    [B, R, R, 3] where one is given (`spread`); a G with hint inputs (`reads_hints`) reads
+    the map itself first. The graph definition is
     static (hashable), so every Colorizer of the same architecture shares the compiled code
     of each batch shape."""
     model = nnx.merge(graphdef, params, batch_stats)
     ab_norm = model(color.normalize_l(L)[..., None], hint if reads_hints else None)
-    ab = color.denormalize_ab(ab_norm.astype(jnp.float32)) * chroma
+    ab = color.scale_chroma(color.denormalize_ab(ab_norm.astype(jnp.float32)), chroma,
+                            chroma_gamma)
     if hint is None:
         return ab
     return jax.lax.cond(jnp.any(hint[..., 2] > 0), lambda: spread_lib.spread(L, ab, hint),
@@ -118,13 +120,16 @@ class Colorizer:
       chroma: the predicted a/b are multiplied by this before composing (CIELAB chroma, hue
         kept); None: the model's own `config.model.chroma`, calibrated on validation photos
         for a shipped model (1 for a run that sets none).
+      chroma_gamma: the scale's exponent on the predicted chroma (`color.scale_chroma`: 1,
+        one scale for every pixel; above 1, more for pixels G colours strongly); None: the
+        model's own `config.model.chroma_gamma` (1 for a run that sets none).
     """
 
     def __init__(self, graphdef: nnx.GraphDef, variables: dict, config, *, step: int,
                  directory: Path | None = None, render_size: int | None = None,
                  batch_size: int = 8, upsample: str = "bilateral", backend: str = "jax",
                  compose: str = "auto", compose_threads: int | None = None,
-                 chroma: float | None = None):
+                 chroma: float | None = None, chroma_gamma: float | None = None):
         if backend not in BACKENDS:
             raise UsageError(f"backend: {backend!r}; choose one of {BACKENDS}")
         if compose not in COMPOSES:
@@ -148,6 +153,10 @@ class Colorizer:
         self.chroma = float(config.model.get("chroma", 1.0) if chroma is None else chroma)
         if not 0 <= self.chroma <= 4:
             raise UsageError(f"chroma must lie in [0, 4], got {self.chroma:g}")
+        self.chroma_gamma = float(config.model.get("chroma_gamma", 1.0)
+                                  if chroma_gamma is None else chroma_gamma)
+        if not 0.25 <= self.chroma_gamma <= 4:
+            raise UsageError(f"chroma_gamma must lie in [0.25, 4], got {self.chroma_gamma:g}")
         self._onnx = None
         if backend == "onnx":
             from jaxcolor.inference.onnx import runtime  # optional dependency, on demand
@@ -286,7 +295,7 @@ class Colorizer:
         L = np.asarray(L, np.float32)
         ab = color.denormalize_ab(self._onnx(color.normalize_l(L)[..., None],
                                              hint if self.reads_hints else None))
-        ab = ab * np.float32(self.chroma)  # any batch, no recompiling
+        ab = color.scale_chroma(ab, self.chroma, self.chroma_gamma, xp=np)
         if hint is None or not hint[..., 2].any():
             return ab
         return spread_lib.spread(L, ab, hint, xp=np)
@@ -308,7 +317,8 @@ class Colorizer:
         return forward(self.graphdef, self.variables["params"],
                        self.variables["batch_stats"], L,
                        None if hint is None else jnp.asarray(hint, jnp.float32),
-                       jnp.float32(self.chroma), self.reads_hints)
+                       jnp.float32(self.chroma), self.reads_hints,
+                       jnp.float32(self.chroma_gamma))
 
 
 @dataclasses.dataclass(frozen=True)

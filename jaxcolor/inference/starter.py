@@ -107,21 +107,27 @@ def restore_model(path: str | os.PathLike | None, *, step: int | None = None,
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="Write a starter model file from a run.")
-    parser.add_argument("run", help="a run workdir or its checkpoints directory")
+    parser.add_argument("run", help="a run workdir or its checkpoints directory, or a model "
+                        "file (.npz) to write again with a new calibration")
     parser.add_argument("out", help="the .npz to write (jaxcolor/inference/weights/starter.npz)")
     parser.add_argument("--step", type=int, default=None)
     parser.add_argument("--best", action="store_true")
     parser.add_argument("--dtype", default="float16", choices=("float16", "float32"))
     parser.add_argument("--chroma", type=float, default=None,
                         help="the calibrated chroma scale to ship (config.model.chroma)")
+    parser.add_argument("--chroma_gamma", type=float, default=None,
+                        help="the scale's exponent on the predicted chroma to ship "
+                             "(config.model.chroma_gamma)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="a bins head's annealed-mean temperature to ship "
                              "(config.model.temperature)")
     parser.add_argument("--about", default="{}", help="JSON provenance to store beside it")
     args = parser.parse_args(argv)
-    restored = restore_lib.restore(args.run, step=args.step, best=args.best)
+    restored = restore_model(args.run, step=args.step, best=args.best)
     if args.chroma is not None:
         restored.config.model.chroma = args.chroma
+    if args.chroma_gamma is not None:
+        restored.config.model.chroma_gamma = args.chroma_gamma
     if args.temperature is not None:
         if restored.config.model.get("colour_head", "regression") != "bins":
             raise UsageError(f"--temperature: {args.run} has no bins head "

@@ -14,8 +14,9 @@ the cross-entropy against the truth's soft encoding (rebalanced the same way), p
 also returned as a metric, and L1 of the delivered colours always (the L1 pick reads it).
 The cross-entropy is a few nats where L1 is ~0.1: a GAN phase over the bins head needs its
 own `gan.lambda_l1`.
-G is measured on the colours it delivers: its output times `config.model.chroma` (1 unless
-a shipped model's calibrated scale is being trained further), in the loss and in `evaluate`.
+G is measured on the colours it delivers: its output scaled by `config.model.chroma` with
+exponent `config.model.chroma_gamma` (`color.scale_chroma`; 1 and 1 unless a shipped
+model's calibrated scale is being trained further), in the loss and in `evaluate`.
 
 `config.g.trainable = "hints"` trains the hint branch alone (`models/hint_branch.py`) on
 a G in eval mode: every other weight and BatchNorm statistic stays as loaded, and a branch
@@ -75,7 +76,8 @@ class StepConfig:
     hints: simulated_hints.HintConfig | None = None  # G takes hints: simulate them (how)
     seed: int = 0  # of the simulated hints (with the step)
     trainable: str = "all"  # "all" | "hints": only the hint branch learns (module docstring)
-    chroma: float = 1.0  # G's output times this is what it delivers, and what is measured
+    chroma: float = 1.0  # G's output scaled by this (with exponent chroma_gamma) is what
+    chroma_gamma: float = 1.0  # it delivers, and what is measured (`color.scale_chroma`)
 
     @classmethod
     def from_config(cls, config) -> "StepConfig":
@@ -94,7 +96,8 @@ class StepConfig:
                    rebalance=bool(loss.get("rebalance", False)),
                    lambda_cf=float(loss.get("lambda_cf", 0.0)), hints=hints,
                    seed=int(config.seed), trainable=trainable,
-                   chroma=float(config.model.get("chroma", 1.0)))
+                   chroma=float(config.model.get("chroma", 1.0)),
+                   chroma_gamma=float(config.model.get("chroma_gamma", 1.0)))
 
     @property
     def g_train_mode(self) -> bool:
@@ -233,9 +236,13 @@ def reconstruction_loss(ctx: StepContext, l_norm, ab, ab_real,
 
 
 def delivered(ctx: StepContext, ab_norm: jax.Array) -> jax.Array:
-    """G's output as the colours it delivers (float32, times `config.model.chroma`)."""
+    """G's output as the colours it delivers (float32, normalised): scaled by
+    `config.model.chroma` with exponent `config.model.chroma_gamma` (`color.scale_chroma`)."""
     ab = ab_norm.astype(jnp.float32)
-    return ab if ctx.cfg.chroma == 1.0 else ab * ctx.cfg.chroma
+    if ctx.cfg.chroma_gamma == 1.0:
+        return ab if ctx.cfg.chroma == 1.0 else ab * ctx.cfg.chroma
+    return color.normalize_ab(color.scale_chroma(color.denormalize_ab(ab), ctx.cfg.chroma,
+                                                 ctx.cfg.chroma_gamma))
 
 
 def simulated_hint(ctx: StepContext, state: TrainState, ab_real) -> tuple[jax.Array | None, dict]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxcolor import color
+from jaxcolor.errors import UsageError
 from jaxcolor.inference import hints
 from jaxcolor.inference.colorizer import Colorizer
 from jaxcolor.inference.photo import Photo
@@ -127,3 +128,21 @@ def test_chroma_scales_the_colour_and_keeps_the_lightness():
     L = base.prepare(Photo(photo)).L_render[None]
     np.testing.assert_allclose(vivid.predict_ab(L), 2 * base.predict_ab(L), rtol=1e-5)
     assert_keeps_lightness(photo, vivid.colorize(photo))
+
+
+@pytest.mark.parametrize("backend", ["jax", "onnx"])
+def test_the_chroma_exponent_comes_from_the_config_and_scales_strong_colours_more(backend):
+    config = tiny_config(None)
+    config.data.crop_size = 64
+    photo = photo_rgb(64, 64)
+    base = Colorizer.from_config(config, backend=backend)
+    config.model.chroma, config.model.chroma_gamma = 1.5, 2.0
+    gained = Colorizer.from_config(config, backend=backend)
+    assert (gained.chroma, gained.chroma_gamma) == (1.5, 2.0)
+    L = base.prepare(Photo(photo)).L_render[None]
+    plain = base.predict_ab(L)
+    np.testing.assert_allclose(gained.predict_ab(L), color.scale_chroma(plain, 1.5, 2.0, xp=np),
+                               rtol=1e-4, atol=1e-4)
+    assert_keeps_lightness(photo, gained.colorize(photo))
+    with pytest.raises(UsageError, match="chroma_gamma must lie in"):
+        Colorizer.from_config(config, backend=backend, chroma_gamma=0.0)

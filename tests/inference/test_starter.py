@@ -7,7 +7,7 @@ import pytest
 from jaxcolor.errors import UsageError
 from jaxcolor.inference import restore, starter
 from jaxcolor.inference.colorizer import Colorizer
-from tests.support import photo_rgb, trained_workdir
+from tests.support import assert_trees_equal, photo_rgb, trained_workdir
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,16 @@ def test_a_run_written_as_a_starter_file_colours_as_the_run_does(workdir, tmp_pa
     assert np.abs(near.astype(int) - run.astype(int)).max() <= 2
 
 
-def test_the_writer_ships_a_chroma_and_refuses_a_temperature_without_a_bins_head(
+def test_the_writer_ships_a_calibration_and_refuses_a_temperature_without_a_bins_head(
         workdir, tmp_path, capsys):
     starter.main([str(workdir), str(tmp_path / "c.npz"), "--chroma", "1.5"])
     assert "wrote" in capsys.readouterr().out
     assert starter.load(tmp_path / "c.npz").config.model.chroma == 1.5
+    # A model file is written again with a new calibration, its weights unchanged.
+    starter.main([str(tmp_path / "c.npz"), str(tmp_path / "g.npz"), "--chroma_gamma", "1.5"])
+    first, again = starter.load(tmp_path / "c.npz"), starter.load(tmp_path / "g.npz")
+    assert (again.config.model.chroma, again.config.model.chroma_gamma) == (1.5, 1.5)
+    assert_trees_equal(first.variables, again.variables)
     with pytest.raises(UsageError, match="--temperature: .* has no bins head"):
         starter.main([str(workdir), str(tmp_path / "t.npz"), "--temperature", "0.2"])
     assert not (tmp_path / "t.npz").exists()

@@ -237,3 +237,21 @@ def test_the_trainable_choice_is_checked(records_dir):
     config.g.trainable = "hints"  # a G without hint inputs has no branch to train
     with pytest.raises(UsageError, match=r"needs a G with hint inputs"):
         StepConfig.from_config(config)
+
+
+def test_training_measures_the_colours_the_colorizer_delivers_with_the_chroma_exponent():
+    """`delivered` (the loss's and evaluate's colours) is G's output scaled as the Colorizer
+    scales it (`color.scale_chroma`), in the model's normalised units."""
+    from types import SimpleNamespace
+
+    from jaxcolor import color
+    from jaxcolor.train.steps import delivered
+
+    ab_norm = jax.random.uniform(jax.random.key(0), (2, 8, 8, 2), minval=-0.5, maxval=0.5)
+    ctx = SimpleNamespace(cfg=SimpleNamespace(chroma=1.8, chroma_gamma=1.5))
+    np.testing.assert_allclose(
+        color.denormalize_ab(np.asarray(delivered(ctx, ab_norm))),
+        color.scale_chroma(color.denormalize_ab(np.asarray(ab_norm)), 1.8, 1.5, xp=np),
+        rtol=1e-4, atol=1e-3)
+    ctx.cfg.chroma_gamma = 1.0
+    np.testing.assert_allclose(delivered(ctx, ab_norm), 1.8 * ab_norm, rtol=1e-6)
