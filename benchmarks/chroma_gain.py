@@ -39,13 +39,15 @@ def _measure(model: Path, gamma: float, k: float, photos: list[Path], reports: P
     model_m, gray = evaluator.model_and_gray(summary)
     return {"gamma": gamma, "k": round(k, 4), "psnr": round(model_m["psnr"], 4),
             "gain_over_gray": round(model_m["psnr"] - gray["psnr"], 4),
+            "gray": {"psnr": round(gray["psnr"], 4)},
             "delta_cf": round(model_m["delta_cf"], 3), "cf": round(model_m["cf"], 3),
             "photos": len(report.per_image), "report": str(out / "metrics.json")}
 
 
 def gain_table(path: str) -> str:
     """The newest line per model and gamma: the matched setting against the reference."""
-    newest = tables.newest(tables.read(path), lambda r: (r["config"]["model"], r["gamma"]))
+    lines = [r for r in tables.read(path) if r["figure"] == "chroma_gain_minus_scale"]
+    newest = tables.newest(lines, lambda r: (r["config"]["model"], r["gamma"]))
     interval = lambda v, d: f"{v[0]:+.{d}f} [{v[1]:+.{d}f}, {v[2]:+.{d}f}]"  # noqa: E731
     rows = [[f"{r['gamma']:g}", f"{r['matched']['k']:.2f}", f"{r['matched']['psnr']:.2f}",
              f"{r['matched']['delta_cf']:.1f}", interval(r["paired"]["psnr_diff"], 2),
@@ -58,15 +60,70 @@ def gain_table(path: str) -> str:
 TABLES = {"gain": gain_table}
 
 
+def _matched(model: Path, gammas: list[float], photos: list[Path], reports: Path,
+             tolerance: float, config: dict) -> list[dict]:
+    """Each gamma's k bisected to the reference's delta-CF, paired against the reference."""
+    from jaxcolor.inference import starter
+
+    own = starter.restore_model(model).config.model
+    reference = _measure(model, float(own.get("chroma_gamma", 1.0)),
+                         float(own.get("chroma", 1.0)), photos, reports)
+    results = []
+    for gamma in gammas:
+        lo, hi, steps = 0.2, 6.0, []
+        for _ in range(10):
+            k = (lo * hi) ** 0.5
+            steps.append(_measure(model, gamma, k, photos, reports))
+            miss = steps[-1]["delta_cf"] - reference["delta_cf"]
+            if abs(miss) <= tolerance:
+                break
+            lo, hi = (k, hi) if miss > 0 else (lo, k)  # too little colour: a larger k
+        matched = steps[-1]
+        paired = quality.paired(matched["report"], reference["report"])
+        results.append(common.make_result(
+            "chroma_gain_minus_scale", paired["psnr_diff"][0], "dB", gamma=gamma,
+            matched=matched, reference=reference, bisection=steps, paired=paired,
+            config=config))
+    return results
+
+
+def _calibrated(model: Path, gammas: list[float], scales: list[float], photos: list[Path],
+                reports: Path, config: dict) -> list[dict]:
+    """Each gamma at every scale; the standing chroma rule's pick (`quality.calibrated`)."""
+    results = []
+    for gamma in gammas:
+        points = [_measure(model, gamma, k, photos, reports) for k in scales]
+        pick = quality.calibrated(points)
+        results.append(common.make_result(
+            "chroma_gain_calibration", pick["k"], "scale", gamma=gamma, pick=pick,
+            points=points, config=config))
+    return results
+
+
+def _test(model: Path, against: Path, photos: list[Path], workdir: Path,
+          config: dict) -> list[dict]:
+    """Both model files at their own settings on the test photos, paired (model - against)."""
+    new, old = (quality.measure(m, None, photos, "test", reports=quality.model_reports(
+        workdir, m)) for m in (model, against))
+    paired = quality.paired(new["report"], old["report"])
+    return [common.make_result("chroma_gain_test", paired["psnr_diff"][0], "dB", model=new,
+                               against=old, paired=paired, config=config)]
+
+
 def main(argv=None) -> list[dict]:
     if tables.requested(argv, AREA, TABLES):
         return []
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--photos", required=True, help="the quality benchmark's pool folders")
-    p.add_argument("--sources", required=True, help="comma list of the pool's sources")
+    p.add_argument("--photos", help="the quality benchmark's pool folders")
+    p.add_argument("--sources", help="comma list of the pool's sources")
     p.add_argument("--model", required=True, help="RUN directory or starter-format .npz")
-    p.add_argument("--gammas", required=True, help="comma list of exponents to compare")
+    p.add_argument("--gammas", help="comma list of exponents to compare")
+    p.add_argument("--scales", help="comma list: measure every gamma at these scales and "
+                   "pick one by the chroma rule (instead of matching delta-CF)")
+    p.add_argument("--test_photos", help="read the test split: --model against --against, "
+                   "each at its own setting, paired (once, for the final table)")
+    p.add_argument("--against", help="with --test_photos: the model file it replaces")
     p.add_argument("--workdir", required=True, help="reports go to WORKDIR/models/...")
     p.add_argument("--tolerance", type=float, default=0.3, help="delta-CF match")
     p.add_argument("--val_fraction", type=float, default=0.15)
@@ -74,40 +131,34 @@ def main(argv=None) -> list[dict]:
     common.add_out_arg(p, AREA)
     tables.add_args(p, AREA, TABLES)
     args = p.parse_args(argv)
-
-    sources = set(args.sources.split(","))
-    _, val = quality_data.split(quality_data.pool([Path(r) for r in args.photos.split(",")]),
-                                fraction=args.val_fraction, per_source=args.val_per_source)
-    photos = sorted(ph.path for ph in val if ph.source in sources)
-    if not photos:
-        raise SystemExit(f"--sources: no validation photos of {sorted(sources)}")
-    model = Path(args.model)
-    reports = quality.model_reports(Path(args.workdir), model)
     from jaxcolor import color
-    from jaxcolor.inference import starter
+    from jaxcolor.data import images
 
-    own = starter.restore_model(model).config.model
-    reference = _measure(model, float(own.get("chroma_gamma", 1.0)),
-                         float(own.get("chroma", 1.0)), photos, reports)
-    results = []
-    for gamma in (float(g) for g in args.gammas.split(",")):
-        lo, hi, steps = 0.2, 6.0, []
-        for _ in range(10):
-            k = (lo * hi) ** 0.5
-            steps.append(_measure(model, gamma, k, photos, reports))
-            miss = steps[-1]["delta_cf"] - reference["delta_cf"]
-            if abs(miss) <= args.tolerance:
-                break
-            lo, hi = (k, hi) if miss > 0 else (lo, k)  # too little colour: a larger k
-        matched = steps[-1]
-        paired = quality.paired(matched["report"], reference["report"])
-        result = common.make_result(
-            "chroma_gain_minus_scale", paired["psnr_diff"][0], "dB", gamma=gamma,
-            matched=matched, reference=reference, bisection=steps, paired=paired,
-            config={"photos": args.photos, "sources": sorted(sources), "model": str(model),
-                    "pivot": color.CHROMA_GAIN_PIVOT, "tolerance": args.tolerance})
+    model, workdir = Path(args.model), Path(args.workdir)
+    config = {"model": str(model), "pivot": color.CHROMA_GAIN_PIVOT}
+    if args.test_photos:
+        if not args.against:
+            p.error("--test_photos needs --against")
+        config.update(test_photos=args.test_photos, against=args.against)
+        results = _test(model, Path(args.against), images.find_images(args.test_photos),
+                        workdir, config)
+    else:
+        if not (args.photos and args.sources and args.gammas):
+            p.error("validation needs --photos, --sources and --gammas")
+        sources = set(args.sources.split(","))
+        _, val = quality_data.split(quality_data.pool([Path(r) for r in args.photos.split(",")]),
+                                    fraction=args.val_fraction, per_source=args.val_per_source)
+        photos = sorted(ph.path for ph in val if ph.source in sources)
+        if not photos:
+            raise SystemExit(f"--sources: no validation photos of {sorted(sources)}")
+        config.update(photos=args.photos, sources=sorted(sources), tolerance=args.tolerance)
+        gammas = [float(g) for g in args.gammas.split(",")]
+        reports = quality.model_reports(workdir, model)
+        results = (_calibrated(model, gammas, [float(k) for k in args.scales.split(",")],
+                               photos, reports, config) if args.scales else
+                   _matched(model, gammas, photos, reports, args.tolerance, config))
+    for result in results:
         common.emit(result, args.out)
-        results.append(result)
     return results
 
 
