@@ -56,9 +56,14 @@ def add_colorizer_flags(parser: argparse.ArgumentParser) -> None:
                         help="full-resolution pixel work on the device (jitted JAX) or the "
                              "host (numpy); auto: device on an accelerator, else host")
     parser.add_argument("--chroma", type=float, default=None,
-                        help="multiply the predicted colour's chroma (a/b) by this: above 1 "
+                        help="scale the predicted colour's chroma (a/b) by this: above 1 "
                              "more vivid, below 1 more muted (default: the model's own, "
                              "calibrated on validation photos)")
+    parser.add_argument("--chroma_gamma", type=float, default=None,
+                        help="the scale's exponent on the predicted chroma: 1 scales every "
+                             "pixel alike; above 1, strongly coloured pixels more than faint "
+                             "ones (default: the model's own; `--chroma 1 --chroma_gamma 1` "
+                             "is the network's raw colour)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="threads decoding, finishing and writing photos beside the "
                              "device (default: every core)")
@@ -74,7 +79,7 @@ def load_colorizer(args):
     logging.set_verbosity(logging.ERROR)
     options = dict(render_size=args.render_size, batch_size=args.batch_size,
                    upsample=args.upsample, backend=args.backend, compose=args.compose,
-                   chroma=args.chroma)
+                   chroma=args.chroma, chroma_gamma=args.chroma_gamma)
     if args.checkpoint is None:
         check_no_step(args)
         colorizer = Colorizer.from_starter(**options)
@@ -100,9 +105,11 @@ def describe_model(colorizer) -> str:
     backbone = factory.backbone(colorizer.config.model)
     hints = ("reads colour hints, then spreads them" if colorizer.reads_hints
              else "hints spread after it")
+    about = (f"{backbone} U-Net, {hints}, chroma x{colorizer.chroma:g} with exponent "
+             f"{colorizer.chroma_gamma:g}")
     if colorizer.directory == starter.PATH:
-        return f"the starter model shipped with jaxcolor ({backbone} U-Net, {hints})"
-    return f"{colorizer.directory} step {colorizer.step} ({backbone} U-Net, {hints})"
+        return f"the starter model shipped with jaxcolor ({about})"
+    return f"{colorizer.directory} step {colorizer.step} ({about})"
 
 
 def add_shard_flag(parser: argparse.ArgumentParser) -> None:

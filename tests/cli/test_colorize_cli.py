@@ -153,6 +153,27 @@ def test_a_model_file_as_checkpoint_colours_as_its_run_does(workdir, tmp_path, c
                                   np.asarray(Image.open(tmp_path / "file" / "a.png")))
 
 
+def test_chroma_flags_reach_the_colours_and_the_model_line(workdir, tmp_path, capsys):
+    """--chroma and --chroma_gamma override the model's own calibration, and the model line
+    says which scale a run used; the raw colour (1, 1) differs from a gained one."""
+    src = tmp_path / "a.png"
+    Image.fromarray(photo_rgb(40, 56)).save(src)
+    outputs = {}
+    for name, flags in (("raw", ["--chroma=1", "--chroma_gamma=1"]),
+                        ("gained", ["--chroma=1.5", "--chroma_gamma=2"])):
+        assert jaxcolor_cli.main(["colorize", f"--checkpoint={workdir}", "--backend=jax",
+                                  f"--input={src}", f"--output={tmp_path / name}",
+                                  *flags]) == 0
+        outputs[name] = np.asarray(Image.open(tmp_path / name / "a.png"))
+    err = capsys.readouterr().err
+    assert "chroma x1 with exponent 1)" in err and "chroma x1.5 with exponent 2)" in err
+    assert np.abs(outputs["raw"].astype(int) - outputs["gained"].astype(int)).max() > 0
+    assert jaxcolor_cli.main(["colorize", f"--checkpoint={workdir}", f"--input={src}",
+                              f"--output={tmp_path / 'bad'}", "--chroma_gamma=9"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "error: chroma_gamma must lie in [0.25, 4], got 9"
+
+
 def test_shards_colour_the_whole_archive_once(workdir, tmp_path, capsys):
     """Three machines with --shard I/3 write exactly the unsharded run's files, each once."""
     photos = tmp_path / "in"
