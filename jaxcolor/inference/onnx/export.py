@@ -9,8 +9,9 @@ model takes l_norm = L / 50 - 1 as float32 NHWC [B, R, R, 1] and returns ab / 11
 checkpoint step, the render size and the run config (`jaxcolor.step`, `jaxcolor.render_size`,
 `jaxcolor.config`). With hint inputs it also takes the hint map [B, R, R, 3]
 (`models.hint_branch`). The file is G alone: the Colorizer's steps after G, the model's
-chroma scale (`model.chroma` of `jaxcolor.config`) and spreading the hints
-(`jaxcolor.inference.spread`, a few array operations), are left to its caller.
+chroma scale (`model.chroma` and `model.chroma_gamma` of `jaxcolor.config`:
+`color.scale_chroma`) and spreading the hints (`jaxcolor.inference.spread`, a few array
+operations), are left to its caller.
 
 `jaxcolor.inference.onnx.runtime.OnnxGenerator("gan101.onnx")` runs the file;
 `jaxcolor colorize --backend=onnx` builds the same graph in memory from the checkpoint, so it
