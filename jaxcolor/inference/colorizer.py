@@ -64,9 +64,8 @@ def forward(graphdef: nnx.GraphDef, params, batch_stats, L: jax.Array,
     """Lab ab [B, R, R, 2] of G in eval mode for lightness L [B, R, R] (0..100), scaled by
     `chroma` with exponent `chroma_gamma` (`color.scale_chroma`), drawn towards the hint map
     [B, R, R, 3] where one is given (`spread`); a G with hint inputs (`reads_hints`) reads
-    the map itself first. The graph definition is
-    static (hashable), so every Colorizer of the same architecture shares the compiled code
-    of each batch shape."""
+    the map itself first. The graph definition is static (hashable), so every Colorizer of
+    the same architecture shares the compiled code of each batch shape."""
     model = nnx.merge(graphdef, params, batch_stats)
     ab_norm = model(color.normalize_l(L)[..., None], hint if reads_hints else None)
     ab = color.scale_chroma(color.denormalize_ab(ab_norm.astype(jnp.float32)), chroma,
@@ -117,8 +116,8 @@ class Colorizer:
         the one chosen.
       compose_threads: threads of one host compose (None: one per core; pipelines that
         compose several photos at once pass 1).
-      chroma: the predicted a/b are multiplied by this before composing (CIELAB chroma, hue
-        kept); None: the model's own `config.model.chroma`, calibrated on validation photos
+      chroma: the predicted a/b are scaled by this before composing (CIELAB chroma, hue
+        kept; with `chroma_gamma`); None: the model's own `config.model.chroma`, calibrated on validation photos
         for a shipped model (1 for a run that sets none).
       chroma_gamma: the scale's exponent on the predicted chroma (`color.scale_chroma`: 1,
         one scale for every pixel; above 1, more for pixels G colours strongly); None: the
