@@ -26,22 +26,11 @@ AREA = "chroma_gain"
 
 
 def _measure(model: Path, gamma: float, k: float, photos: list[Path], reports: Path) -> dict:
-    from jaxcolor import evaluator
-    from jaxcolor.inference import evaluation
-    from jaxcolor.inference.colorizer import Colorizer
-
-    colorizer = Colorizer.from_checkpoint(model, chroma=k, chroma_gamma=gamma)
-    report = evaluation.evaluate(colorizer, evaluation.photo_jobs(
-        photos, evaluation.Protocol("paper")), max_images=None, sheet=12)
-    out = reports / f"gain-gamma{gamma:g}-k{k:.4g}"
-    summary = evaluation.write_report(out, colorizer, report, {
-        "kind": "images", "protocol": "paper", "split": "validation", "gamma": gamma, "k": k})
-    model_m, gray = evaluator.model_and_gray(summary)
-    return {"gamma": gamma, "k": round(k, 4), "psnr": round(model_m["psnr"], 4),
-            "gain_over_gray": round(model_m["psnr"] - gray["psnr"], 4),
-            "gray": {"psnr": round(gray["psnr"], 4)},
-            "delta_cf": round(model_m["delta_cf"], 3), "cf": round(model_m["cf"], 3),
-            "photos": len(report.per_image), "report": str(out / "metrics.json")}
+    """`quality.measure` at scale k with exponent gamma, with the fields the rules read."""
+    m = quality.measure(model, None, photos, "validation", chroma=k, reports=reports,
+                        chroma_gamma=gamma)
+    return {**m, "gamma": gamma, "k": round(k, 4),
+            "gain_over_gray": round(m["psnr"] - m["gray"]["psnr"], 4)}
 
 
 def gain_table(path: str) -> str:

@@ -202,13 +202,15 @@ def validation_picks(run_dir: Path) -> tuple[int, dict[str, int]]:
 
 
 def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
-            chroma: float | None = None, reports: Path | None = None) -> dict:
+            chroma: float | None = None, reports: Path | None = None,
+            chroma_gamma: float | None = None) -> dict:
     """A checkpoint on photos as `jaxcolor evaluate --protocol=paper` measures it (at a
-    chroma scale: `--chroma`): the summary, bootstrap intervals against the gray image, and
-    where the report is. `run_dir` may also be a starter-format `.npz` (the shipped starter
-    model, `jaxcolor.inference.starter`). Reports go under `reports`, by default the run
-    directory; a model file has none, so its caller names one (never the file's own folder:
-    the shipped starter's is inside the installed package)."""
+    chroma scale and exponent: `--chroma`, `chroma_gamma`): the summary, bootstrap
+    intervals against the gray image, and where the report is. `run_dir` may also be a
+    starter-format `.npz` (the shipped starter model, `jaxcolor.inference.starter`).
+    Reports go under `reports`, by default the run directory; a model file has none, so its
+    caller names one (never the file's own folder: the shipped starter's is inside the
+    installed package)."""
     from jaxcolor import evaluator
     from jaxcolor.inference import evaluation
     from jaxcolor.inference.colorizer import Colorizer
@@ -218,12 +220,14 @@ def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
             raise ValueError(f"{run_dir}: a model file has no run directory for its reports; "
                              "name one")
         reports = run_dir
-    colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma)
+    colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma,
+                                          chroma_gamma=chroma_gamma)
     jobs = evaluation.photo_jobs(paths, evaluation.Protocol("paper"))
     start = time.perf_counter()
     report = evaluation.evaluate(colorizer, jobs, max_images=None, sheet=12)
     seconds = time.perf_counter() - start
-    tag = "" if chroma is None else f"-chroma{chroma:g}"
+    tag = ("" if chroma is None else f"-chroma{chroma:g}") + \
+        ("" if chroma_gamma is None else f"-gamma{chroma_gamma:g}")
     out = Path(reports) / f"eval-{split.replace(':', '-')}-{colorizer.step}{tag}"
     summary = evaluation.write_report(out, colorizer, report,
                                       {"kind": "images", "protocol": "paper", "split": split})
@@ -231,6 +235,7 @@ def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
     per_image = {k: [r[k] for r in report.per_image] for k in ("psnr", "psnr_gray", "cf",
                                                                "cf_true")}
     return {"step": colorizer.step, "chroma": colorizer.chroma,
+            "chroma_gamma": colorizer.chroma_gamma,
             **{k: round(model[k], 4) for k in METRICS},
             "gray": {k: round(gray[k], 4) for k in METRICS},
             "intervals": _rounded(evaluator.bootstrap(per_image)),
