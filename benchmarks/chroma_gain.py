@@ -9,10 +9,12 @@ The shipped chroma scale multiplies every pixel's predicted a/b by one factor k
 (`color.scale_chroma`, `model.chroma_gamma`; gamma = 1: one scale) on the quality
 benchmark's validation photos of `--sources` (its split, the paper protocol): for each
 gamma, k is bisected (geometrically, within [0.2, 6]) until delta-CF is within
-`--tolerance` of the reference's (the model at its own chroma and exponent), so the
-settings compare PSNR at equal colourfulness; then paired bootstrap intervals against the
+`--tolerance` of the reference's (the model at its own chroma and exponent, or another
+model file at its own: `--reference`, two networks' weights compared), so the settings
+compare PSNR at equal colourfulness; then paired bootstrap intervals against the
 reference. One JSON line per gamma (every bisection step in it). No training
-(BENCHMARKS.md, "A chroma gain that grows with the predicted chroma").
+(BENCHMARKS.md, "A chroma gain that grows with the predicted chroma", "A mixture that no
+source outnumbers the ImageNet photos in").
 """
 
 from __future__ import annotations
@@ -38,25 +40,33 @@ def gain_table(path: str) -> str:
     lines = [r for r in tables.read(path) if r["figure"] == "chroma_gain_minus_scale"]
     newest = tables.newest(lines, lambda r: (r["config"]["model"], r["gamma"]))
     interval = lambda v, d: f"{v[0]:+.{d}f} [{v[1]:+.{d}f}, {v[2]:+.{d}f}]"  # noqa: E731
-    rows = [[f"{r['gamma']:g}", f"{r['matched']['k']:.2f}", f"{r['matched']['psnr']:.2f}",
+    name = lambda path: Path(path).name  # noqa: E731
+    rows = [[name(model), name(r["config"].get("reference", model)), f"{r['gamma']:g}",
+             f"{r['matched']['k']:.2f}", f"{r['matched']['psnr']:.2f}",
              f"{r['matched']['delta_cf']:.1f}", interval(r["paired"]["psnr_diff"], 2),
              interval(r["paired"]["delta_cf_diff"], 1)]
-            for (_, _), r in sorted(newest.items())]
-    return tables.markdown(["gamma", "k", "PSNR", "delta-CF", "PSNR minus reference (95% CI)",
-                            "delta-CF minus reference (95% CI)"], rows)
+            for (model, _), r in sorted(newest.items())]
+    return tables.markdown(["model", "reference", "gamma", "k", "PSNR", "delta-CF",
+                            "PSNR minus reference (95% CI)", "delta-CF minus reference (95% CI)"],
+                           rows)
 
 
 TABLES = {"gain": gain_table}
 
 
-def _matched(model: Path, gammas: list[float], photos: list[Path], reports: Path,
-             tolerance: float, config: dict) -> list[dict]:
-    """Each gamma's k bisected to the reference's delta-CF, paired against the reference."""
+def _own_setting(model: Path, photos: list[Path], reports: Path) -> dict:
+    """A model measured at the chroma scale and exponent its file ships with."""
     from jaxcolor.inference import starter
 
     own = starter.restore_model(model).config.model
-    reference = _measure(model, float(own.get("chroma_gamma", 1.0)),
-                         float(own.get("chroma", 1.0)), photos, reports)
+    return _measure(model, float(own.get("chroma_gamma", 1.0)), float(own.get("chroma", 1.0)),
+                    photos, reports)
+
+
+def _matched(model: Path, gammas: list[float], photos: list[Path], reports: Path,
+             tolerance: float, config: dict, reference: dict) -> list[dict]:
+    """Each gamma's k bisected to the reference's delta-CF, paired against the reference
+    (a `_measure` result: this model or another at its own setting)."""
     results = []
     for gamma in gammas:
         lo, hi, steps = 0.2, 6.0, []
@@ -113,6 +123,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--test_photos", help="read the test split: --model against --against, "
                    "each at its own setting, paired (once, for the final table)")
     p.add_argument("--against", help="with --test_photos: the model file it replaces")
+    p.add_argument("--reference", help="match and pair against this model file at its own "
+                   "setting (default: --model at its own)")
     p.add_argument("--workdir", required=True, help="reports go to WORKDIR/models/...")
     p.add_argument("--tolerance", type=float, default=0.3, help="delta-CF match")
     p.add_argument("--val_fraction", type=float, default=0.15)
@@ -143,9 +155,15 @@ def main(argv=None) -> list[dict]:
         config.update(photos=args.photos, sources=sorted(sources), tolerance=args.tolerance)
         gammas = [float(g) for g in args.gammas.split(",")]
         reports = quality.model_reports(workdir, model)
-        results = (_calibrated(model, gammas, [float(k) for k in args.scales.split(",")],
-                               photos, reports, config) if args.scales else
-                   _matched(model, gammas, photos, reports, args.tolerance, config))
+        if args.scales:
+            results = _calibrated(model, gammas, [float(k) for k in args.scales.split(",")],
+                                  photos, reports, config)
+        else:
+            other = Path(args.reference) if args.reference else model
+            config.update(reference=str(other))
+            reference = _own_setting(other, photos, quality.model_reports(workdir, other))
+            results = _matched(model, gammas, photos, reports, args.tolerance, config,
+                               reference)
     for result in results:
         common.emit(result, args.out)
     return results

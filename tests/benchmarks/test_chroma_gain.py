@@ -1,0 +1,49 @@
+"""benchmarks.chroma_gain's matched mode: k bisected until the model's delta-CF meets the
+reference's (the same file at its own setting, or another model file: `--reference`), then
+paired against that reference's report. The measurements are the quality benchmark's (slow,
+run by hand); here a fake model whose colour falls as 1/k stands in for them."""
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def chroma_gain(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO))
+    from benchmarks import chroma_gain
+
+    measured = []
+
+    def fake_measure(model, gamma, k, photos, reports):
+        measured.append((Path(model).name, gamma, round(k, 4)))
+        delta_cf = 40.0 / k  # more scale, more colour: delta-CF falls
+        return {"delta_cf": delta_cf, "psnr": 22.0 - 0.1 * k, "k": round(k, 4),
+                "gamma": gamma, "report": f"{Path(model).name}@{k:.4f}"}
+
+    monkeypatch.setattr(chroma_gain, "_measure", fake_measure)
+    monkeypatch.setattr(chroma_gain.quality, "paired", lambda a, b: {
+        "psnr_diff": [0.1, 0.0, 0.2], "delta_cf_diff": [0.0, -0.5, 0.5], "pair": (a, b)})
+    return chroma_gain, measured
+
+
+def test_k_is_bisected_to_the_references_delta_cf_and_paired_against_it(chroma_gain):
+    module, measured = chroma_gain
+    reference = {"delta_cf": 8.9, "report": "starter.npz@own"}
+    [result] = module._matched(Path("cap.npz"), [1.5], [], Path("r"), 0.3, {}, reference)
+    assert abs(result["matched"]["delta_cf"] - 8.9) <= 0.3
+    assert result["paired"]["pair"] == (result["matched"]["report"], "starter.npz@own")
+    assert result["gamma"] == 1.5 and result["reference"] is reference
+    assert all(name == "cap.npz" and gamma == 1.5 for name, gamma, _ in measured)
+    assert len(result["bisection"]) == len(measured) > 1
+
+
+def test_a_reference_out_of_reach_stops_after_ten_steps(chroma_gain):
+    """delta-CF 2 would need k = 20, beyond the bracket [0.2, 6]: the bisection gives up at
+    its last step rather than looping, and the line says how far it got."""
+    module, measured = chroma_gain
+    [result] = module._matched(Path("m.npz"), [1.0], [], Path("r"), 0.3, {},
+                               {"delta_cf": 2.0, "report": "x"})
+    assert len(measured) == 10 and result["matched"]["delta_cf"] > 6.5
