@@ -35,23 +35,35 @@ def _measure(model: Path, gamma: float, k: float, photos: list[Path], reports: P
             "gain_over_gray": round(m["psnr"] - m["gray"]["psnr"], 4)}
 
 
-def gain_table(path: str) -> str:
-    """The newest line per model and gamma: the matched setting against the reference."""
-    lines = [r for r in tables.read(path) if r["figure"] == "chroma_gain_minus_scale"]
+def _matched_table(path: str, *, across_models: bool) -> str:
+    lines = [r for r in tables.read(path) if r["figure"] == "chroma_gain_minus_scale"
+             and (r["config"].get("reference", r["config"]["model"]) != r["config"]["model"])
+             == across_models]
     newest = tables.newest(lines, lambda r: (r["config"]["model"], r["gamma"]))
     interval = lambda v, d: f"{v[0]:+.{d}f} [{v[1]:+.{d}f}, {v[2]:+.{d}f}]"  # noqa: E731
-    name = lambda path: Path(path).name  # noqa: E731
-    rows = [[name(model), name(r["config"].get("reference", model)), f"{r['gamma']:g}",
-             f"{r['matched']['k']:.2f}", f"{r['matched']['psnr']:.2f}",
-             f"{r['matched']['delta_cf']:.1f}", interval(r["paired"]["psnr_diff"], 2),
-             interval(r["paired"]["delta_cf_diff"], 1)]
+    rows = [([Path(model).name, Path(r["config"]["reference"]).name] if across_models else [])
+            + [f"{r['gamma']:g}", f"{r['matched']['k']:.2f}", f"{r['matched']['psnr']:.2f}",
+               f"{r['matched']['delta_cf']:.1f}", interval(r["paired"]["psnr_diff"], 2),
+               interval(r["paired"]["delta_cf_diff"], 1)]
             for (model, _), r in sorted(newest.items())]
-    return tables.markdown(["model", "reference", "gamma", "k", "PSNR", "delta-CF",
-                            "PSNR minus reference (95% CI)", "delta-CF minus reference (95% CI)"],
-                           rows)
+    return tables.markdown((["model", "reference"] if across_models else [])
+                           + ["gamma", "k", "PSNR", "delta-CF", "PSNR minus reference (95% CI)",
+                              "delta-CF minus reference (95% CI)"], rows)
 
 
-TABLES = {"gain": gain_table}
+def gain_table(path: str) -> str:
+    """The newest line per model and gamma matched to the same model at its own setting: each
+    exponent against the shipped one scale."""
+    return _matched_table(path, across_models=False)
+
+
+def weights_table(path: str) -> str:
+    """The newest line per model and gamma matched to another model file (`--reference`):
+    two networks' weights at equal colour."""
+    return _matched_table(path, across_models=True)
+
+
+TABLES = {"gain": gain_table, "weights": weights_table}
 
 
 def _own_setting(model: Path, photos: list[Path], reports: Path) -> dict:

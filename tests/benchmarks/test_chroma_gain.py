@@ -47,3 +47,26 @@ def test_a_reference_out_of_reach_stops_after_ten_steps(chroma_gain):
     [result] = module._matched(Path("m.npz"), [1.0], [], Path("r"), 0.3, {},
                                {"delta_cf": 2.0, "report": "x"})
     assert len(measured) == 10 and result["matched"]["delta_cf"] > 6.5
+
+
+def test_exponents_and_other_networks_have_their_own_tables(chroma_gain, tmp_path):
+    """A line matched to the model itself (an exponent against one scale) and one matched to
+    another file (`--reference`: another network's weights) never share a table."""
+    import json
+
+    module, _ = chroma_gain
+
+    def line(model, reference, psnr_diff):
+        config = {"model": model, **({"reference": reference} if reference else {})}
+        return {"figure": "chroma_gain_minus_scale", "gamma": 1.5, "config": config,
+                "matched": {"k": 2.0, "psnr": 21.0, "delta_cf": 9.0},
+                "paired": {"psnr_diff": [psnr_diff, -1.0, 1.0], "delta_cf_diff": [0, -1, 1]}}
+
+    path = tmp_path / "lines.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (
+        line("/a/starter.npz", None, 0.24),  # written before --reference existed
+        line("/a/starter.npz", "/a/starter.npz", 0.25),
+        line("/b/cap.npz", "/a/starter.npz", -0.21))))
+    gain, weights = module.gain_table(str(path)), module.weights_table(str(path))
+    assert "+0.25 [" in gain and "-0.21" not in gain and "cap.npz" not in gain
+    assert "| cap.npz | starter.npz | 1.5 |" in weights and "+0.25" not in weights
