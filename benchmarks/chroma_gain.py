@@ -27,11 +27,13 @@ from benchmarks import common, quality, quality_data, tables
 AREA = "chroma_gain"
 
 
-def _measure(model: Path, gamma: float, k: float, photos: list[Path], reports: Path) -> dict:
-    """`quality.measure` at scale k with exponent gamma, with the fields the rules read."""
+def _measure(model: Path, gamma: float | None, k: float | None, photos: list[Path],
+             reports: Path) -> dict:
+    """`quality.measure` at scale k with exponent gamma (None: the model's own), with the
+    fields the rules read."""
     m = quality.measure(model, None, photos, "validation", chroma=k, reports=reports,
                         chroma_gamma=gamma)
-    return {**m, "gamma": gamma, "k": round(k, 4),
+    return {**m, "gamma": m["chroma_gamma"], "k": round(m["chroma"], 4),
             "gain_over_gray": round(m["psnr"] - m["gray"]["psnr"], 4)}
 
 
@@ -64,15 +66,6 @@ def weights_table(path: str) -> str:
 
 
 TABLES = {"gain": gain_table, "weights": weights_table}
-
-
-def _own_setting(model: Path, photos: list[Path], reports: Path) -> dict:
-    """A model measured at the chroma scale and exponent its file ships with."""
-    from jaxcolor.inference import starter
-
-    own = starter.restore_model(model).config.model
-    return _measure(model, float(own.get("chroma_gamma", 1.0)), float(own.get("chroma", 1.0)),
-                    photos, reports)
 
 
 def _matched(model: Path, gammas: list[float], photos: list[Path], reports: Path,
@@ -173,7 +166,8 @@ def main(argv=None) -> list[dict]:
         else:
             other = Path(args.reference) if args.reference else model
             config.update(reference=str(other))
-            reference = _own_setting(other, photos, quality.model_reports(workdir, other))
+            reference = _measure(other, None, None, photos,
+                                 quality.model_reports(workdir, other))
             results = _matched(model, gammas, photos, reports, args.tolerance, config,
                                reference)
     for result in results:
