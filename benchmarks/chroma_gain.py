@@ -10,11 +10,12 @@ The shipped chroma scale multiplies every pixel's predicted a/b by one factor k
 benchmark's validation photos of `--sources` (its split, the paper protocol): for each
 gamma, k is bisected (geometrically, within [0.2, 6]) until delta-CF is within
 `--tolerance` of the reference's (the model at its own chroma and exponent, or another
-model file at its own: `--reference`, two networks' weights compared), so the settings
-compare PSNR at equal colourfulness; then paired bootstrap intervals against the
-reference. One JSON line per gamma (every bisection step in it). No training
-(BENCHMARKS.md, "A chroma gain that grows with the predicted chroma", "A mixture that no
-source outnumbers the ImageNet photos in").
+model file at its own: `--reference`, two networks' weights compared; or the model at
+another render size against itself at its own: `--render_size`), so the settings compare
+PSNR at equal colourfulness; then paired bootstrap intervals against the reference. One
+JSON line per gamma (every bisection step in it). No training (BENCHMARKS.md, "A chroma
+gain that grows with the predicted chroma", "A mixture that no source outnumbers the
+ImageNet photos in", "The render size").
 """
 
 from __future__ import annotations
@@ -28,56 +29,82 @@ AREA = "chroma_gain"
 
 
 def _measure(model: Path, gamma: float | None, k: float | None, photos: list[Path],
-             reports: Path) -> dict:
-    """`quality.measure` at scale k with exponent gamma (None: the model's own), with the
-    fields the rules read."""
+             reports: Path, render_size: int | None = None) -> dict:
+    """`quality.measure` at scale k with exponent gamma and render size (None: the model's
+    own), with the fields the rules read."""
     m = quality.measure(model, None, photos, "validation", chroma=k, reports=reports,
-                        chroma_gamma=gamma)
+                        chroma_gamma=gamma, render_size=render_size)
     return {**m, "gamma": m["chroma_gamma"], "k": round(m["chroma"], 4),
             "gain_over_gray": round(m["psnr"] - m["gray"]["psnr"], 4)}
 
 
-def _matched_table(path: str, *, across_models: bool) -> str:
-    lines = [r for r in tables.read(path) if r["figure"] == "chroma_gain_minus_scale"
-             and (r["config"].get("reference", r["config"]["model"]) != r["config"]["model"])
-             == across_models]
-    newest = tables.newest(lines, lambda r: (r["config"]["model"], r["gamma"]))
+def _kind(line: dict) -> str:
+    """Which comparison a matched line is: the model at another render size (`render`),
+    against another model file (`weights`), or its exponent against its own one scale
+    (`gain`)."""
+    config = line["config"]
+    if config.get("render_size"):
+        return "render"
+    return "weights" if config.get("reference", config["model"]) != config["model"] else "gain"
+
+
+def _matched_table(path: str, kind: str) -> str:
+    lines = [r for r in tables.read(path)
+             if r["figure"] == "chroma_gain_minus_scale" and _kind(r) == kind]
+    newest = tables.newest(lines, lambda r: (r["config"]["model"], r["gamma"],
+                                             r["config"].get("render_size")))
     interval = lambda v, d: f"{v[0]:+.{d}f} [{v[1]:+.{d}f}, {v[2]:+.{d}f}]"  # noqa: E731
-    rows = [([Path(model).name, Path(r["config"]["reference"]).name] if across_models else [])
-            + [f"{r['gamma']:g}", f"{r['matched']['k']:.2f}", f"{r['matched']['psnr']:.2f}",
-               f"{r['matched']['delta_cf']:.1f}", interval(r["paired"]["psnr_diff"], 2),
-               interval(r["paired"]["delta_cf_diff"], 1)]
-            for (model, _), r in sorted(newest.items())]
-    return tables.markdown((["model", "reference"] if across_models else [])
-                           + ["gamma", "k", "PSNR", "delta-CF", "PSNR minus reference (95% CI)",
-                              "delta-CF minus reference (95% CI)"], rows)
+    first = {"gain": lambda r: [],
+             "weights": lambda r: [Path(r["config"]["model"]).name,
+                                   Path(r["config"]["reference"]).name],
+             "render": lambda r: [Path(r["config"]["model"]).name,
+                                  str(r["matched"]["render_size"]),
+                                  str(r["reference"]["render_size"])]}[kind]
+    rows = [first(r) + [f"{r['gamma']:g}", f"{r['matched']['k']:.2f}",
+                        f"{r['matched']['psnr']:.2f}", f"{r['matched']['delta_cf']:.1f}",
+                        interval(r["paired"]["psnr_diff"], 2),
+                        interval(r["paired"]["delta_cf_diff"], 1)]
+            for _, r in sorted(newest.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0))]
+    head = {"gain": [], "weights": ["model", "reference"],
+            "render": ["model", "render size", "reference's"]}[kind]
+    return tables.markdown(head + ["gamma", "k", "PSNR", "delta-CF",
+                                   "PSNR minus reference (95% CI)",
+                                   "delta-CF minus reference (95% CI)"], rows)
 
 
 def gain_table(path: str) -> str:
     """The newest line per model and gamma matched to the same model at its own setting: each
     exponent against the shipped one scale."""
-    return _matched_table(path, across_models=False)
+    return _matched_table(path, "gain")
 
 
 def weights_table(path: str) -> str:
     """The newest line per model and gamma matched to another model file (`--reference`):
     two networks' weights at equal colour."""
-    return _matched_table(path, across_models=True)
+    return _matched_table(path, "weights")
 
 
-TABLES = {"gain": gain_table, "weights": weights_table}
+def render_table(path: str) -> str:
+    """The newest line per model, gamma and render size matched to the model at its own
+    render size: the scale the network sees photos at, at equal colour."""
+    return _matched_table(path, "render")
+
+
+TABLES = {"gain": gain_table, "weights": weights_table, "render": render_table}
 
 
 def _matched(model: Path, gammas: list[float], photos: list[Path], reports: Path,
-             tolerance: float, config: dict, reference: dict) -> list[dict]:
-    """Each gamma's k bisected to the reference's delta-CF, paired against the reference
-    (a `_measure` result: this model or another at its own setting)."""
+             tolerance: float, config: dict, reference: dict,
+             render_size: int | None = None) -> list[dict]:
+    """Each gamma's k bisected (at `render_size`) to the reference's delta-CF, paired
+    against the reference (a `_measure` result: this model or another at its own
+    setting)."""
     results = []
     for gamma in gammas:
         lo, hi, steps = 0.2, 6.0, []
         for _ in range(10):
             k = (lo * hi) ** 0.5
-            steps.append(_measure(model, gamma, k, photos, reports))
+            steps.append(_measure(model, gamma, k, photos, reports, render_size))
             miss = steps[-1]["delta_cf"] - reference["delta_cf"]
             if abs(miss) <= tolerance:
                 break
@@ -130,6 +157,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--against", help="with --test_photos: the model file it replaces")
     p.add_argument("--reference", help="match and pair against this model file at its own "
                    "setting (default: --model at its own)")
+    p.add_argument("--render_size", type=int, help="match and pair --model at this render "
+                   "size against the reference at its own")
     p.add_argument("--workdir", required=True, help="reports go to WORKDIR/models/...")
     p.add_argument("--tolerance", type=float, default=0.3, help="delta-CF match")
     p.add_argument("--val_fraction", type=float, default=0.15)
@@ -165,11 +194,11 @@ def main(argv=None) -> list[dict]:
                                   photos, reports, config)
         else:
             other = Path(args.reference) if args.reference else model
-            config.update(reference=str(other))
+            config.update(reference=str(other), render_size=args.render_size)
             reference = _measure(other, None, None, photos,
                                  quality.model_reports(workdir, other))
             results = _matched(model, gammas, photos, reports, args.tolerance, config,
-                               reference)
+                               reference, args.render_size)
     for result in results:
         common.emit(result, args.out)
     return results

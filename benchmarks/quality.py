@@ -203,9 +203,10 @@ def validation_picks(run_dir: Path) -> tuple[int, dict[str, int]]:
 
 def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
             chroma: float | None = None, reports: Path | None = None,
-            chroma_gamma: float | None = None) -> dict:
+            chroma_gamma: float | None = None, render_size: int | None = None) -> dict:
     """A checkpoint on photos as `jaxcolor evaluate --protocol=paper` measures it (at a
-    chroma scale and exponent: `--chroma`, `chroma_gamma`): the summary, bootstrap
+    chroma scale, exponent and render size: `--chroma`, `chroma_gamma`, `render_size`;
+    None: the model's own): the summary, bootstrap
     intervals against the gray image, and where the report is. `run_dir` may also be a
     starter-format `.npz` (the shipped starter model, `jaxcolor.inference.starter`).
     Reports go under `reports`, by default the run directory; a model file has none, so its
@@ -221,13 +222,14 @@ def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
                              "name one")
         reports = run_dir
     colorizer = Colorizer.from_checkpoint(run_dir, step=step, chroma=chroma,
-                                          chroma_gamma=chroma_gamma)
+                                          chroma_gamma=chroma_gamma, render_size=render_size)
     jobs = evaluation.photo_jobs(paths, evaluation.Protocol("paper"))
     start = time.perf_counter()
     report = evaluation.evaluate(colorizer, jobs, max_images=None, sheet=12)
     seconds = time.perf_counter() - start
     tag = ("" if chroma is None else f"-chroma{chroma:g}") + \
-        ("" if chroma_gamma is None else f"-gamma{chroma_gamma:g}")
+        ("" if chroma_gamma is None else f"-gamma{chroma_gamma:g}") + \
+        ("" if render_size is None else f"-render{colorizer.render_size}")
     out = Path(reports) / f"eval-{split.replace(':', '-')}-{colorizer.step}{tag}"
     summary = evaluation.write_report(out, colorizer, report,
                                       {"kind": "images", "protocol": "paper", "split": split})

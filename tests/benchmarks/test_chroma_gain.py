@@ -17,8 +17,8 @@ def chroma_gain(monkeypatch):
 
     measured = []
 
-    def fake_measure(model, gamma, k, photos, reports):
-        measured.append((Path(model).name, gamma, round(k, 4)))
+    def fake_measure(model, gamma, k, photos, reports, render_size=None):
+        measured.append((Path(model).name, gamma, round(k, 4), render_size))
         delta_cf = 40.0 / k  # more scale, more colour: delta-CF falls
         return {"delta_cf": delta_cf, "psnr": 22.0 - 0.1 * k, "k": round(k, 4),
                 "gamma": gamma, "report": f"{Path(model).name}@{k:.4f}"}
@@ -36,8 +36,16 @@ def test_k_is_bisected_to_the_references_delta_cf_and_paired_against_it(chroma_g
     assert abs(result["matched"]["delta_cf"] - 8.9) <= 0.3
     assert result["paired"]["pair"] == (result["matched"]["report"], "starter.npz@own")
     assert result["gamma"] == 1.5 and result["reference"] is reference
-    assert all(name == "cap.npz" and gamma == 1.5 for name, gamma, _ in measured)
+    assert all(name == "cap.npz" and gamma == 1.5 and render is None
+               for name, gamma, _, render in measured)
     assert len(result["bisection"]) == len(measured) > 1
+
+
+def test_the_model_is_bisected_at_the_render_size_asked_for(chroma_gain):
+    module, measured = chroma_gain
+    module._matched(Path("starter.npz"), [1.5], [], Path("r"), 0.3, {},
+                    {"delta_cf": 8.9, "report": "starter.npz@own"}, 192)
+    assert measured and all(render == 192 for *_, render in measured)
 
 
 def test_a_reference_out_of_reach_stops_after_ten_steps(chroma_gain):
@@ -49,24 +57,35 @@ def test_a_reference_out_of_reach_stops_after_ten_steps(chroma_gain):
     assert len(measured) == 10 and result["matched"]["delta_cf"] > 6.5
 
 
-def test_exponents_and_other_networks_have_their_own_tables(chroma_gain, tmp_path):
-    """A line matched to the model itself (an exponent against one scale) and one matched to
-    another file (`--reference`: another network's weights) never share a table."""
+def test_exponents_other_networks_and_render_sizes_have_their_own_tables(chroma_gain,
+                                                                         tmp_path):
+    """A line matched to the model itself (an exponent against one scale), one matched to
+    another file (`--reference`: another network's weights) and one of the model at another
+    render size (`--render_size`) never share a table."""
     import json
 
     module, _ = chroma_gain
 
-    def line(model, reference, psnr_diff):
-        config = {"model": model, **({"reference": reference} if reference else {})}
+    def line(model, reference, psnr_diff, render_size=None):
+        config = {"model": model, **({"reference": reference} if reference else {}),
+                  **({"render_size": render_size} if render_size else {})}
         return {"figure": "chroma_gain_minus_scale", "gamma": 1.5, "config": config,
-                "matched": {"k": 2.0, "psnr": 21.0, "delta_cf": 9.0},
+                "matched": {"k": 2.0, "psnr": 21.0, "delta_cf": 9.0,
+                            "render_size": render_size or 128},
+                "reference": {"render_size": 128},
                 "paired": {"psnr_diff": [psnr_diff, -1.0, 1.0], "delta_cf_diff": [0, -1, 1]}}
 
     path = tmp_path / "lines.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in (
         line("/a/starter.npz", None, 0.24),  # written before --reference existed
         line("/a/starter.npz", "/a/starter.npz", 0.25),
-        line("/b/cap.npz", "/a/starter.npz", -0.21))))
+        line("/b/cap.npz", "/a/starter.npz", -0.21),
+        line("/a/starter.npz", "/a/starter.npz", 0.31, render_size=192))))
     gain, weights = module.gain_table(str(path)), module.weights_table(str(path))
+    render = module.render_table(str(path))
     assert "+0.25 [" in gain and "-0.21" not in gain and "cap.npz" not in gain
+    assert "+0.31" not in gain
     assert "| cap.npz | starter.npz | 1.5 |" in weights and "+0.25" not in weights
+    assert "+0.31" not in weights
+    assert "| starter.npz | 192 | 128 | 1.5 |" in render and "+0.31 [" in render
+    assert "+0.25" not in render and "cap.npz" not in render
