@@ -52,7 +52,7 @@ def _matched_table(path: str, kind: str) -> str:
     lines = [r for r in tables.read(path)
              if r["figure"] == "chroma_gain_minus_scale" and _kind(r) == kind]
     newest = tables.newest(lines, lambda r: (r["config"]["model"], r["gamma"],
-                                             r["config"].get("render_size")))
+                                             r["matched"].get("render_size")))
     interval = lambda v, d: f"{v[0]:+.{d}f} [{v[1]:+.{d}f}, {v[2]:+.{d}f}]"  # noqa: E731
     first = {"gain": lambda r: [],
              "weights": lambda r: [Path(r["config"]["model"]).name,
