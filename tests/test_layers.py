@@ -27,7 +27,7 @@ PACKAGE = REPO / "jaxcolor"
 
 GROUND = {"jaxcolor", "jaxcolor.color", "jaxcolor.ab_grid", "jaxcolor.metrics",
           "jaxcolor.errors", "jaxcolor.sharding", "jaxcolor.configs", "jaxcolor.progress",
-          "jaxcolor.checkpoints", "jaxcolor.evaluator"}
+          "jaxcolor.checkpoints", "jaxcolor.model_file", "jaxcolor.evaluator"}
 # What each layer may import from jaxcolor (module-name prefixes), besides itself.
 ALLOWED = {
     "ground": GROUND,

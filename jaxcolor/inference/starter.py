@@ -1,11 +1,13 @@
 """The starter model: a trained generator shipped inside the wheel, so a new user colours a
 photo before training anything (every command's default when no --checkpoint is given).
 
-One file of package data, `weights/starter.npz`: G's inference variables (the checkpoint's
-`generator` item, stored in half precision where `save` measured it equal) and the run's
-config as JSON, with its provenance (run, step, the validation and test figures are in
-docs/model-card.md). Loading it needs numpy and the model code only: no Orbax manager, no
-training code. `python -m jaxcolor.inference.starter RUN OUT` writes one from a run.
+One file of package data, `weights/starter.npz`, in the model-file format
+(`jaxcolor.model_file`, which training also reads to fine-tune it): G's inference variables
+(the checkpoint's `generator` item, stored in half precision where `save` measured it equal)
+and the run's config as JSON, with its provenance (run, step; the validation and test
+figures are in docs/model-card.md). Loading it needs numpy and the model code only: no
+Orbax manager, no training code. `python -m jaxcolor.inference.starter RUN OUT` writes one
+from a run.
 """
 
 from __future__ import annotations
@@ -15,45 +17,20 @@ import json
 import os
 from pathlib import Path
 
-import ml_collections
-import numpy as np
-from flax import nnx, traverse_util
-
-from jaxcolor.errors import RunError, UsageError
+from jaxcolor import model_file
+from jaxcolor.errors import UsageError
 from jaxcolor.inference import restore as restore_lib
 from jaxcolor.models import factory
 
-PATH = Path(__file__).resolve().parent / "weights" / "starter.npz"
-_CONFIG, _ABOUT = "__config__", "__about__"
-
-
-class StarterError(RunError):
-    """The starter model file is missing or damaged (a broken install)."""
-
-
-def _flat(variables: dict) -> dict[str, np.ndarray]:
-    pure = {k: nnx.to_pure_dict(v) for k, v in variables.items()}
-    return {"/".join(map(str, path)): np.asarray(value)
-            for path, value in traverse_util.flatten_dict(pure).items()}
+PATH = model_file.STARTER
 
 
 def save(restored: restore_lib.Restored, out: str | os.PathLike, *, dtype: str = "float16",
          about: dict | None = None) -> Path:
-    """Write `restored`'s G as a starter file: floating variables in `dtype`, the config and
-    `about` (provenance) as JSON."""
-    arrays = {k: v.astype(dtype) if np.issubdtype(v.dtype, np.floating) else v
-              for k, v in _flat(restored.variables).items()}
-    about = {"step": restored.step, **(about or {})}
-    config = ml_collections.ConfigDict(restored.config.to_dict())
-    for section, field in (("data", "train"), ("data", "val"), ("model", "backbone_weights"),
-                           ("model", "init_from")):  # this machine's paths: not shipped
-        if field in config.get(section, {}):
-            config[section][field] = None
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, **arrays, **{_CONFIG: np.array(config.to_json()),
-                                          _ABOUT: np.array(json.dumps(about))})
-    return out
+    """Write `restored`'s G as a model file (`jaxcolor.model_file`): floating variables in
+    `dtype`, the config and `about` (provenance) as JSON."""
+    return model_file.write(out, restored.variables, restored.config,
+                            {"step": restored.step, **(about or {})}, dtype=dtype)
 
 
 def load(path: str | os.PathLike = PATH) -> restore_lib.Restored:
@@ -62,29 +39,12 @@ def load(path: str | os.PathLike = PATH) -> restore_lib.Restored:
     path = Path(path)
     remedy = "reinstall jaxcolor, or pass --checkpoint" if path == PATH else \
         "write it with `python -m jaxcolor.inference.starter RUN OUT`"
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            stored = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise StarterError(f"{path}: the model file cannot be read ({e}); {remedy}") from None
-    if _CONFIG not in stored or _ABOUT not in stored:
-        raise StarterError(f"{path}: not a jaxcolor model file (no {_CONFIG} entry); {remedy}")
-    config = ml_collections.ConfigDict(json.loads(str(stored.pop(_CONFIG))))
-    about = json.loads(str(stored.pop(_ABOUT)))
-    graphdef, target = restore_lib.eval_split(factory.abstract_generator(config.model))
-    values = {}
-    for name, state in target.items():
-        pure = traverse_util.flatten_dict(nnx.to_pure_dict(state))
-        filled = {}
-        for key, spec in pure.items():
-            flat = "/".join(map(str, (name, *key)))
-            if flat not in stored or stored[flat].shape != tuple(spec.shape):
-                raise StarterError(f"{path}: {flat} is missing or misshapen; {remedy}")
-            filled[key] = np.asarray(stored[flat], spec.dtype)
-        nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(filled))
-        values[name] = state
-    return restore_lib.Restored(config=config, graphdef=graphdef, variables=values,
-                                step=int(about.get("step", 0)), directory=path)
+    file = model_file.read(path, remedy=remedy)
+    graphdef, variables = restore_lib.eval_split(factory.abstract_generator(file.config.model))
+    for name, state in variables.items():
+        model_file.place(file, name, state, remedy=remedy)
+    return restore_lib.Restored(config=file.config, graphdef=graphdef, variables=variables,
+                                step=int(file.about.get("step", 0)), directory=path)
 
 
 def restore_model(path: str | os.PathLike | None, *, step: int | None = None,

@@ -21,7 +21,7 @@ from absl import logging
 from flax import nnx, traverse_util
 from jax.sharding import Mesh, NamedSharding
 
-from jaxcolor import checkpoints, sharding
+from jaxcolor import checkpoints, model_file, sharding
 from jaxcolor.errors import UsageError
 from jaxcolor.models import factory
 from jaxcolor.train import optim, state as state_lib, steps as steps_lib
@@ -133,35 +133,70 @@ def _load_backbone(config, state: state_lib.TrainState, *, defs: state_lib.Model
 
 def _warm_start(config, state: state_lib.TrainState, *,
                 replicated: NamedSharding) -> state_lib.TrainState:
-    """G's variables from the checkpoint `config.model.init_from` ("RUN" or "RUN:STEP"; the
-    latest step by default): every variable the two generators share (same path, same
-    shape) comes from there, the rest keeps its initialisation (e.g. a hint branch added to
-    a hint-free model: zero-initialised, so the warm start computes what the source does).
-    A variable of the source this generator lacks, or one of another shape, is refused."""
-    run, _, step = str(config.model.init_from).partition(":")
-    directory = checkpoints.checkpoint_dir(run)
-    step = checkpoints.resolve_step(directory, step=int(step) if step else None)
-    source_model = ml_collections.ConfigDict(checkpoints.read_config(directory, step)["model"])
-    source = factory.abstract_generator(source_model)
-    source.eval()
-    _, params, rest = nnx.split(source, nnx.Param, ...)
-    saved = checkpoints.read_generator(directory, step, {"params": params, "batch_stats": rest})
-    ours = {"params": state.g_params, "batch_stats": state.g_batch_stats}
+    """G's variables from `config.model.init_from`: another run's checkpoint ("RUN" or
+    "RUN:STEP"; the latest step by default) or a model file ("PATH.npz", or "starter": the
+    one the wheel ships; `jaxcolor.model_file`). Every variable the two generators share
+    (same path, same shape) comes from there, the rest keeps its initialisation (e.g. a hint
+    branch added to a hint-free model: zero-initialised, so the warm start computes what the
+    source does). A variable of the source this generator lacks, or one of another shape, is
+    refused."""
+    source = str(config.model.init_from)
+    if source == "starter" or source.endswith(".npz"):
+        fill, origin = _model_file_source(source)
+    else:
+        fill, origin = _run_source(source)
     merged = {}
-    for name, tree in ours.items():
+    for name, tree in (("params", state.g_params), ("batch_stats", state.g_batch_stats)):
         host = jax.device_get(tree)  # a copy: the fresh state is not modified
-        flat = traverse_util.flatten_dict(nnx.to_pure_dict(host))
-        theirs = traverse_util.flatten_dict(nnx.to_pure_dict(saved[name]))
-        wrong = [k for k, v in theirs.items() if k not in flat or flat[k].shape != v.shape]
-        if wrong:
-            raise UsageError(f"config.model.init_from={config.model.init_from}: its G does not "
-                             f"fit this model ({'/'.join(map(str, wrong[0]))} and "
-                             f"{len(wrong) - 1} more differ)")
-        nnx.replace_by_pure_dict(host, traverse_util.unflatten_dict({**flat, **theirs}))
+        fill(name, host)
         merged[name] = jax.device_put(host, replicated)
     state = state.replace(g_params=merged["params"], g_batch_stats=merged["batch_stats"])
     if state.g_ema_params is not None:
         state = state.replace(g_ema_params=jax.tree.map(jnp.copy, merged["params"]),
                               g_ema_batch_stats=jax.tree.map(jnp.copy, merged["batch_stats"]))
-    logging.info("Initialised G from %s step %d", directory, step)
+    logging.info("Initialised G from %s", origin)
     return state
+
+
+def _unfit(source: str, wrong: list[str]) -> UsageError:
+    return UsageError(f"config.model.init_from={source}: its G does not fit this model "
+                      f"({wrong[0]} and {len(wrong) - 1} more differ; config.model must be "
+                      "the source's own)")
+
+
+def _run_source(source: str):
+    """(fill(name, host_state), description) for a run's checkpoint."""
+    run, _, step = source.partition(":")
+    directory = checkpoints.checkpoint_dir(run)
+    step = checkpoints.resolve_step(directory, step=int(step) if step else None)
+    source_model = ml_collections.ConfigDict(checkpoints.read_config(directory, step)["model"])
+    generator = factory.abstract_generator(source_model)
+    generator.eval()
+    _, params, rest = nnx.split(generator, nnx.Param, ...)
+    saved = checkpoints.read_generator(directory, step, {"params": params, "batch_stats": rest})
+
+    def fill(name: str, host: nnx.State) -> None:
+        flat = traverse_util.flatten_dict(nnx.to_pure_dict(host))
+        theirs = traverse_util.flatten_dict(nnx.to_pure_dict(saved[name]))
+        wrong = [k for k, v in theirs.items() if k not in flat or flat[k].shape != v.shape]
+        if wrong:
+            raise _unfit(source, ["/".join(map(str, k)) for k in wrong])
+        nnx.replace_by_pure_dict(host, traverse_util.unflatten_dict({**flat, **theirs}))
+
+    return fill, f"{directory} step {step}"
+
+
+def _model_file_source(source: str):
+    """(fill(name, host_state), description) for a model file."""
+    path = model_file.resolve(source)
+    if not path.is_file():
+        raise UsageError(f"config.model.init_from={source}: no such model file ({path})")
+    file = model_file.read(path, remedy=f"config.model.init_from={source}")
+
+    def fill(name: str, host: nnx.State) -> None:
+        wrong = model_file.misfits(file, name, host)
+        if wrong:
+            raise _unfit(source, wrong)
+        model_file.place(file, name, host, partial=True, remedy=f"init_from={source}")
+
+    return fill, f"{path} (step {file.about.get('step', 0)})"

@@ -4,6 +4,7 @@ the one that ships in the package."""
 import numpy as np
 import pytest
 
+from jaxcolor import model_file
 from jaxcolor.errors import UsageError
 from jaxcolor.inference import restore, starter
 from jaxcolor.inference.colorizer import Colorizer
@@ -46,10 +47,10 @@ def test_the_writer_ships_a_calibration_and_refuses_a_temperature_without_a_bins
 
 def test_a_damaged_starter_file_is_one_clear_error(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(starter.StarterError, match="bad.npz: the model file cannot be read"):
+    with pytest.raises(model_file.ModelFileError, match="bad.npz: the model file cannot be read"):
         starter.load(tmp_path / "bad.npz")
     np.savez(tmp_path / "other.npz", weights=np.zeros(3))  # an .npz, but not one of ours
-    with pytest.raises(starter.StarterError, match="other.npz: not a jaxcolor model file"):
+    with pytest.raises(model_file.ModelFileError, match="other.npz: not a jaxcolor model file"):
         starter.load(tmp_path / "other.npz")
 
 

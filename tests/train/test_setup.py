@@ -121,3 +121,36 @@ def test_init_from_copies_a_hint_free_g_into_a_hinted_one(records_dir, compile_c
     config.model.decoder_widths = (8, 8, 8, 8, 8)
     with pytest.raises(UsageError, match="config.model.init_from=.*does not fit this model"):
         setup_lib.setup(config).init_state()
+
+
+def test_init_from_a_model_file_fine_tunes_it(records_dir, compile_cache, finished_run,
+                                              tmp_path):
+    """config.model.init_from=PATH.npz (the starter's format, `jaxcolor.model_file`): G
+    starts from the file's variables, as from a run; a hint branch the file lacks keeps its
+    zero initialisation; a generator of another shape is refused, naming the field."""
+    from flax import nnx
+
+    from jaxcolor.inference import restore, starter
+
+    path = starter.save(restore.restore(finished_run.workdir, step=5), tmp_path / "m.npz",
+                        dtype="float32")
+    config = tiny_config(records_dir)
+    config.model.hints = True
+    config.model.init_from = str(path)
+    state = setup_lib.setup(config).init_state()
+    ours = nnx.to_pure_dict(state.g_params)
+    assert all(not np.any(x) for x in jax.tree.leaves(ours["hints"]))
+    theirs = nnx.to_pure_dict(starter.load(path).variables["params"])
+    for a, b in zip(jax.tree.leaves(theirs["decoder"]), jax.tree.leaves(ours["decoder"]),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    stats = jax.tree.leaves(nnx.to_pure_dict(state.g_batch_stats))
+    loaded = jax.tree.leaves(nnx.to_pure_dict(starter.load(path).variables["batch_stats"]))
+    assert len(stats) == len(loaded) and any(np.any(x != 1) and np.any(x) for x in stats)
+    config.model.decoder_widths = (8, 8, 8, 8, 8)
+    with pytest.raises(UsageError, match=r"init_from=.*m\.npz: its G does not fit this "
+                       r"model \(params/\S+ and \d+ more differ"):
+        setup_lib.setup(config).init_state()
+    config.model.init_from = str(tmp_path / "absent.npz")
+    with pytest.raises(UsageError, match="absent.npz: no such model file"):
+        setup_lib.setup(config).init_state()
