@@ -206,8 +206,8 @@ def measure(run_dir: Path, step: int | None, paths: list[Path], split: str,
             chroma_gamma: float | None = None, render_size: int | None = None) -> dict:
     """A checkpoint on photos as `jaxcolor evaluate --protocol=paper` measures it (at a
     chroma scale, exponent and render size: `--chroma`, `chroma_gamma`, `render_size`;
-    None: the model's own): the summary, bootstrap
-    intervals against the gray image, and where the report is. `run_dir` may also be a
+    None: the model's own): the summary, bootstrap intervals against the gray image, and
+    where the report is. `run_dir` may also be a
     starter-format `.npz` (the shipped starter model, `jaxcolor.inference.starter`).
     Reports go under `reports`, by default the run directory; a model file has none, so its
     caller names one (never the file's own folder: the shipped starter's is inside the

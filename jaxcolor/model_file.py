@@ -52,11 +52,11 @@ def resolve(name: str | os.PathLike) -> Path:
     return STARTER if str(name) == "starter" else Path(name).expanduser()
 
 
-def flat_names(name: str, state: nnx.State) -> dict[str, tuple]:
-    """{flat name in a model file: key in `state`'s pure dict} for a variable collection
-    (`name`: "params" or "batch_stats")."""
+def _leaves(name: str, state: nnx.State) -> dict[str, tuple[tuple, object]]:
+    """{flat name in a model file: (key in `state`'s pure dict, leaf)} for a variable
+    collection (`name`: "params" or "batch_stats")."""
     pure = traverse_util.flatten_dict(nnx.to_pure_dict(state))
-    return {"/".join(map(str, (name, *key))): key for key in pure}
+    return {"/".join(map(str, (name, *key))): (key, leaf) for key, leaf in pure.items()}
 
 
 def write(out: str | os.PathLike, variables: dict[str, nnx.State],
@@ -65,9 +65,8 @@ def write(out: str | os.PathLike, variables: dict[str, nnx.State],
     (this machine's paths cleared: `UNSHIPPED`) and `about`, as one compressed `.npz`."""
     arrays = {}
     for name, state in variables.items():
-        pure = traverse_util.flatten_dict(nnx.to_pure_dict(state))
-        for flat, key in flat_names(name, state).items():
-            value = np.asarray(pure[key])
+        for flat, (_, leaf) in _leaves(name, state).items():
+            value = np.asarray(leaf)
             arrays[flat] = value.astype(dtype) if np.issubdtype(value.dtype, np.floating) \
                 else value
     config = ml_collections.ConfigDict(config.to_dict())
@@ -100,8 +99,7 @@ def read(path: str | os.PathLike, *, remedy: str) -> ModelFile:
 def misfits(file: ModelFile, name: str, state: nnx.State) -> list[str]:
     """The file's arrays of the variable collection `name` that `state` lacks or holds in
     another shape: what a generator of another config.model would leave unread."""
-    shapes = traverse_util.flatten_dict(nnx.to_pure_dict(state))
-    ours = {flat: tuple(shapes[key].shape) for flat, key in flat_names(name, state).items()}
+    ours = {flat: tuple(leaf.shape) for flat, (_, leaf) in _leaves(name, state).items()}
     return sorted(flat for flat, value in file.arrays.items()
                   if flat.startswith(f"{name}/") and ours.get(flat) != value.shape)
 
@@ -114,13 +112,13 @@ def place(file: ModelFile, name: str, state: nnx.State, *, remedy: str,
     hint branch added to a hint-free model). A variable of another shape is a
     `ModelFileError` (with `remedy`) either way. `state` may be abstract (shapes and dtypes
     only)."""
-    pure = traverse_util.flatten_dict(nnx.to_pure_dict(state))
-    filled = dict(pure)
-    for flat, key in flat_names(name, state).items():
+    filled = {}
+    for flat, (key, leaf) in _leaves(name, state).items():
         stored = file.arrays.get(flat)
         if stored is None and partial:
+            filled[key] = leaf
             continue
-        if stored is None or stored.shape != tuple(pure[key].shape):
+        if stored is None or stored.shape != tuple(leaf.shape):
             raise ModelFileError(f"{file.path}: {flat} is missing or misshapen; {remedy}")
-        filled[key] = np.asarray(stored, pure[key].dtype)
+        filled[key] = np.asarray(stored, leaf.dtype)
     nnx.replace_by_pure_dict(state, traverse_util.unflatten_dict(filled))

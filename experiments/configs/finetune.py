@@ -29,8 +29,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     source = model_file.resolve(variant or "starter")
     shipped = model_file.read(source, remedy="name a model file: finetune.py:PATH.npz")
     config = gan.get_config("pretrain")
-    config.model.update({k: v for k, v in shipped.config.model.items()
-                         if k not in ("init_from", "backbone_weights")})
+    config.model.update(shipped.config.model)  # its machine's paths were cleared on writing
     config.model.init_from = str(source)
     config.data.crop_size = int(shipped.config.data.crop_size)
     config.batch_size = 8
