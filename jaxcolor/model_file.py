@@ -69,6 +69,14 @@ def write(out: str | os.PathLike, variables: dict[str, nnx.State],
             value = np.asarray(leaf)
             arrays[flat] = value.astype(dtype) if np.issubdtype(value.dtype, np.floating) \
                 else value
+    return write_arrays(out, arrays, config, about)
+
+
+def write_arrays(out: str | os.PathLike, arrays: dict[str, np.ndarray],
+                 config: ml_collections.ConfigDict, about: dict) -> Path:
+    """`arrays` by flat name (as `ModelFile.arrays`), the config (this machine's paths
+    cleared: `UNSHIPPED`) and `about`, as one compressed `.npz`: the format itself, for
+    `write` and for tools that derive a file from others (benchmarks.model_soup)."""
     config = ml_collections.ConfigDict(config.to_dict())
     for section, field in UNSHIPPED:
         if field in config.get(section, {}):
