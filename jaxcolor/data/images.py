@@ -60,17 +60,32 @@ class ImageDecodeError(RunError, ValueError):
 # --------------------------------------------------------------------------------------
 
 
+def _walk(root: Path):
+    """Every file below `root`, following links to directories (a photo archive assembled
+    from links is the user's archive), each real directory once (a link loop ends)."""
+    seen = set()
+    for directory, subdirectories, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:
+            subdirectories.clear()
+            continue
+        seen.add(real)
+        subdirectories.sort()  # which of two links to one directory is kept: the first by name
+        yield from (Path(directory) / name for name in names)
+
+
 def find_images(src: str | os.PathLike) -> list[Path]:
     """The photo files `src` names, sorted by path (the order records are written in).
 
-    `src` is a directory (searched recursively for `IMAGE_EXTENSIONS`), a glob pattern
+    `src` is a directory (searched recursively for `IMAGE_EXTENSIONS`, through links to
+    directories), a glob pattern
     (every matching file, whatever its suffix: the user chose them) or a single file.
     Raises `MissingPathError` (a FileNotFoundError) when nothing matches.
     """
     src = str(src)
     path = Path(src)
     if path.is_dir():
-        files = [p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
+        files = [p for p in _walk(path) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()]
         if not files:
             raise MissingPathError(f"{src}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in "
                                     "this directory or below")

@@ -281,3 +281,16 @@ def test_find_images(tmp_path):
     (tmp_path / "docs" / "readme.txt").write_text("no photos here")
     with pytest.raises(FileNotFoundError, match="docs: no image files"):
         images.find_images(tmp_path / "docs")
+
+
+def test_find_images_follows_links_to_directories_once_and_ends_a_link_loop(tmp_path):
+    archive, elsewhere = tmp_path / "archive", tmp_path / "elsewhere"
+    (elsewhere / "roll").mkdir(parents=True)
+    (elsewhere / "roll" / "frame.jpg").write_bytes(b"x")
+    archive.mkdir()
+    (archive / "own.png").write_bytes(b"x")
+    (archive / "a_roll").symlink_to(elsewhere / "roll")
+    (archive / "b_roll").symlink_to(elsewhere / "roll")  # the same directory, linked twice
+    (elsewhere / "roll" / "loop").symlink_to(archive)  # and a loop back to the top
+    found = [p.relative_to(archive).as_posix() for p in images.find_images(archive)]
+    assert found == ["a_roll/frame.jpg", "own.png"]
