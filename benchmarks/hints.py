@@ -319,10 +319,13 @@ def grid(path: str) -> str:
 
     chosen = tables.newest([r for r in lines if r["figure"].startswith("hints_grid/")],
                            lambda r: (setting(r), int(r["figure"].split("/")[1])))
-    models = {r["config"]["checkpoint"] for r in lines if r["figure"].startswith("hints_grid/")}
+    def measured_on(r):
+        return r["config"]["checkpoint"], r["config"].get("photos"), r["split"]
+
+    grid_photos = {measured_on(r) for r in lines if r["figure"].startswith("hints_grid/")}
     leaks = tables.newest([r for r in lines if r["figure"] == "hints_locality"
-                           and "spread" in r["config"] and r["config"]["checkpoint"] in models],
-                          setting)
+                           and "spread" in r["config"] and measured_on(r) in grid_photos],
+                          setting)  # measured on the grid's own model and photos
     settings = list(dict.fromkeys(k[0] for k in chosen))
     counts = sorted({k[1] for k in chosen if k[1]})
     rows = [[f"{s[0]:g}", f"{s[1]:g}", f"{s[2]:g}", "-" if s[3] is None else f"{s[3]:g}",
@@ -403,15 +406,16 @@ def plot(path: str):
 
 def locality_table(path: str) -> str:
     """One red hint per photo: the mean |ab| change near it and far from it, with 95 %
-    intervals: the newest line per (model, split)."""
+    intervals: the newest line per model, split and photo set."""
     lines = [r for r in tables.read(path) if r["figure"] == "hints_locality"]
     if not lines:
         return ""
-    chosen = tables.newest(lines, lambda r: (r["config"]["checkpoint"], r["split"]))
+    chosen = tables.newest(lines, lambda r: (r["config"]["checkpoint"], r["split"],
+                                             r["config"].get("photos")))
     rows = [[f"{model} ({split}, {r['photos']} photos)",
              *(f"{iv[0]:.1f} [{iv[1]:.1f}, {iv[2]:.1f}]" for iv in (
                  r["intervals"]["near"], r["intervals"]["far"]))]
-            for (model, split), r in chosen.items()]
+            for (model, split, _), r in chosen.items()]
     return tables.markdown(["model", f"ab change within {NEAR} px (95% CI)",
                             f"beyond {FAR} px (95% CI)"], rows)
 

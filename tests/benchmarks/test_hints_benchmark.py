@@ -72,3 +72,27 @@ def test_against_another_model_the_line_carries_the_paired_difference():
     line = bench._line(args, 20, measured[20], measured[0], 3, None, measured[0])
     assert line["intervals"]["vs_against"] == line["intervals"]["vs_0"]
     assert line["intervals"]["vs_against"][1] > 0 and line["config"]["against"] == "B"
+
+
+def test_locality_rows_per_photo_set_and_the_grid_quotes_its_own_photos_leak(tmp_path, capsys):
+    spread = {"spatial": 1.5, "sigma_l": 6.0, "decay": 0.4, "reach": 0.12}
+
+    def leak(far, photos, split, count):
+        return {"figure": "hints_locality", "value": far, "split": split, "photos": count,
+                "config": {"checkpoint": "starter", "photos": photos, "spread": spread},
+                "intervals": {"near": [40.0, 39.0, 41.0], "far": [far, far - 0.1, far + 0.1]}}
+
+    grid = {"figure": "hints_grid/10", "split": "validation", "config": {
+        "checkpoint": "starter", "photos": "/val", "spread": spread},
+        "intervals": {"vs_0": [3.0, 2.9, 3.1]}}
+    lines = [grid, leak(2.2, "/val", "validation", 292), leak(1.7, "/test", "test", 500),
+             leak(2.0, "/val-less", "validation", 240)]
+    path = tmp_path / "hints.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    bench.main(["--table", str(path), "--only", "locality"])
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == [
+        "| starter (validation, 292 photos)", "| starter (test, 500 photos)",
+        "| starter (validation, 240 photos)"]
+    bench.main(["--table", str(path), "--only", "grid"])
+    assert capsys.readouterr().out.splitlines()[2] == "| 1.5 | 6 | 0.4 | 0.12 | +3.00 | 2.2 |"
