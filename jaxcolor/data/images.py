@@ -78,8 +78,8 @@ def find_images(src: str | os.PathLike) -> list[Path]:
     """The photo files `src` names, sorted by path (the order records are written in).
 
     `src` is a directory (searched recursively for `IMAGE_EXTENSIONS`, through links to
-    directories), a glob pattern
-    (every matching file, whatever its suffix: the user chose them) or a single file.
+    directories), a glob pattern (every matching file, whatever its suffix: the user chose
+    them) or a single file.
     Raises `MissingPathError` (a FileNotFoundError) when nothing matches.
     """
     src = str(src)
