@@ -126,6 +126,9 @@ def resolve_step(directory: str | os.PathLike, *, step: int | None = None,
                  best: bool = False) -> int:
     """Which checkpoint step to read: `step`, the best one, or the latest (default)."""
     directory = Path(directory)
+    if directory.is_file():  # an exported .onnx, say: other runtimes read those, not us
+        raise CheckpointNotFoundError(f"{directory}: a file, not a checkpoint directory (a run "
+                                      "directory, its checkpoints/, or a model file .npz)")
     if not directory.is_dir():
         raise CheckpointNotFoundError(f"{directory}: no such checkpoint directory")
     with read_only(directory) as manager:

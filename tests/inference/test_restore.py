@@ -56,3 +56,7 @@ def test_a_directory_without_checkpoints_is_a_usage_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(checkpoints.CheckpointNotFoundError, match="holds no complete checkpoint"):
         restore.restore(tmp_path / "empty")
+    (tmp_path / "g.onnx").write_bytes(b"onnx")
+    with pytest.raises(checkpoints.CheckpointNotFoundError,
+                       match=r"g.onnx: a file, not a checkpoint directory \(a run directory"):
+        restore.restore(tmp_path / "g.onnx")
