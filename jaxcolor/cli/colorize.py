@@ -1,8 +1,9 @@
 """`jaxcolor colorize`: colourise photos, folders, globs, records or .npy arrays.
 
 Outputs mirror the inputs' paths under --output at the input's exact size, with the input's
-own lightness (`jaxcolor.inference.files` says what is read and how it is written). The
-same command resumes an interrupted run: existing outputs are skipped unless --overwrite.
+own lightness (`jaxcolor.inference.files` says what is read and how it is written); one
+photo may also go to an image file of its own name (`--output=photo-colour.png`). The same
+command resumes an interrupted run: existing outputs are skipped unless --overwrite.
 Exit status: 0 all done (or skipped), 1 some inputs failed, 2 nothing ran (bad flags,
 checkpoint or input), 130 interrupted.
 """
@@ -30,7 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     common.add_checkpoint_flags(parser)
     common.add_colorizer_flags(parser)
     parser.add_argument("--input", required=True, help="file, directory (recursive) or glob")
-    parser.add_argument("--output", required=True, help="directory for the coloured images")
+    parser.add_argument("--output", required=True,
+                        help="directory for the coloured images; for one input photo also an "
+                             "image file name (.png, .jpg, ...), whose suffix sets the format")
     parser.add_argument("--format", choices=("png", "jpg", "same"), default="png",
                         help="output format (same: the input's; png for arrays and records)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -60,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
         from jaxcolor.inference import hints
 
         items = files.with_hints(items, hints.load_file(args.hints), args.hints, shard)
-    planned = files.plan(items, inputs, output, args.format)
+    planned = files.plan(items, inputs, output, args.format,
+                         to_file=files.names_one_image(args.input, output))
     colorizer = common.load_colorizer(args)
     print(f"checkpoint step {colorizer.step}, render size {colorizer.render_size}, "
           f"backend {colorizer.backend}, {len(planned)} images", file=sys.stderr, flush=True)

@@ -261,11 +261,24 @@ def output_path(item: Item, output: Path, fmt: str) -> Path:
     return output / item.rel.parent / (item.rel.name + suffix)
 
 
-def plan(items: list[Item], inputs: set[Path], output: Path, fmt: str) -> list[tuple[Item, Path]]:
-    """Output paths; refuses to overwrite an input or to write two inputs to one file."""
+def names_one_image(spec: str, output: Path) -> bool:
+    """Whether `--output` is the coloured image's own file name: one input file and an
+    output with an image suffix that is not an existing directory
+    (`--input=old.jpg --output=old-colour.png` writes that file, not a folder of that name)."""
+    return (Path(spec).expanduser().is_file() and output.suffix.lower() in _SAVE_FORMATS
+            and not output.is_dir())
+
+
+def plan(items: list[Item], inputs: set[Path], output: Path, fmt: str,
+         to_file: bool = False) -> list[tuple[Item, Path]]:
+    """Output paths (`to_file`: `output` itself, for one photo: `names_one_image`); refuses
+    to overwrite an input or to write two inputs to one file."""
+    if to_file and len(items) > 1:
+        raise UsageError(f"--output {output}: one image file, but the input holds "
+                         f"{len(items)} photos (name a directory instead)")
     planned, seen = [], {}
     for item in items:
-        out = output_path(item, output, fmt)
+        out = output if to_file else output_path(item, output, fmt)
         real = out.resolve()
         if real in inputs:
             raise UsageError(f"refusing to write {out}: it is an input file (choose another "

@@ -221,3 +221,29 @@ def test_bad_hints_stop_the_run_before_any_work(workdir, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()[-1]  # after the model line
         assert err.startswith("error:") and needle in err, err
         assert not (tmp_path / "out").exists()
+
+
+def test_one_photo_goes_to_the_image_file_named(workdir, tmp_path, capsys):
+    """`--output=old-colour.jpg` for one photo is that file (its suffix the format), not a
+    folder of that name; an existing folder of that name still receives it inside; a glob of
+    several photos cannot go to one file."""
+    Image.fromarray(photo_rgb(36, 52)).save(tmp_path / "old.png")
+    target = tmp_path / "old-colour.jpg"
+    assert cli(workdir, f"--input={tmp_path / 'old.png'}", f"--output={target}") == 0
+    assert target.is_file() and Image.open(target).format == "JPEG"
+    assert Image.open(target).size == (52, 36)
+    assert cli(workdir, f"--input={tmp_path / 'old.png'}", f"--output={target}") == 0
+    assert "skipped 1 existing" in capsys.readouterr().out
+    (tmp_path / "folder.png").mkdir()
+    folder = tmp_path / "folder.png"
+    assert cli(workdir, f"--input={tmp_path / 'old.png'}", f"--output={folder}") == 0
+    assert (tmp_path / "folder.png" / "old.png").is_file()
+    Image.fromarray(photo_rgb(36, 52, seed=1)).save(tmp_path / "new.png")
+    assert cli(workdir, f"--input={tmp_path / 'o*.png'}", f"--output={tmp_path / 'x.png'}") == 0
+    assert (tmp_path / "x.png").is_dir()  # a glob names a folder, as before
+    capsys.readouterr()
+    (tmp_path / "two").mkdir()
+    np.save(tmp_path / "two" / "stack.npy", np.zeros((2, 16, 16), np.uint8))
+    assert cli(workdir, f"--input={tmp_path / 'two' / 'stack.npy'}",
+               f"--output={tmp_path / 'stack.png'}") == 2
+    assert "one image file, but the input holds 2 photos" in capsys.readouterr().err
