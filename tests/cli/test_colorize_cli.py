@@ -225,8 +225,8 @@ def test_bad_hints_stop_the_run_before_any_work(workdir, tmp_path, capsys):
 
 def test_one_photo_goes_to_the_image_file_named(workdir, tmp_path, capsys):
     """`--output=old-colour.jpg` for one photo is that file (its suffix the format), not a
-    folder of that name; an existing folder of that name still receives it inside; a glob of
-    several photos cannot go to one file."""
+    folder of that name; an existing folder of that name still receives it inside, and a
+    glob still names a folder; one file holding several photos cannot go to one name."""
     Image.fromarray(photo_rgb(36, 52)).save(tmp_path / "old.png")
     target = tmp_path / "old-colour.jpg"
     assert cli(workdir, f"--input={tmp_path / 'old.png'}", f"--output={target}") == 0
@@ -234,13 +234,13 @@ def test_one_photo_goes_to_the_image_file_named(workdir, tmp_path, capsys):
     assert Image.open(target).size == (52, 36)
     assert cli(workdir, f"--input={tmp_path / 'old.png'}", f"--output={target}") == 0
     assert "skipped 1 existing" in capsys.readouterr().out
-    (tmp_path / "folder.png").mkdir()
     folder = tmp_path / "folder.png"
+    folder.mkdir()
     assert cli(workdir, f"--input={tmp_path / 'old.png'}", f"--output={folder}") == 0
-    assert (tmp_path / "folder.png" / "old.png").is_file()
+    assert (folder / "old.png").is_file()
     Image.fromarray(photo_rgb(36, 52, seed=1)).save(tmp_path / "new.png")
-    assert cli(workdir, f"--input={tmp_path / 'o*.png'}", f"--output={tmp_path / 'x.png'}") == 0
-    assert (tmp_path / "x.png").is_dir()  # a glob names a folder, as before
+    assert cli(workdir, f"--input={tmp_path / '*.png'}", f"--output={tmp_path / 'x.png'}") == 0
+    assert sorted(p.name for p in (tmp_path / "x.png").iterdir()) == ["new.png", "old.png"]
     capsys.readouterr()
     (tmp_path / "two").mkdir()
     np.save(tmp_path / "two" / "stack.npy", np.zeros((2, 16, 16), np.uint8))
