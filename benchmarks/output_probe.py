@@ -24,6 +24,7 @@ workdir: reports there are keyed by the model file, not by the change.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -56,28 +57,27 @@ def mirror_averaged(raw: Predict, chroma: float, gamma: float) -> Predict:
     return predict
 
 
-def parse_change(spec: str) -> Callable[[colorizer_lib.Colorizer], None]:
-    """`mirror` or `ceiling:C` (C > 0) as a function that changes one Colorizer in place."""
+def parse_change(spec: str) -> Callable[[colorizer_lib.Colorizer], Predict]:
+    """`mirror` or `ceiling:C` (C > 0) as what builds one Colorizer's new predict_device."""
     name, _, value = spec.partition(":")
     if name == "mirror" and not value:
-        return _mirror
+        return _mirrored
     if name == "ceiling":
         try:
             cap = float(value)
         except ValueError:
             cap = 0.0
         if cap > 0:
-            return lambda c: _wrap(c, lambda raw: lambda L, hint=None: ceiling(raw(L, hint), cap))
+            return functools.partial(_capped, cap=cap)
     raise SystemExit(f"--change: 'mirror' or 'ceiling:C' with C > 0 ab units, got {spec!r}")
 
 
-def _wrap(colorizer, change: Callable[[Predict], Predict]) -> None:
-    if colorizer._onnx is not None:
-        raise SystemExit("output_probe: the JAX backend only (quality.measure's)")
-    colorizer.predict_device = change(colorizer.predict_device)
+def _capped(colorizer, cap: float) -> Predict:
+    scaled = colorizer.predict_device
+    return lambda L, hint=None: ceiling(scaled(L, hint), cap)
 
 
-def _mirror(colorizer) -> None:
+def _mirrored(colorizer) -> Predict:
     """The raw a/b come from the unchanged predict_device at chroma 1, exponent 1."""
     chroma, gamma, scaled = colorizer.chroma, colorizer.chroma_gamma, colorizer.predict_device
 
@@ -88,7 +88,7 @@ def _mirror(colorizer) -> None:
         finally:
             colorizer.chroma, colorizer.chroma_gamma = chroma, gamma
 
-    _wrap(colorizer, lambda _: mirror_averaged(raw, chroma, gamma))
+    return mirror_averaged(raw, chroma, gamma)
 
 
 def main(argv=None) -> list[dict]:
@@ -111,7 +111,9 @@ def main(argv=None) -> list[dict]:
     def init(self, *args, **kwargs):
         build(self, *args, **kwargs)
         if self.directory is not None and Path(self.directory).resolve() == model:
-            change(self)
+            if self._onnx is not None:
+                raise SystemExit("output_probe: the JAX backend only (quality.measure's)")
+            self.predict_device = change(self)
 
     colorizer_lib.Colorizer.__init__ = init
     try:

@@ -64,3 +64,25 @@ def test_each_line_records_its_change_and_goes_to_the_probe_file(probe, monkeypa
     assert "--change" not in seen["argv"] and seen["argv"][-2:] == ["--out", ""]
     [line] = [json.loads(x) for x in out.read_text().splitlines()]
     assert line["config"]["change"] == "ceiling:50"
+
+
+def test_a_parsed_change_builds_the_colorizers_new_predict(probe):
+    """On a stand-in Colorizer whose predict_device scales a fixed raw a/b by its own chroma
+    and exponent: the ceiling caps what it delivers; the mirror reads the raw a/b (chroma 1)
+    and leaves the Colorizer's calibration as it was."""
+    from jaxcolor import color
+
+    class Stand:
+        chroma, chroma_gamma = 2.0, 1.5
+
+        def predict_device(self, L, hint=None):
+            raw = np.broadcast_to(np.array([30.0, 40.0], np.float32), L.shape + (2,))
+            return np.asarray(color.scale_chroma(raw, self.chroma, self.chroma_gamma))
+
+    L = np.zeros((1, 2, 3), np.float32)
+    stand = Stand()
+    capped = np.asarray(probe.parse_change("ceiling:20")(stand)(L))
+    np.testing.assert_allclose(np.linalg.norm(capped, axis=-1), 20.0, rtol=1e-5)
+    mirrored = np.asarray(probe.parse_change("mirror")(stand)(L))
+    np.testing.assert_allclose(mirrored, stand.predict_device(L), rtol=1e-5)
+    assert (stand.chroma, stand.chroma_gamma) == (2.0, 1.5)
